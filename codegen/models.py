@@ -1,0 +1,150 @@
+"""Models: datamodel-code-generator's msgspec output, rewritten to decode what udata sends.
+
+datamodel-code-generator resolves every schema to a Python type (refs, allOf inheritance,
+inline objects, formats). Its output is then read back with ``ast`` and re-emitted through
+templates/models.py.jinja so that:
+- an optional field is ``T | None = None`` (udata sends null for absent values), never UNSET;
+- constraints (max_length, minimum...) are dropped: they would reject data the server sent;
+- a union of several Structs (msgspec cannot tell untagged Structs apart) becomes a dict;
+- descriptions become docstrings; enums are ours (prepare.py), fields stay plain ``str``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .prepare import Prepared
+from .render import render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class FieldDef:
+    name: str
+    type: str
+    wire: str | None = None
+    required: bool = False
+    description: str = ""
+    enum: str | None = None  # the StrEnum listing this field's known values
+
+
+@dataclass
+class ClassDef:
+    name: str
+    base: str
+    description: str = ""
+    fields: list[FieldDef] = field(default_factory=list)
+
+
+def run_datamodel_codegen(document: dict[str, object]) -> str:
+    """datamodel-code-generator's output for ``document`` (settings: pyproject.toml)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "spec.json"
+        out = Path(tmp) / "models.py"
+        spec.write_text(json.dumps(document), encoding="utf-8")
+        command = [
+            sys.executable, "-m", "datamodel_code_generator",
+            "--input", str(spec), "--output", str(out),
+        ]  # fmt: skip
+        # Run from the repo root so that [tool.datamodel-codegen] in pyproject.toml applies.
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"datamodel-codegen failed:\n{result.stderr}")
+        return out.read_text(encoding="utf-8")
+
+
+def parse_classes(source: str, prepared: Prepared) -> list[ClassDef]:
+    """Read datamodel-code-generator's classes back as plain data."""
+    module = ast.parse(source)
+    structs = {node.name for node in module.body if isinstance(node, ast.ClassDef)}
+    classes: list[ClassDef] = []
+    for node in module.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        base = ast.unparse(node.bases[0]) if node.bases else "Struct"
+        cls = ClassDef(node.name, base, prepared.descriptions.get(node.name, ""))
+        for stmt in node.body:
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                cls.fields.append(_field(stmt.target.id, stmt, structs))
+        classes.append(cls)
+    return classes
+
+
+def _field(name: str, stmt: ast.AnnAssign, structs: set[str]) -> FieldDef:
+    description = ""
+    members = _union_members(stmt.annotation)
+    kept: list[str] = []
+    for member in members:
+        if isinstance(member, ast.Name) and member.id == "UnsetType":
+            continue
+        if _is_annotated(member):
+            assert isinstance(member, ast.Subscript)
+            assert isinstance(member.slice, ast.Tuple)
+            inner, *metas = member.slice.elts
+            description = description or _meta_description(metas)
+            kept.append(ast.unparse(inner))
+        else:
+            kept.append(ast.unparse(member))
+    struct_members = [k for k in kept if k in structs]
+    if len(struct_members) > 1:
+        # msgspec cannot decode a union of untagged Structs: keep the object as received.
+        kept = ["dict[str, Any]"] + [k for k in kept if k not in structs]
+    wire: str | None = None
+    required = stmt.value is None
+    if isinstance(stmt.value, ast.Call) and ast.unparse(stmt.value.func) == "field":
+        for kw in stmt.value.keywords:
+            if kw.arg == "name" and isinstance(kw.value, ast.Constant):
+                wire = str(kw.value.value)
+        required = not any(kw.arg in {"default", "default_factory"} for kw in stmt.value.keywords)
+    return FieldDef(name, " | ".join(dict.fromkeys(kept)), wire, required, description)
+
+
+def _union_members(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _union_members(node.left) + _union_members(node.right)
+    return [node]
+
+
+def _is_annotated(node: ast.expr) -> bool:
+    return (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "Annotated"
+        and isinstance(node.slice, ast.Tuple)
+    )
+
+
+def _meta_description(metas: list[ast.expr]) -> str:
+    for meta in metas:
+        if isinstance(meta, ast.Call):
+            for kw in meta.keywords:
+                if kw.arg == "description" and isinstance(kw.value, ast.Constant):
+                    return str(kw.value.value)
+    return ""
+
+
+def generate_models(prepared: Prepared) -> str:
+    """The source of ``aioudata/_generated/models.py``."""
+    classes = parse_classes(run_datamodel_codegen(prepared.document), prepared)
+    enum_of = prepared.enum_fields
+    for cls in classes:
+        for f in cls.fields:
+            f.enum = enum_of.get((cls.name, f.wire or f.name))
+    return render(
+        "models.py.jinja",
+        classes=classes,
+        enums=sorted(prepared.enums, key=lambda e: e.name),
+        uses_datetime=any("datetime" in f.type for c in classes for f in c.fields),
+        uses_date=any(_mentions(f.type, "date") for c in classes for f in c.fields),
+    )
+
+
+def _mentions(type_text: str, name: str) -> bool:
+    return name in {t.strip("[], ") for t in type_text.replace("|", ",").split(",")}

@@ -1,0 +1,60 @@
+"""aioudata: async client and bulk mirroring tool for the uData API v1.
+
+The API of data.gouv.fr and of every portal running udata::
+
+    async with aioudata.Client() as client:
+        dataset = await client.datasets.get_dataset("slug-or-id")
+        async for reuse in client.reuses.list_reuses(q="transport"):
+            print(reuse.title)
+"""
+
+from . import models
+from ._client import DEFAULT_BASE_URL, Client
+from ._decoding import decode, unknown_fields
+from ._endpoint import Endpoint, Kind, Param, Requester
+from ._errors import (
+    APIError,
+    ArgumentError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    DecodeError,
+    GoneError,
+    LockedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    StrictDecodeError,
+    UdataError,
+)
+from ._pagination import Paginator
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIError",
+    "ArgumentError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "DecodeError",
+    "Endpoint",
+    "GoneError",
+    "Kind",
+    "LockedError",
+    "NotFoundError",
+    "Paginator",
+    "Param",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "Requester",
+    "ServerError",
+    "StrictDecodeError",
+    "UdataError",
+    "__version__",
+    "decode",
+    "models",
+    "unknown_fields",
+]

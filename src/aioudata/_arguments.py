@@ -1,0 +1,137 @@
+"""Turning an operation's Python arguments into the parts of an HTTP request.
+
+Every check happens here, before any I/O: a missing, empty or wrongly typed argument raises
+:class:`ArgumentError` (a ``ValueError``) or ``TypeError`` naming the operation and parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import IO, Any
+from urllib.parse import quote
+
+import msgspec
+
+from ._endpoint import Endpoint, Kind, Param
+from ._errors import ArgumentError
+
+__all__ = ["PreparedRequest", "prepare"]
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    """What goes on the wire, relative to the client's base URL."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    json: bytes | None = None
+    form: list[tuple[str, Any]] | None = None
+
+
+def prepare(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> PreparedRequest:
+    """Validate ``args`` against ``endpoint`` and build the request; raise before any I/O."""
+    request = PreparedRequest(method=endpoint.method, path=endpoint.path)
+    path_values: dict[str, str] = {}
+    for param in endpoint.params:
+        value = args.get(param.name)
+        if value is None:
+            if param.required:
+                raise TypeError(
+                    f"{endpoint.operation_id}() missing required argument: {param.name!r}"
+                )
+            continue
+        if param.location == "path":
+            path_values[param.wire] = _path_segment(endpoint, param, value)
+        elif param.location == "query":
+            request.query.extend((param.wire, v) for v in _query_values(endpoint, param, value))
+        elif param.location == "header":
+            request.headers[param.wire] = _scalar(endpoint, param, value)
+        elif param.location == "body":
+            request.json = _body(endpoint, param, value)
+        else:
+            if request.form is None:
+                request.form = []
+            request.form.append((param.wire, _form_value(endpoint, param, value)))
+    unknown = set(args) - {p.name for p in endpoint.params}
+    if unknown:
+        raise TypeError(
+            f"{endpoint.operation_id}() got unexpected arguments: {', '.join(sorted(unknown))}"
+        )
+    if path_values:
+        request.path = endpoint.path.format_map(path_values)
+    return request
+
+
+def _fail(endpoint: Endpoint[Any], param: Param, problem: str) -> ArgumentError:
+    return ArgumentError(f"{endpoint.operation_id}(): {param.name} {problem}")
+
+
+def _type_error(endpoint: Endpoint[Any], param: Param, expected: str, value: Any) -> TypeError:
+    return TypeError(
+        f"{endpoint.operation_id}(): {param.name} must be {expected}, not {type(value).__name__}"
+    )
+
+
+def _path_segment(endpoint: Endpoint[Any], param: Param, value: Any) -> str:
+    text = _scalar(endpoint, param, value)
+    if not text.strip():
+        raise _fail(endpoint, param, "must not be empty")
+    # Escape everything, "/" included: a slug or id is one path segment.
+    return quote(text, safe="")
+
+
+def _scalar(endpoint: Endpoint[Any], param: Param, value: Any) -> str:
+    kind = param.kind
+    if isinstance(value, Enum):
+        value = value.value
+    if kind is Kind.BOOLEAN:
+        if not isinstance(value, bool):
+            raise _type_error(endpoint, param, "a bool", value)
+        return "true" if value else "false"
+    if kind is Kind.INTEGER:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(endpoint, param, "an int", value)
+        if param.minimum is not None and value < param.minimum:
+            raise _fail(endpoint, param, f"must be >= {param.minimum:g}, got {value}")
+        return str(value)
+    if kind is Kind.NUMBER:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _type_error(endpoint, param, "a number", value)
+        return str(value)
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise _type_error(endpoint, param, "a str", value)
+    return str(value)
+
+
+def _query_values(endpoint: Endpoint[Any], param: Param, value: Any) -> list[str]:
+    if param.kind is Kind.STRING_LIST:
+        items = [value] if isinstance(value, str | Enum) else value
+        if not isinstance(items, Sequence):
+            raise _type_error(endpoint, param, "a str or a sequence of str", value)
+        scalar = Param(param.name, param.wire, param.location, Kind.STRING)
+        return [_scalar(endpoint, scalar, item) for item in items]
+    return [_scalar(endpoint, param, value)]
+
+
+def _body(endpoint: Endpoint[Any], param: Param, value: Any) -> bytes:
+    if not isinstance(value, msgspec.Struct | Mapping | list):
+        raise _type_error(endpoint, param, "a model or a mapping", value)
+    try:
+        return msgspec.json.encode(value)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise _fail(endpoint, param, f"cannot be encoded as JSON: {exc}") from None
+
+
+def _form_value(endpoint: Endpoint[Any], param: Param, value: Any) -> Any:
+    if param.kind is Kind.FILE:
+        if isinstance(value, bytes | bytearray) or hasattr(value, "read"):
+            return value if not isinstance(value, bytearray) else bytes(value)
+        raise _type_error(endpoint, param, "bytes or a binary file", value)
+    return _scalar(endpoint, param, value)
+
+
+FileInput = bytes | IO[bytes]

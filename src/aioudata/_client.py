@@ -1,0 +1,220 @@
+"""The asynchronous client: one aiohttp session, every operation of the API as typed methods."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from ._arguments import PreparedRequest, prepare
+from ._decoding import decode
+from ._endpoint import Endpoint
+from ._errors import APIError, UdataError, error_class_for
+from ._generated.namespaces import Namespaces
+from ._pagination import Paginator
+from ._version import __version__
+
+__all__ = ["DEFAULT_BASE_URL", "Client"]
+
+T = TypeVar("T")
+PageT = TypeVar("PageT")
+ItemT = TypeVar("ItemT")
+
+DEFAULT_BASE_URL = "https://www.data.gouv.fr/api/1"
+API_KEY_HEADER = "X-API-KEY"
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class _Secret:
+    """Holds the API key; its repr never shows it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+class Client(Namespaces):
+    """Async client for one udata portal's API v1.
+
+    Use it as an async context manager; every operation is a method of a tag namespace::
+
+        async with Client(api_key=...) as client:
+            dataset = await client.datasets.get_dataset("slug-or-id")
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 32,
+        max_connections_per_host: int = 16,
+        user_agent: str | None = None,
+        strict: bool = False,
+    ) -> None:
+        url = URL(base_url.rstrip("/"))
+        if url.scheme not in {"http", "https"} or not url.host:
+            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        self._base = url
+        key = api_key if api_key is not None else os.environ.get("UDATA_API_KEY")
+        self._api_key = _Secret(key) if key else None
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, connect=connect_timeout, sock_read=read_timeout
+        )
+        self._max_connections = max_connections
+        self._max_connections_per_host = max_connections_per_host
+        self._user_agent = (
+            user_agent or f"aioudata/{__version__} (+https://pypi.org/project/aioudata/)"
+        )
+        self._strict = strict
+        self._session: aiohttp.ClientSession | None = None
+        super().__init__(self)
+
+    def __repr__(self) -> str:
+        keyed = "with API key" if self._api_key else "anonymous"
+        return f"<Client {self._base} {keyed}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is relative to, e.g. ``https://www.data.gouv.fr/api/1``."""
+        return str(self._base)
+
+    async def __aenter__(self) -> Client:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool; the client can be used again afterwards."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=self._max_connections_per_host,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                trust_env=True,
+                headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+            )
+        return self._session
+
+    # The narrow interface the generated operations call (see aioudata._endpoint.Requester).
+
+    async def request(self, endpoint: Endpoint[T], args: dict[str, Any]) -> T:
+        """Send the request ``endpoint`` describes with ``args`` and decode the answer."""
+        prepared = prepare(endpoint, args)
+        status, url, body = await self._send(prepared)
+        if status >= 400:
+            raise _api_error(status, prepared.method, url, body)
+        response = endpoint.response
+        if response is None:
+            return None  # type: ignore[return-value]
+        if response is bytes:
+            return body  # type: ignore[return-value]
+        if not body.strip():
+            return None  # type: ignore[return-value]
+        return decode(body, response, strict=self._strict, url=url)  # type: ignore[no-any-return]
+
+    def paginate(
+        self, endpoint: Endpoint[PageT], args: dict[str, Any], item: type[ItemT]
+    ) -> Paginator[PageT, ItemT]:
+        """A listing bound to ``args``: await it for one page, iterate it for every item."""
+        return Paginator(self.request, endpoint, args)
+
+    async def _send(self, prepared: PreparedRequest) -> tuple[int, str, bytes]:
+        session = self._ensure_session()
+        url = self._base.with_path(self._base.path + prepared.path, encoded=True)
+        if prepared.query:
+            url = url.with_query(prepared.query)
+        headers = dict(prepared.headers)
+        data: Any = None
+        if prepared.json is not None:
+            headers["Content-Type"] = "application/json"
+            data = prepared.json
+        elif prepared.form is not None:
+            form = aiohttp.FormData()
+            for name, value in prepared.form:
+                form.add_field(name, value)
+            data = form
+        method = prepared.method
+        for _ in range(_MAX_REDIRECTS + 1):
+            # The key goes only to the configured host: never follow it elsewhere.
+            if self._api_key is not None and _same_origin(url, self._base):
+                headers[API_KEY_HEADER] = self._api_key.reveal()
+            else:
+                headers.pop(API_KEY_HEADER, None)
+            try:
+                async with session.request(
+                    method, url, headers=headers, data=data, allow_redirects=False
+                ) as response:
+                    body = await response.read()
+                    location = response.headers.get("Location")
+                    status = response.status
+            except aiohttp.ClientError as exc:
+                raise UdataError(
+                    f"{method} {_public(url)} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            if status in _REDIRECTS and location:
+                url = url.join(URL(location))
+                if status == 303:
+                    method, data = "GET", None
+                continue
+            return status, _public(url), body
+        raise UdataError(f"{method} {_public(url)}: more than {_MAX_REDIRECTS} redirects")
+
+
+def _same_origin(a: URL, b: URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _public(url: URL) -> str:
+    """The URL as it may appear in errors and logs: no user info."""
+    return str(url.with_user(None))
+
+
+def _api_error(status: int, method: str, url: str, body: bytes) -> APIError:
+    payload: Any = None
+    try:
+        payload = msgspec.json.decode(body) if body else None
+    except msgspec.DecodeError:
+        payload = body[:200].decode("utf-8", "replace")
+    message: str | None = None
+    errors: Mapping[str, Any] | None = None
+    if isinstance(payload, dict):
+        raw_message = payload.get("message") or payload.get("error")
+        message = str(raw_message) if raw_message is not None else None
+        raw_errors = payload.get("errors")
+        if isinstance(raw_errors, dict):
+            errors = raw_errors
+    cls = error_class_for(status)
+    return cls(status=status, method=method, url=url, message=message, errors=errors, body=payload)

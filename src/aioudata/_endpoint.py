@@ -1,0 +1,86 @@
+"""The description of one API operation, as the generated stubs hand it to the core.
+
+Generated modules build one :class:`Endpoint` per operation at import time; the core reads it to
+validate arguments, build the request and decode the answer. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._pagination import Paginator
+
+T = TypeVar("T")
+PageT = TypeVar("PageT")
+ItemT = TypeVar("ItemT")
+
+Location = Literal["path", "query", "header", "body", "form"]
+
+
+class Kind(StrEnum):
+    """What Python values a parameter takes."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    STRING_LIST = "string_list"
+    FILE = "file"
+    BODY = "body"
+    ANY = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter: its Python name, its name on the wire, where it goes and what it takes."""
+
+    name: str
+    wire: str
+    location: Location
+    kind: Kind
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint(Generic[T]):
+    """One operation of the API: method, path template, parameters and response model.
+
+    ``response`` is the type the body decodes to: a msgspec Struct or container of them,
+    ``bytes`` for a non-JSON body, ``None`` when nothing useful is returned.
+    """
+
+    operation_id: str
+    method: str
+    path: str
+    response: Any
+    params: tuple[Param, ...] = ()
+    item: Any = None
+    tag: str = ""
+    idempotent: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "idempotent", self.method in {"GET", "HEAD", "PUT", "DELETE"})
+
+    @property
+    def paginated(self) -> bool:
+        """True when the response is a page of a listing (``data``, ``page``, ``total``...)."""
+        return self.item is not None
+
+
+class Requester(Protocol):
+    """The narrow interface generated operations call; the client implements it."""
+
+    async def request(self, endpoint: Endpoint[T], args: dict[str, Any]) -> T:
+        """Send one request for ``endpoint`` and decode its answer."""
+        ...
+
+    def paginate(
+        self, endpoint: Endpoint[PageT], args: dict[str, Any], item: type[ItemT]
+    ) -> Paginator[PageT, ItemT]:
+        """A listing: awaitable for one page, async-iterable over every item of every page."""
+        ...

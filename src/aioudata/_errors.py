@@ -1,0 +1,164 @@
+"""Every exception aioudata raises, in one hierarchy.
+
+The request's method and URL (never the API key) and the server's own ``message`` and ``errors``
+are attributes; the exception text stays one readable line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "ArgumentError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "DecodeError",
+    "GoneError",
+    "LockedError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ServerError",
+    "StrictDecodeError",
+    "UdataError",
+]
+
+
+class UdataError(Exception):
+    """Base class of every error raised by aioudata."""
+
+
+class ArgumentError(UdataError, ValueError):
+    """An operation was called with a bad argument; raised before any request is sent."""
+
+
+class APIError(UdataError):
+    """The server answered with an error status."""
+
+    status: int
+    method: str
+    url: str
+    message: str | None
+    errors: dict[str, Any]
+    body: Any
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        method: str,
+        url: str,
+        message: str | None = None,
+        errors: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.message = message
+        self.errors = dict(errors or {})
+        self.body = body
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        text = f"{self.status} on {self.method} {self.url}"
+        if self.message:
+            text += f": {self.message}"
+        if self.errors:
+            fields = "; ".join(f"{k}: {_flatten(v)}" for k, v in self.errors.items())
+            text += f" [{fields}]"
+        return text
+
+
+class BadRequestError(APIError):
+    """400: the server rejected the request; ``errors`` maps each bad field to its messages."""
+
+
+class AuthenticationError(APIError):
+    """401: no API key where one is needed, or the key is invalid, expired or revoked."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key is valid but may not do this."""
+
+
+class NotFoundError(APIError):
+    """404: unknown (or private) object, unknown route, or a page past the end of a listing."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the object's current state."""
+
+
+class GoneError(APIError):
+    """410: the object existed and was deleted."""
+
+
+class LockedError(APIError):
+    """423: the portal is in read-only mode and refuses writes."""
+
+
+class RateLimitedError(APIError):
+    """429: too many requests; ``retry_after`` is the delay the server asked for, in seconds."""
+
+    retry_after: float | None
+
+    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(**kwargs)
+
+
+class ServerError(APIError):
+    """5xx: the server (or a gateway before it) failed."""
+
+
+class DecodeError(UdataError):
+    """A response body is not what its model says; names the field path and the offending value."""
+
+    path: str
+    snippet: str
+    url: str | None
+    model: str
+
+    def __init__(
+        self, reason: str, *, path: str, snippet: str, model: str, url: str | None
+    ) -> None:
+        self.reason = reason
+        self.path = path
+        self.snippet = snippet
+        self.model = model
+        self.url = url
+        where = f" from {url}" if url else ""
+        super().__init__(f"cannot decode {model}{where}: {reason} at {path} (value: {snippet})")
+
+
+class StrictDecodeError(DecodeError):
+    """Strict mode only: the response carries fields the model does not declare."""
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    423: LockedError,
+    429: RateLimitedError,
+}
+
+
+def error_class_for(status: int) -> type[APIError]:
+    """The most specific error class for an HTTP status."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status, APIError)
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    return str(value)
