@@ -198,6 +198,13 @@ def _split_inputs(prepared: Prepared) -> None:
         if new in schemas:
             raise ValueError(f"request-body copy of {name} clashes with schema {new}")
         schemas[new] = copy.deepcopy(schemas[name])
+        # The read model's "required" describes responses (fields the server always sends,
+        # last_update for instance), not what a create or update must carry: the server
+        # says what is missing in its 400 errors.
+        schemas[new].pop("required", None)
+        for part in schemas[new].get("allOf", []):
+            if isinstance(part, dict):
+                part.pop("required", None)
         renames[name] = new
         prepared.names[f"{name} (as request body)"] = new
     for name in sorted(in_bodies):

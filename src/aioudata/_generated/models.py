@@ -255,7 +255,8 @@ __all__ = [
 
 
 class AccessAudienceCondition(StrEnum):
-    """Known values of ``AccessAudience.condition``
+    """Known values of ``AccessAudience.condition``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -265,7 +266,8 @@ class AccessAudienceCondition(StrEnum):
 
 
 class AccessAudienceRole(StrEnum):
-    """Known values of ``AccessAudience.role``
+    """Known values of ``AccessAudience.role``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -275,7 +277,8 @@ class AccessAudienceRole(StrEnum):
 
 
 class ApiTokenKind(StrEnum):
-    """Known values of ``ApiToken.kind``: Token type
+    """Known values of ``ApiToken.kind``: Token type.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -283,7 +286,8 @@ class ApiTokenKind(StrEnum):
 
 
 class ApiTokenScopes(StrEnum):
-    """Known values of ``ApiToken.scopes``: Token scopes
+    """Known values of ``ApiToken.scopes``: Token scopes.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -291,7 +295,8 @@ class ApiTokenScopes(StrEnum):
 
 
 class CatalogSchemaSchemaType(StrEnum):
-    """Known values of ``CatalogSchema.schema_type``
+    """Known values of ``CatalogSchema.schema_type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -302,7 +307,8 @@ class CatalogSchemaSchemaType(StrEnum):
 
 
 class ChecksumType(StrEnum):
-    """Known values of ``Checksum.type``: The hashing algorithm used to compute the checksum
+    """Known values of ``Checksum.type``: The hashing algorithm used to compute the checksum.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -314,7 +320,8 @@ class ChecksumType(StrEnum):
 
 
 class ContactPointRole(StrEnum):
-    """Known values of ``ContactPoint.role``
+    """Known values of ``ContactPoint.role``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -332,7 +339,8 @@ class ContactPointRole(StrEnum):
 
 
 class DataSeriesAggregateY(StrEnum):
-    """Known values of ``DataSeries.aggregate_y``
+    """Known values of ``DataSeries.aggregate_y``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -344,7 +352,8 @@ class DataSeriesAggregateY(StrEnum):
 
 
 class DataSeriesType(StrEnum):
-    """Known values of ``DataSeries.type``
+    """Known values of ``DataSeries.type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -353,7 +362,8 @@ class DataSeriesType(StrEnum):
 
 
 class DataserviceAccessType(StrEnum):
-    """Known values of ``Dataservice.access_type``
+    """Known values of ``Dataservice.access_type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -363,7 +373,8 @@ class DataserviceAccessType(StrEnum):
 
 
 class DataserviceAccessTypeReasonCategory(StrEnum):
-    """Known values of ``Dataservice.access_type_reason_category``
+    """Known values of ``Dataservice.access_type_reason_category``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -384,7 +395,8 @@ class DataserviceAccessTypeReasonCategory(StrEnum):
 
 
 class DataserviceFormat(StrEnum):
-    """Known values of ``Dataservice.format``
+    """Known values of ``Dataservice.format``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -394,7 +406,8 @@ class DataserviceFormat(StrEnum):
 
 
 class DatasetFrequency(StrEnum):
-    """Known values of ``Dataset.frequency``: The update frequency
+    """Known values of ``Dataset.frequency``: The update frequency.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -441,7 +454,8 @@ class DatasetFrequency(StrEnum):
 
 
 class GeoJSONFeatureCollectionType(StrEnum):
-    """Known values of ``GeoJSONFeatureCollection.type``
+    """Known values of ``GeoJSONFeatureCollection.type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -449,7 +463,8 @@ class GeoJSONFeatureCollectionType(StrEnum):
 
 
 class GeoJSONFeatureType(StrEnum):
-    """Known values of ``GeoJSONFeature.type``
+    """Known values of ``GeoJSONFeature.type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -457,7 +472,8 @@ class GeoJSONFeatureType(StrEnum):
 
 
 class GeoJSONType(StrEnum):
-    """Known values of ``GeoJSON.type``: The GeoJSON Type
+    """Known values of ``GeoJSON.type``: The GeoJSON Type.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -470,7 +486,8 @@ class GeoJSONType(StrEnum):
 
 
 class GeopfDatasetPullMetadataStatus(StrEnum):
-    """Known values of ``GeopfDatasetPullMetadata.status``: Pull status: null (never run), pending, done or error
+    """Known values of ``GeopfDatasetPullMetadata.status``: Pull status: null (never run), pending, done or error.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -480,7 +497,8 @@ class GeopfDatasetPullMetadataStatus(StrEnum):
 
 
 class GeopfResourceMetadataPushStatus(StrEnum):
-    """Known values of ``GeopfResourceMetadata.push_status``: Push status to Géoplateforme, if this resource has ever been pushed
+    """Known values of ``GeopfResourceMetadata.push_status``: Push status to Géoplateforme, if this resource has ever been pushed.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -491,7 +509,8 @@ class GeopfResourceMetadataPushStatus(StrEnum):
 
 
 class GeopfResourcePushMetadataStatus(StrEnum):
-    """Known values of ``GeopfResourcePushMetadata.status``: Push status: null (never run), pending, done, error or timeout
+    """Known values of ``GeopfResourcePushMetadata.status``: Push status: null (never run), pending, done, error or timeout.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -502,7 +521,8 @@ class GeopfResourcePushMetadataStatus(StrEnum):
 
 
 class HarvestItemStatus(StrEnum):
-    """Known values of ``HarvestItem.status``: The item status
+    """Known values of ``HarvestItem.status``: The item status.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -515,7 +535,8 @@ class HarvestItemStatus(StrEnum):
 
 
 class HarvestJobStatus(StrEnum):
-    """Known values of ``HarvestJob.status``: The job status
+    """Known values of ``HarvestJob.status``: The job status.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -529,7 +550,8 @@ class HarvestJobStatus(StrEnum):
 
 
 class HarvestSourceValidationState(StrEnum):
-    """Known values of ``HarvestSourceValidation.state``: Is it validated or not
+    """Known values of ``HarvestSourceValidation.state``: Is it validated or not.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -539,7 +561,8 @@ class HarvestSourceValidationState(StrEnum):
 
 
 class IntervalPeriod(StrEnum):
-    """Known values of ``Interval.period``
+    """Known values of ``Interval.period``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -551,7 +574,8 @@ class IntervalPeriod(StrEnum):
 
 
 class MemberRole(StrEnum):
-    """Known values of ``Member.role``
+    """Known values of ``Member.role``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -561,7 +585,8 @@ class MemberRole(StrEnum):
 
 
 class MembershipRequestKind(StrEnum):
-    """Known values of ``MembershipRequest.kind``: The request kind (request or invitation)
+    """Known values of ``MembershipRequest.kind``: The request kind (request or invitation).
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -570,7 +595,8 @@ class MembershipRequestKind(StrEnum):
 
 
 class MembershipRequestStatus(StrEnum):
-    """Known values of ``MembershipRequest.status``: The current request status
+    """Known values of ``MembershipRequest.status``: The current request status.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -581,7 +607,8 @@ class MembershipRequestStatus(StrEnum):
 
 
 class NotificationReasons(StrEnum):
-    """Known values of ``Notification.reasons``
+    """Known values of ``Notification.reasons``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -597,7 +624,8 @@ class NotificationReasons(StrEnum):
 
 
 class NotificationSettingOrigin(StrEnum):
-    """Known values of ``NotificationSetting.origin``: What made the user follow the subject: by hand, by editing it, or by taking part in its discussions
+    """Known values of ``NotificationSetting.origin``: What made the user follow the subject: by hand, by editing it, or by taking part in its discussions.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -607,7 +635,8 @@ class NotificationSettingOrigin(StrEnum):
 
 
 class NotificationType(StrEnum):
-    """Known values of ``Notification.type``
+    """Known values of ``Notification.type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -632,7 +661,8 @@ class NotificationType(StrEnum):
 
 
 class PeriodicTaskTask(StrEnum):
-    """Known values of ``PeriodicTask.task``: The task name
+    """Known values of ``PeriodicTask.task``: The task name.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -670,7 +700,8 @@ class PeriodicTaskTask(StrEnum):
 
 
 class PostBodyType(StrEnum):
-    """Known values of ``Post.body_type``
+    """Known values of ``Post.body_type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -680,7 +711,8 @@ class PostBodyType(StrEnum):
 
 
 class PostKind(StrEnum):
-    """Known values of ``Post.kind``: Post kind (news or page)
+    """Known values of ``Post.kind``: Post kind (news or page).
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -689,7 +721,8 @@ class PostKind(StrEnum):
 
 
 class ReportReason(StrEnum):
-    """Known values of ``Report.reason``
+    """Known values of ``Report.reason``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -703,7 +736,8 @@ class ReportReason(StrEnum):
 
 
 class ResourceFiletype(StrEnum):
-    """Known values of ``Resource.filetype``: Whether the resource is an uploaded file, a remote file or an API
+    """Known values of ``Resource.filetype``: Whether the resource is an uploaded file, a remote file or an API.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -712,7 +746,8 @@ class ResourceFiletype(StrEnum):
 
 
 class ResourceTypeValue(StrEnum):
-    """Known values of ``Resource.type``: Resource type (documentation, API...)
+    """Known values of ``Resource.type``: Resource type (documentation, API...).
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -725,7 +760,8 @@ class ResourceTypeValue(StrEnum):
 
 
 class ReuseTopicValue(StrEnum):
-    """Known values of ``Reuse.topic``
+    """Known values of ``Reuse.topic``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -747,7 +783,8 @@ class ReuseTopicValue(StrEnum):
 
 
 class ReuseTypeValue(StrEnum):
-    """Known values of ``Reuse.type``
+    """Known values of ``Reuse.type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -762,7 +799,8 @@ class ReuseTypeValue(StrEnum):
 
 
 class TaskStatus(StrEnum):
-    """Known values of ``Task.status``: Cron expression for hour
+    """Known values of ``Task.status``: Cron expression for hour.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -776,7 +814,8 @@ class TaskStatus(StrEnum):
 
 
 class TransferResponseResponse(StrEnum):
-    """Known values of ``TransferResponse.response``: The response
+    """Known values of ``TransferResponse.response``: The response.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -785,7 +824,8 @@ class TransferResponseResponse(StrEnum):
 
 
 class TransferStatus(StrEnum):
-    """Known values of ``Transfer.status``: The current transfer request status
+    """Known values of ``Transfer.status``: The current transfer request status.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -795,7 +835,8 @@ class TransferStatus(StrEnum):
 
 
 class UserMailCadence(StrEnum):
-    """Known values of ``User.mail_cadence``
+    """Known values of ``User.mail_cadence``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -805,7 +846,8 @@ class UserMailCadence(StrEnum):
 
 
 class XAxisSortXBy(StrEnum):
-    """Known values of ``XAxis.sort_x_by``
+    """Known values of ``XAxis.sort_x_by``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -814,7 +856,8 @@ class XAxisSortXBy(StrEnum):
 
 
 class XAxisSortXDirection(StrEnum):
-    """Known values of ``XAxis.sort_x_direction``
+    """Known values of ``XAxis.sort_x_direction``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -823,7 +866,8 @@ class XAxisSortXDirection(StrEnum):
 
 
 class XAxisType(StrEnum):
-    """Known values of ``XAxis.type``
+    """Known values of ``XAxis.type``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -832,7 +876,8 @@ class XAxisType(StrEnum):
 
 
 class YAxisUnitPosition(StrEnum):
-    """Known values of ``YAxis.unit_position``
+    """Known values of ``YAxis.unit_position``.
+
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
@@ -867,7 +912,6 @@ class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """Token creation date"""
 
     id: str
-
     token_prefix: str
     """First characters of the token for identification"""
 
@@ -939,7 +983,6 @@ class CatalogSchemaExample(Struct, kw_only=True, omit_defaults=True, repr_omit_d
     """CatalogSchemaExample"""
 
     path: str | None = None
-
     title: str | None = None
 
 
@@ -947,7 +990,6 @@ class CatalogSchemaVersion(Struct, kw_only=True, omit_defaults=True, repr_omit_d
     """CatalogSchemaVersion"""
 
     schema_url: str | None = None
-
     version_name: str | None = None
 
 
@@ -968,11 +1010,8 @@ class ContactPointInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """(Known values: :class:`ContactPointRole`.)"""
 
     contact_form: str | None = None
-
     email: str | None = None
-
     name: str | None = None
-
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -1002,13 +1041,9 @@ class Crontab(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """Crontab"""
 
     day_of_month: str
-
     day_of_week: str
-
     hour: str
-
     minute: str
-
     month_of_year: str
 
 
@@ -1016,13 +1051,9 @@ class CrontabInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """CrontabInput"""
 
     day_of_month: str
-
     day_of_week: str
-
     hour: str
-
     minute: str
-
     month_of_year: str
 
 
@@ -1030,16 +1061,12 @@ class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """DataSeries"""
 
     resource_id: str
-
     aggregate_y: str | None = None
     """(Known values: :class:`DataSeriesAggregateY`.)"""
 
     column_x_name_override: str | None = None
-
     column_y: str | None = None
-
     filters: dict[str, Any] | None = None
-
     type: str | None = None
     """(Known values: :class:`DataSeriesType`.)"""
 
@@ -1048,16 +1075,12 @@ class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """DataSeriesInput"""
 
     resource_id: str
-
     aggregate_y: str | None = None
     """(Known values: :class:`DataSeriesAggregateY`.)"""
 
     column_x_name_override: str | None = None
-
     column_y: str | None = None
-
     filters: dict[str, Any] | None = None
-
     type: str | None = None
     """(Known values: :class:`DataSeriesType`.)"""
 
@@ -1066,41 +1089,26 @@ class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """DataserviceInput"""
 
     title: str
-
     access_audiences: list[AccessAudienceInput] | None = None
-
     access_type: str | None = None
     """(Known values: :class:`DataserviceAccessType`.)"""
 
     access_type_reason: str | None = None
-
     access_type_reason_category: str | None = None
     """(Known values: :class:`DataserviceAccessTypeReasonCategory`.)"""
 
     acronym: str | None = None
-
     archived_at: datetime | None = None
-
     authorization_request_url: str | None = None
-
     availability: float | None = None
-
     availability_url: str | None = None
-
     base_api_url: str | None = None
-
     business_documentation_url: str | None = None
-
     contact_points: list[str] | None = None
-
     datasets: list[str] | None = None
-
     deleted_at: datetime | None = None
-
     description: str | None = None
-
     extras: dict[str, Any] | None = None
-
     format: str | None = None
     """(Known values: :class:`DataserviceFormat`.)"""
 
@@ -1120,11 +1128,8 @@ class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """Is the dataservice private to the owner or the organization"""
 
     rate_limiting: str | None = None
-
     rate_limiting_url: str | None = None
-
     tags: list[str] | None = None
-
     technical_documentation_url: str | None = None
     """HTML version of a Swagger…"""
 
@@ -1140,7 +1145,6 @@ class DataservicePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit
     """DataservicePermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
 
 
@@ -1148,7 +1152,6 @@ class DataservicePreview(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """DataservicePreview"""
 
     title: str
-
     self_api_url: dict[str, Any] | None = None
     """The dataservice API URL (fake)"""
 
@@ -1162,7 +1165,6 @@ class DataserviceReference(
     """DataserviceReference"""
 
     title: str
-
     self_api_url: str | None = None
     """Link to the API endpoint for this dataservice"""
 
@@ -1203,9 +1205,7 @@ class DatasetPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """DatasetPermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
-
     edit_resources: bool | None = None
 
 
@@ -1257,7 +1257,6 @@ class DiscussionMessagePermissions(
     """DiscussionMessagePermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
 
 
@@ -1265,9 +1264,7 @@ class DiscussionPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """DiscussionPermissions"""
 
     close: bool | None = None
-
     delete: bool | None = None
-
     edit: bool | None = None
 
 
@@ -1291,7 +1288,6 @@ class GenericReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """GenericReference"""
 
     class_: str | None = field(name="class", default=None)
-
     id: str | None = None
 
 
@@ -1319,12 +1315,10 @@ class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """GeoJSONFeature"""
 
     geometry: GeoJSON
-
     type: str
     """(Known values: :class:`GeoJSONFeatureType`.)"""
 
     id: str | None = None
-
     properties: dict[str, Any] | None = None
 
 
@@ -1332,7 +1326,6 @@ class GeoJSONFeatureCollection(Struct, kw_only=True, omit_defaults=True, repr_om
     """GeoJSONFeatureCollection"""
 
     features: list[GeoJSONFeature]
-
     type: str
     """(Known values: :class:`GeoJSONFeatureCollectionType`.)"""
 
@@ -1487,16 +1480,12 @@ class HarvestDataserviceMetadata(Struct, kw_only=True, omit_defaults=True, repr_
     """HarvestDataserviceMetadata"""
 
     archived_at: datetime | None = None
-
     archived_reason: str | None = None
-
     backend: str | None = None
-
     created_at: datetime | None = None
     """Date of creation as provided by the harvested catalog"""
 
     domain: str | None = None
-
     issued_at: datetime | None = None
     """Date of release as provided by the harvested catalog"""
 
@@ -1507,13 +1496,9 @@ class HarvestDataserviceMetadata(Struct, kw_only=True, omit_defaults=True, repr_
     """Date of last modification as provided by the harvested catalog"""
 
     remote_id: str | None = None
-
     remote_url: str | None = None
-
     source_id: str | None = None
-
     source_url: str | None = None
-
     uri: str | None = None
     """RDF node ID if it's an `URIRef`. `None` if it's not present or if it's a random auto-generated ID inside the graph."""
 
@@ -1571,16 +1556,12 @@ class HarvestDatasetMetadataRead(Struct, kw_only=True, omit_defaults=True, repr_
     """HarvestDatasetMetadataRead"""
 
     archived_at: datetime | None = None
-
     archived_reason: str | None = None
-
     backend: str | None = None
-
     created_at: datetime | None = None
     """Date of creation as provided by the harvested catalog"""
 
     domain: str | None = None
-
     issued_at: datetime | None = None
     """Date of release as provided by the harvested catalog"""
 
@@ -1591,11 +1572,8 @@ class HarvestDatasetMetadataRead(Struct, kw_only=True, omit_defaults=True, repr_
     """Date of last modification as provided by the harvested catalog"""
 
     remote_id: str | None = None
-
     remote_url: str | None = None
-
     source_id: str | None = None
-
     source_url: str | None = None
 
 
@@ -1664,7 +1642,6 @@ class HarvestLog(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """HarvestLog"""
 
     level: str
-
     message: str
 
 
@@ -1719,15 +1696,10 @@ class HarvestSourcePermissions(Struct, kw_only=True, omit_defaults=True, repr_om
     """HarvestSourcePermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
-
     preview: bool | None = None
-
     run: bool | None = None
-
     schedule: bool | None = None
-
     validate: bool | None = None
 
 
@@ -1755,7 +1727,6 @@ class Interval(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """Interval"""
 
     every: int
-
     period: str
     """(Known values: :class:`IntervalPeriod`.)"""
 
@@ -1764,7 +1735,6 @@ class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """IntervalInput"""
 
     every: int
-
     period: str
     """(Known values: :class:`IntervalPeriod`.)"""
 
@@ -1773,7 +1743,6 @@ class LazyReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """LazyReference"""
 
     class_: dict[str, Any] | None = field(name="class", default=None)
-
     id: dict[str, Any] | None = None
 
 
@@ -1883,7 +1852,6 @@ class NotificationSettingInput(Struct, kw_only=True, omit_defaults=True, repr_om
     """NotificationSettingInput"""
 
     enabled: bool
-
     event: str | None = None
     """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
 
@@ -1895,11 +1863,8 @@ class OrganizationInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """OrganizationInput"""
 
     description: str
-
     name: str
-
     acronym: str | None = None
-
     banner_color: str | None = None
     """Hex color code (e.g. #000091) for the organization page banner"""
 
@@ -1907,15 +1872,10 @@ class OrganizationInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """Vertical position of the banner image, as a percentage matching CSS background-position-y (0 = top, 50 = centered, 100 = bottom)"""
 
     business_number_id: str | None = None
-
     deleted: datetime | None = None
-
     extras: dict[str, Any] | None = None
-
     image_url: str | None = None
-
     presentation_blocs: list[dict[str, Any]] | None = None
-
     presentation_blocs_published_at: datetime | None = None
     """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
 
@@ -1926,13 +1886,9 @@ class OrganizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omi
     """OrganizationPermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
-
     harvest: bool | None = None
-
     members: bool | None = None
-
     private: bool | None = None
 
 
@@ -1942,13 +1898,9 @@ class OrganizationReference(
     """OrganizationReference"""
 
     name: str
-
     slug: str
-
     acronym: str | None = None
-
     badges: list[Badge] | None = None
-
     logo: str | None = None
     """URL of the image"""
 
@@ -1959,7 +1911,6 @@ class OrganizationReference(
     """Link to the udata web page for this organization"""
 
     permissions: OrganizationPermissions | None = None
-
     uri: str | None = None
     """Link to the API endpoint for this organization"""
 
@@ -2012,9 +1963,7 @@ class PendingInvitation(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The invitation creation date"""
 
     id: str | None = None
-
     organization: OrganizationReference | None = None
-
     role: str | None = None
     """The role to assign (Known values: :class:`MemberRole`.)"""
 
@@ -2023,7 +1972,6 @@ class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """PeriodicTask"""
 
     id: str
-
     name: str
     """The job unique name"""
 
@@ -2034,7 +1982,6 @@ class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The job execution arguments"""
 
     crontab: Crontab | None = None
-
     description: str | None = None
     """The job description"""
 
@@ -2042,7 +1989,6 @@ class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Is this job enabled"""
 
     interval: Interval | None = None
-
     kwargs: dict[str, Any] | None = None
     """The job execution keyword arguments"""
 
@@ -2066,7 +2012,6 @@ class PeriodicTaskInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The job execution arguments"""
 
     crontab: CrontabInput | None = None
-
     description: str | None = None
     """The job description"""
 
@@ -2074,7 +2019,6 @@ class PeriodicTaskInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """Is this job enabled"""
 
     interval: IntervalInput | None = None
-
     kwargs: dict[str, Any] | None = None
     """The job execution keyword arguments"""
 
@@ -2083,16 +2027,12 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """PostInput"""
 
     name: str
-
     slug: str
-
     blocs: list[dict[str, Any]] | None = None
-
     body_type: str | None = None
     """(Known values: :class:`PostBodyType`.)"""
 
     content: str | None = None
-
     credit_to: str | None = None
     """An optional credit line (associated to the image)"""
 
@@ -2103,9 +2043,7 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The post datasets"""
 
     headline: str | None = None
-
     image_url: str | None = None
-
     kind: str | None = None
     """Post kind (news or page) (Known values: :class:`PostKind`.)"""
 
@@ -2149,14 +2087,11 @@ class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """(Known values: :class:`ReportReason`.)"""
 
     subject: LazyReference
-
     dismissed_at: datetime | None = None
-
     dismissed_by: str | None = None
     """ID of the reference"""
 
     message: str | None = None
-
     subject_embed_id: str | None = None
     """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
 
@@ -2191,9 +2126,7 @@ class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """ReuseInput"""
 
     description: str
-
     title: str
-
     topic: str
     """(Known values: :class:`ReuseTopicValue`.)"""
 
@@ -2204,15 +2137,10 @@ class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The remote URL (website)"""
 
     archived: datetime | None = None
-
     dataservices: list[str] | None = None
-
     datasets: list[str] | None = None
-
     deleted: datetime | None = None
-
     extras: dict[str, Any] | None = None
-
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -2220,7 +2148,6 @@ class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     private: bool | None = None
-
     tags: list[str] | None = None
 
 
@@ -2228,7 +2155,6 @@ class ReusePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """ReusePermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
 
 
@@ -2236,7 +2162,6 @@ class ReuseReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_
     """ReuseReference"""
 
     title: str
-
     image: str | None = None
     """URL of the image"""
 
@@ -2293,9 +2218,7 @@ class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Schema"""
 
     name: str | None = None
-
     url: str | None = None
-
     version: str | None = None
 
 
@@ -2309,22 +2232,15 @@ class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Site"""
 
     feed_size: int
-
     id: str
-
     title: str
     """The site display title"""
 
     dataservices_blocs: list[dict[str, Any]] | None = None
-
     datasets_blocs: list[dict[str, Any]] | None = None
-
     keywords: list[str] | None = None
-
     metrics: dict[str, Any] | None = None
-
     reuses_blocs: list[dict[str, Any]] | None = None
-
     version: str | None = None
     """The current version of udata"""
 
@@ -2333,16 +2249,12 @@ class SiteInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """SiteInput"""
 
     feed_size: int
-
     title: str
     """The site display title"""
 
     dataservices_blocs: list[dict[str, Any]] | None = None
-
     datasets_blocs: list[dict[str, Any]] | None = None
-
     keywords: list[str] | None = None
-
     reuses_blocs: list[dict[str, Any]] | None = None
 
 
@@ -2417,7 +2329,6 @@ class TopicReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_
     """TopicReference"""
 
     name: str
-
     page: str | None = None
     """Link to the udata web page for this topic"""
 
@@ -2439,7 +2350,6 @@ class UploadStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """UploadStatus"""
 
     error: str | None = None
-
     success: bool | None = None
 
 
@@ -2447,7 +2357,6 @@ class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """UploadedImage"""
 
     image: str | None = None
-
     success: bool | None = None
     """Whether the upload succeeded or not."""
 
@@ -2456,24 +2365,16 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """User"""
 
     email: str
-
     first_name: str
-
     id: str
-
     last_name: str
-
     mail_cadence: str
     """(Known values: :class:`UserMailCadence`.)"""
 
     since: datetime
-
     slug: str
-
     about: str | None = None
-
     active: bool | None = None
-
     avatar: str | None = None
     """URL of the image"""
 
@@ -2484,11 +2385,8 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The date the account was deleted, null for a live account"""
 
     last_login_at: datetime | None = None
-
     metrics: dict[str, Any] | None = None
-
     notifications_paused: bool | None = None
-
     organizations: list[OrganizationReference] | None = None
     """The organizations the user belongs to"""
 
@@ -2496,11 +2394,8 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Link to the udata web page for this user"""
 
     password_rotation_demanded: datetime | None = None
-
     password_rotation_performed: datetime | None = None
-
     roles: list[str] | None = None
-
     uri: str | None = None
     """Link to the API endpoint for this user"""
 
@@ -2511,18 +2406,13 @@ class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """UserInput"""
 
     email: str
-
     first_name: str
-
     last_name: str
-
     mail_cadence: str
     """(Known values: :class:`UserMailCadence`.)"""
 
     about: str | None = None
-
     notifications_paused: bool | None = None
-
     website: str | None = None
 
 
@@ -2552,11 +2442,8 @@ class UserReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_d
     """UserReference"""
 
     first_name: str
-
     last_name: str
-
     slug: str
-
     avatar: str | None = None
     """URL of the image"""
 
@@ -2617,7 +2504,6 @@ class ValidationError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """ValidationError"""
 
     errors: dict[str, Any] | None = None
-
     message: str | None = None
 
 
@@ -2625,7 +2511,6 @@ class VisualizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_om
     """VisualizationPermissions"""
 
     delete: bool | None = None
-
     edit: bool | None = None
 
 
@@ -2633,7 +2518,6 @@ class XAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """XAxis"""
 
     column_x: str
-
     type: str
     """(Known values: :class:`XAxisType`.)"""
 
@@ -2648,7 +2532,6 @@ class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """XAxisInput"""
 
     column_x: str
-
     type: str
     """(Known values: :class:`XAxisType`.)"""
 
@@ -2663,13 +2546,9 @@ class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """YAxis"""
 
     label: str | None = None
-
     max: float | None = None
-
     min: float | None = None
-
     unit: str | None = None
-
     unit_position: str | None = None
     """(Known values: :class:`YAxisUnitPosition`.)"""
 
@@ -2678,13 +2557,9 @@ class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """YAxisInput"""
 
     label: str | None = None
-
     max: float | None = None
-
     min: float | None = None
-
     unit: str | None = None
-
     unit_position: str | None = None
     """(Known values: :class:`YAxisUnitPosition`.)"""
 
@@ -2694,7 +2569,7 @@ class DataserviceReferenceInput(
 ):
     """DataserviceReferenceInput"""
 
-    title: str
+    title: str | None = None
 
 
 class GeopfDatasetMetadataInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2762,28 +2637,12 @@ class OrganizationReferenceInput(
 ):
     """OrganizationReferenceInput"""
 
-    name: str
-
     acronym: str | None = None
+    name: str | None = None
 
 
 class ResourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """ResourceInput"""
-
-    filetype: str
-    """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
-
-    format: str
-    """The resource format"""
-
-    title: str
-    """The resource title"""
-
-    type: str
-    """Resource type (documentation, API...) (Known values: :class:`ResourceTypeValue`.)"""
-
-    url: str
-    """The resource URL"""
 
     checksum: Checksum | None = None
     """A checksum to validate file validity"""
@@ -2797,19 +2656,33 @@ class ResourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     filesize: int | None = None
     """The resource file size in bytes"""
 
+    filetype: str | None = None
+    """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
+
+    format: str | None = None
+    """The resource format"""
+
     mime: str | None = None
     """The resource mime type"""
 
     schema: Schema | None = None
     """Reference to the associated schema"""
 
+    title: str | None = None
+    """The resource title"""
+
+    type: str | None = None
+    """Resource type (documentation, API...) (Known values: :class:`ResourceTypeValue`.)"""
+
+    url: str | None = None
+    """The resource URL"""
+
 
 class UserReferenceInput(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """UserReferenceInput"""
 
-    first_name: str
-
-    last_name: str
+    first_name: str | None = None
+    last_name: str | None = None
 
 
 class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2822,7 +2695,6 @@ class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """When the action has been performed"""
 
     id: str
-
     related_to: str
     """The activity target name"""
 
@@ -2880,13 +2752,9 @@ class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """Assignment"""
 
     id: str
-
     organization: OrganizationReference
-
     subject: dict[str, Any]
-
     user: UserReference
-
     created_at: datetime | None = None
 
 
@@ -2894,9 +2762,7 @@ class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """CatalogSchema"""
 
     consolidation_dataset_id: str | None = None
-
     contact: str | None = None
-
     datapackage_description: str | None = None
     """Only present if the schema is inside a datapackage"""
 
@@ -2907,20 +2773,14 @@ class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """Only present if the schema is inside a datapackage"""
 
     description: str | None = None
-
     examples: list[CatalogSchemaExample] | None = None
-
     external_doc: str | None = None
-
     external_tool: str | None = None
     """Link to tools to create a file with this schema"""
 
     homepage: str | None = None
-
     labels: list[str] | None = None
-
     name: str | None = None
-
     schema_type: str | None = None
     """(Known values: :class:`CatalogSchemaSchemaType`.)"""
 
@@ -2928,7 +2788,6 @@ class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """Often the link to the latest version"""
 
     title: str | None = None
-
     versions: list[CatalogSchemaVersion] | None = None
 
 
@@ -2936,30 +2795,19 @@ class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Chart"""
 
     created_at: datetime
-
     description: str
-
     id: str
-
     last_modified: datetime
-
     series: list[DataSeries]
-
     slug: str
-
     title: str
-
     x_axis: XAxis
-
     deleted_at: datetime | None = None
-
     extras: dict[str, Any] | None = None
-
     image: str | None = None
     """URL of the image"""
 
     metrics: dict[str, Any] | None = None
-
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -2967,9 +2815,7 @@ class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     permissions: VisualizationPermissions | None = None
-
     private: bool | None = None
-
     y_axis: YAxis | None = None
 
 
@@ -2977,15 +2823,10 @@ class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """ChartInput"""
 
     description: str
-
     series: list[DataSeriesInput]
-
     title: str
-
     x_axis: XAxisInput
-
     extras: dict[str, Any] | None = None
-
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -2993,7 +2834,6 @@ class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     private: bool | None = None
-
     y_axis: YAxisInput | None = None
 
 
@@ -3023,16 +2863,12 @@ class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """ContactPoint"""
 
     id: str
-
     role: str
     """(Known values: :class:`ContactPointRole`.)"""
 
     contact_form: str | None = None
-
     email: str | None = None
-
     name: str | None = None
-
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -3066,59 +2902,38 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """Dataservice"""
 
     created_at: datetime
-
     id: str
-
     metadata_modified_at: datetime
-
     slug: str
-
     title: str
-
     access_audiences: list[AccessAudience] | None = None
-
     access_type: str | None = None
     """(Known values: :class:`DataserviceAccessType`.)"""
 
     access_type_reason: str | None = None
-
     access_type_reason_category: str | None = None
     """(Known values: :class:`DataserviceAccessTypeReasonCategory`.)"""
 
     acronym: str | None = None
-
     archived_at: datetime | None = None
-
     authorization_request_url: str | None = None
-
     availability: float | None = None
-
     availability_url: str | None = None
-
     badges: list[Badge] | None = None
-
     base_api_url: str | None = None
-
     business_documentation_url: str | None = None
-
     contact_points: list[ContactPoint] | None = None
-
     datasets: dict[str, Any] | None = None
     """Visit this API link to see the list."""
 
     deleted_at: datetime | None = None
-
     description: str | None = None
-
     extras: dict[str, Any] | None = None
-
     featured: bool | None = None
-
     format: str | None = None
     """(Known values: :class:`DataserviceFormat`.)"""
 
     harvest: HarvestDataserviceMetadata | None = None
-
     license: str | None = None
     """The ID of the license"""
 
@@ -3126,7 +2941,6 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """Swagger link, OpenAPI format, WMS XML…"""
 
     metrics: dict[str, Any] | None = None
-
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -3134,14 +2948,11 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     permissions: DataservicePermissions | None = None
-
     private: bool | None = None
     """Is the dataservice private to the owner or the organization"""
 
     rate_limiting: str | None = None
-
     rate_limiting_url: str | None = None
-
     self_api_url: str | None = None
     """Link to the API endpoint for this dataservice"""
 
@@ -3149,7 +2960,6 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """Link to the udata web page for this dataservice"""
 
     tags: list[str] | None = None
-
     technical_documentation_url: str | None = None
     """HTML version of a Swagger…"""
 
@@ -3180,65 +2990,41 @@ class DatasetRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """DatasetRead"""
 
     created_at_internal: datetime
-
     description: str
-
     featured: bool
-
     id: str
-
     last_modified_internal: datetime
-
     last_update: datetime
-
     slug: str
-
     title: str
-
     access_audiences: list[AccessAudience] | None = None
-
     access_type: str | None = None
     """(Known values: :class:`DataserviceAccessType`.)"""
 
     access_type_reason: str | None = None
-
     access_type_reason_category: str | None = None
     """(Known values: :class:`DataserviceAccessTypeReasonCategory`.)"""
 
     acronym: str | None = None
-
     archived: datetime | None = None
-
     authorization_request_url: str | None = None
-
     badges: list[Badge] | None = None
-
     contact_points: list[ContactPointReference] | None = None
-
     deleted: datetime | None = None
-
     description_short: str | None = None
-
     doi: str | None = None
     """The DOI minted for this dataset, set by the DOI endpoint. A dataset that has one can no longer be deleted, only archived."""
 
     ext: dict[str, Any] | None = None
-
     extras: dict[str, Any] | None = None
-
     frequency: str | None = None
     """(Known values: :class:`DatasetFrequency`.)"""
 
     frequency_date: datetime | None = None
-
     geopf: GeopfDatasetMetadataRead | None = None
-
     harvest: HarvestDatasetMetadataRead | None = None
-
     license: str | None = None
-
     metrics: dict[str, Any] | None = None
-
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -3246,17 +3032,11 @@ class DatasetRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     private: bool | None = None
-
     quality_cached: dict[str, Any] | None = None
-
     resources: list[ResourceRead] | None = None
-
     schema: SchemaRead | None = None
-
     spatial: SpatialCoverage | None = None
-
     tags: list[str] | None = None
-
     temporal_coverage: TemporalCoverage | None = None
 
 
@@ -3321,7 +3101,6 @@ class Follow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The follower"""
 
     id: str
-
     since: datetime
     """The date from which the user started following"""
 
@@ -3358,7 +3137,6 @@ class GeopfOfferingResource(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """The resource id"""
 
     offering: GeopfResourceOfferingMetadata | None = None
-
     title: str | None = None
     """The resource title"""
 
@@ -3376,7 +3154,6 @@ class GeopfPushableResource(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """The resource id"""
 
     push: GeopfResourcePushMetadata | None = None
-
     title: str | None = None
     """The resource title"""
 
@@ -3472,7 +3249,6 @@ class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The job creation date"""
 
     id: str
-
     status: str
     """The job status (Known values: :class:`HarvestJobStatus`.)"""
 
@@ -3534,9 +3310,7 @@ class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Member"""
 
     since: datetime
-
     label: str | None = None
-
     role: str | None = None
     """(Known values: :class:`MemberRole`.)"""
 
@@ -3562,7 +3336,6 @@ class MembershipRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """Email for non-registered user invitations"""
 
     id: str | None = None
-
     kind: str | None = None
     """The request kind (request or invitation) (Known values: :class:`MembershipRequestKind`.)"""
 
@@ -3588,7 +3361,6 @@ class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The message last edit date"""
 
     permissions: DiscussionMessagePermissions | None = None
-
     posted_by: UserReference | None = None
     """The message author"""
 
@@ -3600,18 +3372,13 @@ class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Notification"""
 
     created_at: datetime
-
     id: str
-
     last_modified: datetime
-
     type: str
     """(Known values: :class:`NotificationType`.)"""
 
     details: dict[str, Any] | None = None
-
     handled_at: datetime | None = None
-
     reasons: list[str] | None = None
     """(Known values: :class:`NotificationReasons`.)"""
 
@@ -3660,21 +3427,13 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Organization"""
 
     created_at: datetime
-
     description: str
-
     id: str
-
     last_modified: datetime
-
     name: str
-
     slug: str
-
     acronym: str | None = None
-
     badges: list[Badge] | None = None
-
     banner_color: str | None = None
     """Hex color code (e.g. #000091) for the organization page banner"""
 
@@ -3685,15 +3444,10 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Vertical position of the banner image, as a percentage matching CSS background-position-y (0 = top, 50 = centered, 100 = bottom)"""
 
     business_number_id: str | None = None
-
     deleted: datetime | None = None
-
     ext: dict[str, Any] | None = None
-
     extras: dict[str, Any] | None = None
-
     image_url: str | None = None
-
     logo: str | None = None
     """URL of the image"""
 
@@ -3701,26 +3455,20 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """URL of the cropped and squared image (100x100)"""
 
     members: list[Member] | None = None
-
     metrics: dict[str, Any] | None = None
-
     page: str | None = None
     """Link to the udata web page for this organization"""
 
     permissions: OrganizationPermissions | None = None
-
     presentation_blocs: list[dict[str, Any]] | None = None
-
     presentation_blocs_published_at: datetime | None = None
     """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
 
     teams: list[Team] | None = None
-
     uri: str | None = None
     """Link to the API endpoint for this organization"""
 
     url: str | None = None
-
     zone: str | None = None
 
 
@@ -3750,14 +3498,11 @@ class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Report"""
 
     id: str
-
     reason: str
     """(Known values: :class:`ReportReason`.)"""
 
     reported_at: datetime
-
     subject: LazyReference
-
     by: UserReference | None = None
     """Only set if a user was connected when reporting an element."""
 
@@ -3765,18 +3510,13 @@ class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Number of pending callbacks to execute when dismissed"""
 
     dismissed_at: datetime | None = None
-
     dismissed_by: UserReference | None = None
-
     message: str | None = None
-
     self_api_url: str | None = None
     """Link to the API endpoint for this report"""
 
     subject_deleted_at: datetime | None = None
-
     subject_deleted_by: UserReference | None = None
-
     subject_embed_id: str | None = None
     """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
 
@@ -4012,26 +3752,10 @@ class CommunityResourceInput(
 class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """DatasetInput"""
 
-    description: str
-    """The dataset description in markdown"""
-
-    frequency: str
-    """The update frequency (Known values: :class:`DatasetFrequency`.)"""
-
-    last_update: datetime
-    """The resources last modification date"""
-
-    title: str
-    """The dataset title"""
-
     access_audiences: list[AccessAudience] | None = None
-
     access_type: str | None = None
-
     access_type_reason: str | None = None
-
     access_type_reason_category: str | None = None
-
     acronym: str | None = None
     """An optional dataset acronym"""
 
@@ -4039,10 +3763,10 @@ class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The archival date if archived"""
 
     authorization_request_url: str | None = None
-
     community_resources: list[CommunityResourceInput] | None = None
-
     contact_points: list[ContactPointInput] | None = None
+    description: str | None = None
+    """The dataset description in markdown"""
 
     description_short: str | None = None
     """The dataset short description"""
@@ -4053,8 +3777,14 @@ class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     featured: bool | None = None
     """Is the dataset featured"""
 
+    frequency: str | None = None
+    """The update frequency (Known values: :class:`DatasetFrequency`.)"""
+
     frequency_date: datetime | None = None
     """Next expected update date, you will be notified once that date is reached."""
+
+    last_update: datetime | None = None
+    """The resources last modification date"""
 
     license: str | None = None
     """The dataset license"""
@@ -4069,12 +3799,10 @@ class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The user information"""
 
     permissions: DatasetPermissions | None = None
-
     private: bool | None = None
     """Is the dataset private to the owner or the organization"""
 
     resources: list[ResourceInput] | None = None
-
     schema: Schema | None = None
     """Reference to the associated schema"""
 
@@ -4082,9 +3810,11 @@ class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The spatial coverage"""
 
     tags: list[str] | None = None
-
     temporal_coverage: TemporalCoverage | None = None
     """The temporal coverage"""
+
+    title: str | None = None
+    """The dataset title"""
 
 
 class CommunityResource(Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -4146,13 +3876,9 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The dataset title"""
 
     access_audiences: list[AccessAudience] | None = None
-
     access_type: str | None = None
-
     access_type_reason: str | None = None
-
     access_type_reason_category: str | None = None
-
     acronym: str | None = None
     """An optional dataset acronym"""
 
@@ -4160,14 +3886,11 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The archival date if archived"""
 
     authorization_request_url: str | None = None
-
     badges: list[Badge] | None = None
     """The dataset badges"""
 
     community_resources: list[CommunityResource] | None = None
-
     contact_points: list[ContactPoint] | None = None
-
     deleted: datetime | None = None
     """The deletion date if deleted"""
 
@@ -4214,7 +3937,6 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The dataset web page URL"""
 
     permissions: DatasetPermissions | None = None
-
     private: bool | None = None
     """Is the dataset private to the owner or the organization"""
 
@@ -4222,7 +3944,6 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The dataset quality"""
 
     resources: list[Resource] | None = None
-
     schema: Schema | None = None
     """Reference to the associated schema"""
 
@@ -4233,7 +3954,6 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The spatial coverage"""
 
     tags: list[str] | None = None
-
     temporal_coverage: TemporalCoverage | None = None
     """The temporal coverage"""
 
@@ -4263,13 +3983,9 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The dataset title"""
 
     access_audiences: list[AccessAudience] | None = None
-
     access_type: str | None = None
-
     access_type_reason: str | None = None
-
     access_type_reason_category: str | None = None
-
     acronym: str | None = None
     """An optional dataset acronym"""
 
@@ -4277,14 +3993,11 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The archival date if archived"""
 
     authorization_request_url: str | None = None
-
     badges: list[Badge] | None = None
     """The dataset badges"""
 
     community_resources: list[CommunityResource] | None = None
-
     contact_points: list[ContactPoint] | None = None
-
     deleted: datetime | None = None
     """The deletion date if deleted"""
 
@@ -4331,7 +4044,6 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The dataset page URL (fake)"""
 
     permissions: DatasetPermissions | None = None
-
     private: bool | None = None
     """Is the dataset private to the owner or the organization"""
 
@@ -4339,7 +4051,6 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The dataset quality"""
 
     resources: list[Resource] | None = None
-
     schema: Schema | None = None
     """Reference to the associated schema"""
 
@@ -4350,7 +4061,6 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The spatial coverage"""
 
     tags: list[str] | None = None
-
     temporal_coverage: TemporalCoverage | None = None
     """The temporal coverage"""
 
@@ -4365,7 +4075,6 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The discussion creation date"""
 
     id: str
-
     subject: ModelReference
     """The discussion target object"""
 
@@ -4391,7 +4100,6 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The organization to publish on behalf of"""
 
     permissions: DiscussionPermissions | None = None
-
     self_web_url: str | None = None
     """The discussion web URL"""
 
@@ -4431,9 +4139,7 @@ class GeopfDatasetStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """Resources that came back from a pull as geopf offerings"""
 
     pull: GeopfDatasetPullMetadata | None = None
-
     push: GeopfDatasetPushMetadata | None = None
-
     pushable: list[GeopfPushableResource] | None = None
     """Resources eligible for a push"""
 
@@ -4485,7 +4191,6 @@ class HarvestJobPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The job creation date"""
 
     id: str
-
     status: str
     """The job status (Known values: :class:`HarvestJobStatus`.)"""
 
@@ -4515,7 +4220,6 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """The source creation date"""
 
     id: str
-
     name: str
     """The source display name"""
 
@@ -4550,7 +4254,6 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     permissions: HarvestSourcePermissions | None = None
-
     schedule: str | None = None
     """The source schedule (interval or cron expression)"""
 
@@ -4615,9 +4318,7 @@ class NotificationSetting(Struct, kw_only=True, omit_defaults=True, repr_omit_de
     """NotificationSetting"""
 
     enabled: bool
-
     id: str
-
     event: str | None = None
     """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
 
@@ -4657,25 +4358,18 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Post"""
 
     created_at: datetime
-
     id: str
-
     last_modified: datetime
-
     name: str
-
     slug: str
-
     ancestors: list[PostAncestor] | None = None
     """The ancestor pages, from the root page to the parent"""
 
     blocs: list[dict[str, Any]] | None = None
-
     body_type: str | None = None
     """(Known values: :class:`PostBodyType`.)"""
 
     content: str | None = None
-
     credit_to: str | None = None
     """An optional credit line (associated to the image)"""
 
@@ -4686,7 +4380,6 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The post datasets"""
 
     headline: str | None = None
-
     image: str | None = None
     """URL of the image"""
 
@@ -4694,7 +4387,6 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """URL of the cropped and squared image (100x100)"""
 
     image_url: str | None = None
-
     kind: str | None = None
     """Post kind (news or page) (Known values: :class:`PostKind`.)"""
 
@@ -4749,17 +4441,11 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Reuse"""
 
     created_at: datetime
-
     description: str
-
     id: str
-
     last_modified: datetime
-
     slug: str
-
     title: str
-
     topic: str
     """(Known values: :class:`ReuseTopicValue`.)"""
 
@@ -4770,19 +4456,12 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The remote URL (website)"""
 
     archived: datetime | None = None
-
     badges: list[Badge] | None = None
-
     dataservices: list[DataserviceReference] | None = None
-
     datasets: list[Dataset] | None = None
-
     deleted: datetime | None = None
-
     extras: dict[str, Any] | None = None
-
     featured: bool | None = None
-
     image: str | None = None
     """URL of the image"""
 
@@ -4790,7 +4469,6 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """URL of the cropped and squared image (500x500)"""
 
     metrics: dict[str, Any] | None = None
-
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -4801,11 +4479,8 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Link to the udata web page for this reuse"""
 
     permissions: ReusePermissions | None = None
-
     private: bool | None = None
-
     tags: list[str] | None = None
-
     uri: str | None = None
     """Link to the API endpoint for this reuse"""
 
