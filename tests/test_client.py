@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
@@ -21,8 +23,9 @@ from aioudata import (
     Client,
     GoneError,
     NotFoundError,
+    ConnectError,
+    RetryPolicy,
     ServerError,
-    UdataError,
 )
 from aioudata.models import Dataset, DatasetInput
 
@@ -37,11 +40,12 @@ def recorded(name: str) -> Any:
 
 
 DATASET = recorded("dataset")
+FAST_RETRY = RetryPolicy(max_attempts=2, backoff=0.001)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
-    async with Client(BASE, api_key=KEY) as c:
+    async with Client(BASE, api_key=KEY, retry=FAST_RETRY) as c:
         yield c
 
 
@@ -142,12 +146,17 @@ async def test_status_maps_to_typed_error(
 ) -> None:
     with aioresponses() as mocked:
         if payload is None:
-            mocked.get(f"{BASE}/datasets/x/", status=status, body="<html>Bad Gateway</html>")
+            mocked.get(
+                f"{BASE}/datasets/x/", status=status, body="<html>Bad Gateway</html>", repeat=True
+            )
         else:
-            mocked.get(f"{BASE}/datasets/x/", status=status, payload=payload)
+            mocked.get(f"{BASE}/datasets/x/", status=status, payload=payload, repeat=True)
         with pytest.raises(error_type) as info:
             await client.datasets.get_dataset("x")
     assert info.value.status == status
+    # Only 5xx (and 408/429) are worth a second try.
+    assert client.stats.retries == (1 if status >= 500 else 0)
+    assert client.stats.statuses[status] == (2 if status >= 500 else 1)
     if payload:
         assert info.value.message == (payload.get("message") or payload.get("error"))
 
@@ -181,7 +190,7 @@ async def test_key_never_appears_in_repr_errors_or_logs(
 
 async def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UDATA_API_KEY", "from-env")
-    async with Client(BASE) as c:
+    async with Client(BASE, retry=FAST_RETRY) as c:
         with aioresponses() as mocked:
             mocked.get(f"{BASE}/me/", payload=recorded("me"))
             await c.me.get_me()
@@ -190,7 +199,7 @@ async def test_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_anonymous_client_sends_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("UDATA_API_KEY", raising=False)
-    async with Client(BASE) as c:
+    async with Client(BASE, retry=FAST_RETRY) as c:
         assert "anonymous" in repr(c)
         with aioresponses() as mocked:
             mocked.get(f"{BASE}/datasets/x/", payload=DATASET)
@@ -198,17 +207,17 @@ async def test_anonymous_client_sends_no_key(monkeypatch: pytest.MonkeyPatch) ->
         assert "X-API-KEY" not in sent(mocked, "GET", f"{BASE}/datasets/x/")["headers"]
 
 
-async def test_transport_failure_is_a_udata_error_naming_the_url(client: Client) -> None:
+async def test_transport_failure_is_a_typed_error_naming_the_url(client: Client) -> None:
+    refused = aiohttp.ClientConnectorError(
+        ConnectionKey("udata.test", 80, False, True, None, None, None), ConnectionRefusedError()
+    )
     with aioresponses() as mocked:
-        mocked.get(f"{BASE}/datasets/x/", exception=aioudata_connection_error())
-        with pytest.raises(UdataError, match=r"GET http://udata.test/api/1/datasets/x/ failed"):
+        mocked.get(f"{BASE}/datasets/x/", exception=refused, repeat=True)
+        with pytest.raises(ConnectError) as info:
             await client.datasets.get_dataset("x")
-
-
-def aioudata_connection_error() -> Exception:
-    import aiohttp
-
-    return aiohttp.ClientConnectionError("connection refused")
+    assert info.value.url == f"{BASE}/datasets/x/" and info.value.method == "GET"
+    assert client.stats.retries == 1  # FAST_RETRY allows two attempts
+    assert client.stats.errors["ConnectError"] == 2
 
 
 async def test_iterating_a_listing_follows_pages_and_stops_at_404(client: Client) -> None:

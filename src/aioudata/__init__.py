@@ -18,17 +18,24 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    ConnectError,
+    ConnectionLostError,
     DecodeError,
     GoneError,
     LockedError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
+    RequestTimeoutError,
     ServerError,
     StrictDecodeError,
+    TransportError,
+    TruncatedBodyError,
     UdataError,
 )
+from ._limits import RateLimiter
 from ._pagination import Paginator
+from ._retry import ClientStats, RetryPolicy
 from ._version import __version__
 
 __all__ = [
@@ -38,7 +45,10 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Client",
+    "ClientStats",
     "ConflictError",
+    "ConnectError",
+    "ConnectionLostError",
     "DecodeError",
     "Endpoint",
     "GoneError",
@@ -49,9 +59,14 @@ __all__ = [
     "Param",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RateLimiter",
+    "RequestTimeoutError",
     "Requester",
+    "RetryPolicy",
     "ServerError",
     "StrictDecodeError",
+    "TransportError",
+    "TruncatedBodyError",
     "UdataError",
     "__version__",
     "decode",

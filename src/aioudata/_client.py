@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from types import TracebackType
@@ -14,9 +15,20 @@ from yarl import URL
 from ._arguments import PreparedRequest, prepare
 from ._decoding import decode
 from ._endpoint import Endpoint
-from ._errors import APIError, UdataError, error_class_for
+from ._errors import (
+    APIError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    TransportError,
+    TruncatedBodyError,
+    UdataError,
+    error_class_for,
+)
 from ._generated.namespaces import Namespaces
+from ._limits import RateLimiter
 from ._pagination import Paginator
+from ._retry import ClientStats, Retrier, RetryPolicy, parse_retry_after
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "Client"]
@@ -67,6 +79,10 @@ class Client(Namespaces):
         max_connections_per_host: int = 16,
         user_agent: str | None = None,
         strict: bool = False,
+        rate: float | None = None,
+        burst: int = 10,
+        max_in_flight: int | None = 16,
+        retry: RetryPolicy | None = None,
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in {"http", "https"} or not url.host:
@@ -84,6 +100,11 @@ class Client(Namespaces):
         )
         self._strict = strict
         self._session: aiohttp.ClientSession | None = None
+        #: Paces every request of this client (all tasks share it).
+        self.limiter = RateLimiter(rate, burst, max_in_flight)
+        #: Counters: requests, statuses, retries and their reasons, cool-offs.
+        self.stats = ClientStats()
+        self._retrier = Retrier(retry or RetryPolicy(), self.limiter, self.stats)
         super().__init__(self)
 
     def __repr__(self) -> str:
@@ -133,9 +154,15 @@ class Client(Namespaces):
     async def request(self, endpoint: Endpoint[T], args: dict[str, Any]) -> T:
         """Send the request ``endpoint`` describes with ``args`` and decode the answer."""
         prepared = prepare(endpoint, args)
-        status, url, body = await self._send(prepared)
-        if status >= 400:
-            raise _api_error(status, prepared.method, url, body)
+
+        async def attempt() -> tuple[str, bytes]:
+            return await self._send(prepared)
+
+        url, body = await self._retrier.run(
+            attempt,
+            method=prepared.method,
+            url=self._url(prepared.path),
+        )
         response = endpoint.response
         if response is None:
             return None  # type: ignore[return-value]
@@ -151,7 +178,11 @@ class Client(Namespaces):
         """A listing bound to ``args``: await it for one page, iterate it for every item."""
         return Paginator(self.request, endpoint, args)
 
-    async def _send(self, prepared: PreparedRequest) -> tuple[int, str, bytes]:
+    def _url(self, path: str) -> str:
+        return _public(self._base.with_path(self._base.path + path, encoded=True))
+
+    async def _send(self, prepared: PreparedRequest) -> tuple[str, bytes]:
+        """One attempt: send, follow redirects, return (URL, body) or raise a typed error."""
         session = self._ensure_session()
         url = self._base.with_path(self._base.path + prepared.path, encoded=True)
         if prepared.query:
@@ -173,24 +204,44 @@ class Client(Namespaces):
                 headers[API_KEY_HEADER] = self._api_key.reveal()
             else:
                 headers.pop(API_KEY_HEADER, None)
-            try:
-                async with session.request(
-                    method, url, headers=headers, data=data, allow_redirects=False
-                ) as response:
-                    body = await response.read()
-                    location = response.headers.get("Location")
-                    status = response.status
-            except aiohttp.ClientError as exc:
-                raise UdataError(
-                    f"{method} {_public(url)} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+            async with self.limiter.slot():
+                self.stats.requests += 1
+                try:
+                    async with session.request(
+                        method, url, headers=headers, data=data, allow_redirects=False
+                    ) as response:
+                        body = await response.read()
+                        status = response.status
+                        location = response.headers.get("Location")
+                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    error = _transport_error(exc, method, _public(url))
+                    self.stats.errors[type(error).__name__] += 1
+                    raise error from exc
+            self.stats.statuses[status] += 1
             if status in _REDIRECTS and location:
                 url = url.join(URL(location))
                 if status == 303:
                     method, data = "GET", None
                 continue
-            return status, _public(url), body
+            if status >= 400:
+                raise _api_error(status, method, _public(url), body, retry_after)
+            return _public(url), body
         raise UdataError(f"{method} {_public(url)}: more than {_MAX_REDIRECTS} redirects")
+
+
+def _transport_error(exc: BaseException, method: str, url: str) -> TransportError:
+    """The typed error for an aiohttp failure (most specific first)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(text, method=method, url=url)
+    if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts derive from it
+        return RequestTimeoutError(text, method=method, url=url)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return TruncatedBodyError(text, method=method, url=url)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return ConnectionLostError(text, method=method, url=url)
+    return TransportError(text, method=method, url=url)
 
 
 def _same_origin(a: URL, b: URL) -> bool:
@@ -202,7 +253,9 @@ def _public(url: URL) -> str:
     return str(url.with_user(None))
 
 
-def _api_error(status: int, method: str, url: str, body: bytes) -> APIError:
+def _api_error(
+    status: int, method: str, url: str, body: bytes, retry_after: float | None = None
+) -> APIError:
     payload: Any = None
     try:
         payload = msgspec.json.decode(body) if body else None
@@ -217,4 +270,12 @@ def _api_error(status: int, method: str, url: str, body: bytes) -> APIError:
         if isinstance(raw_errors, dict):
             errors = raw_errors
     cls = error_class_for(status)
-    return cls(status=status, method=method, url=url, message=message, errors=errors, body=payload)
+    return cls(
+        status=status,
+        method=method,
+        url=url,
+        message=message,
+        errors=errors,
+        body=payload,
+        retry_after=retry_after,
+    )

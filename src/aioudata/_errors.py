@@ -11,6 +11,11 @@ from typing import Any
 
 __all__ = [
     "APIError",
+    "ConnectError",
+    "ConnectionLostError",
+    "RequestTimeoutError",
+    "TransportError",
+    "TruncatedBodyError",
     "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
@@ -44,6 +49,7 @@ class APIError(UdataError):
     message: str | None
     errors: dict[str, Any]
     body: Any
+    retry_after: float | None
 
     def __init__(
         self,
@@ -54,7 +60,9 @@ class APIError(UdataError):
         message: str | None = None,
         errors: Mapping[str, Any] | None = None,
         body: Any = None,
+        retry_after: float | None = None,
     ) -> None:
+        self.retry_after = retry_after
         self.status = status
         self.method = method
         self.url = url
@@ -104,15 +112,34 @@ class LockedError(APIError):
 class RateLimitedError(APIError):
     """429: too many requests; ``retry_after`` is the delay the server asked for, in seconds."""
 
-    retry_after: float | None
-
-    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(**kwargs)
-
 
 class ServerError(APIError):
     """5xx: the server (or a gateway before it) failed."""
+
+
+class TransportError(UdataError):
+    """The request did not get a complete answer; ``method`` and ``url`` say which request."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(f"{method} {url}: {message}")
+
+
+class ConnectError(TransportError):
+    """No connection could be made (refused, DNS, TLS): the request was never sent."""
+
+
+class RequestTimeoutError(TransportError):
+    """The connection or the answer took longer than the client's timeouts allow."""
+
+
+class ConnectionLostError(TransportError):
+    """The server closed or reset the connection before answering."""
+
+
+class TruncatedBodyError(TransportError):
+    """The answer's body ended before its announced length."""
 
 
 class DecodeError(UdataError):

@@ -8,7 +8,7 @@ so what a newer udata adds still decodes. ``aioudata.decode(..., strict=True)`` 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -45,7 +45,6 @@ __all__ = [
     "ContactPoint",
     "ContactPointInput",
     "ContactPointPage",
-    "ContactPointReference",
     "ContactPointRole",
     "ContactPointRoles",
     "Crontab",
@@ -73,7 +72,6 @@ __all__ = [
     "DatasetPage",
     "DatasetPermissions",
     "DatasetPreview",
-    "DatasetRead",
     "DatasetReference",
     "DatasetSuggestion",
     "Discussion",
@@ -100,7 +98,6 @@ __all__ = [
     "GeoZoneReference",
     "GeopfDatasetMetadata",
     "GeopfDatasetMetadataInput",
-    "GeopfDatasetMetadataRead",
     "GeopfDatasetPullMetadata",
     "GeopfDatasetPullMetadataStatus",
     "GeopfDatasetPushMetadata",
@@ -121,7 +118,6 @@ __all__ = [
     "HarvestDataserviceMetadata",
     "HarvestDatasetMetadata",
     "HarvestDatasetMetadataInput",
-    "HarvestDatasetMetadataRead",
     "HarvestError",
     "HarvestExtraConfig",
     "HarvestFeature",
@@ -199,7 +195,6 @@ __all__ = [
     "ResourceFiletype",
     "ResourceInput",
     "ResourceInternals",
-    "ResourceRead",
     "ResourceType",
     "ResourceTypeValue",
     "Reuse",
@@ -213,7 +208,6 @@ __all__ = [
     "ReuseType",
     "ReuseTypeValue",
     "Schema",
-    "SchemaRead",
     "Site",
     "SiteInput",
     "SpatialCoverage",
@@ -222,13 +216,11 @@ __all__ = [
     "Team",
     "TemporalCoverage",
     "TerritorySuggestion",
-    "TopicReference",
     "Transfer",
     "TransferRequest",
     "TransferResponse",
     "TransferResponseResponse",
     "TransferStatus",
-    "UploadStatus",
     "UploadedCommunityResource",
     "UploadedImage",
     "UploadedResource",
@@ -241,7 +233,6 @@ __all__ = [
     "UserReferenceWithEmail",
     "UserRole",
     "UserSuggestion",
-    "ValidationError",
     "VisualizationPermissions",
     "XAxis",
     "XAxisInput",
@@ -666,37 +657,37 @@ class PeriodicTaskTask(StrEnum):
     Fields holding these values are typed ``str``: a value udata adds later still decodes.
     """
 
-    TEST_HIGH_QUEUE = "test-high-queue"
-    TEST_DEFAULT_QUEUE = "test-default-queue"
-    RECOMMENDATIONS_ADD = "recommendations-add"
-    SEND_NOTIFICATION_DIGESTS = "send-notification-digests"
-    TEST_LOW_QUEUE = "test-low-queue"
-    UPDATE_METRICS = "update-metrics"
-    PURGE_HARVEST_JOBS = "purge-harvest-jobs"
-    PURGE_CHUNKS = "purge-chunks"
-    DELETE_EXPIRED_NOTIFICATIONS = "delete-expired-notifications"
-    COMPUTE_SITE_METRICS = "compute-site-metrics"
-    COMPUTE_GEOZONES_METRICS = "compute-geozones-metrics"
-    NOTIFY_INACTIVE_USERS = "notify-inactive-users"
-    GENERATE_SITEMAPS = "generate-sitemaps"
-    EXPORT_CSV = "export-csv"
-    COUNT_TAGS = "count-tags"
-    DELETE_INACTIVE_USERS = "delete-inactive-users"
     BIND_TABULAR_DATASERVICE = "bind-tabular-dataservice"
+    CHECK_INTEGRITY = "check-integrity"
+    COMPUTE_GEOZONES_METRICS = "compute-geozones-metrics"
+    COMPUTE_SITE_METRICS = "compute-site-metrics"
+    COUNT_TAGS = "count-tags"
+    DELETE_EXPIRED_NOTIFICATIONS = "delete-expired-notifications"
+    DELETE_INACTIVE_USERS = "delete-inactive-users"
+    EXPORT_CSV = "export-csv"
+    GENERATE_SITEMAPS = "generate-sitemaps"
+    HARVEST = "harvest"
+    MAP_TRANSPORT_DATASETS = "map-transport-datasets"
+    NOTIFY_INACTIVE_USERS = "notify-inactive-users"
+    PURGE_CHUNKS = "purge-chunks"
+    PURGE_DATASERVICES = "purge-dataservices"
+    PURGE_DATASETS = "purge-datasets"
+    PURGE_HARVEST_JOBS = "purge-harvest-jobs"
+    PURGE_HARVESTERS = "purge-harvesters"
+    PURGE_ORGANIZATIONS = "purge-organizations"
+    PURGE_REUSES = "purge-reuses"
     PURGE_TOPICS_ELEMENTS = "purge-topics-elements"
     PURGE_VISUALIZATIONS = "purge-visualizations"
-    TEST_ERROR = "test-error"
-    PURGE_DATASERVICES = "purge-dataservices"
-    PURGE_ORGANIZATIONS = "purge-organizations"
-    MAP_TRANSPORT_DATASETS = "map-transport-datasets"
-    PURGE_DATASETS = "purge-datasets"
-    UPDATE_BADGES = "update-badges"
-    HARVEST = "harvest"
+    RECOMMENDATIONS_ADD = "recommendations-add"
     RECOMMENDATIONS_CLEAN = "recommendations-clean"
+    SEND_NOTIFICATION_DIGESTS = "send-notification-digests"
+    TEST_DEFAULT_QUEUE = "test-default-queue"
+    TEST_ERROR = "test-error"
+    TEST_HIGH_QUEUE = "test-high-queue"
     TEST_LOG = "test-log"
-    PURGE_REUSES = "purge-reuses"
-    CHECK_INTEGRITY = "check-integrity"
-    PURGE_HARVESTERS = "purge-harvesters"
+    TEST_LOW_QUEUE = "test-low-queue"
+    UPDATE_BADGES = "update-badges"
+    UPDATE_METRICS = "update-metrics"
 
 
 class PostBodyType(StrEnum):
@@ -805,12 +796,12 @@ class TaskStatus(StrEnum):
     """
 
     FAILURE = "FAILURE"
+    PENDING = "PENDING"
+    RECEIVED = "RECEIVED"
+    RETRY = "RETRY"
     REVOKED = "REVOKED"
     STARTED = "STARTED"
     SUCCESS = "SUCCESS"
-    RETRY = "RETRY"
-    RECEIVED = "RECEIVED"
-    PENDING = "PENDING"
 
 
 class TransferResponseResponse(StrEnum):
@@ -885,88 +876,14 @@ class YAxisUnitPosition(StrEnum):
     SUFFIX = "suffix"
 
 
-class AccessAudience(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """AccessAudience"""
+class ContactPointRoles(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ContactPointRoles"""
 
-    condition: str | None = None
-    """(Known values: :class:`AccessAudienceCondition`.)"""
+    id: str | None = None
+    """The contact role identifier"""
 
-    role: str | None = None
-    """(Known values: :class:`AccessAudienceRole`.)"""
-
-
-class AccessAudienceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """AccessAudienceInput"""
-
-    condition: str | None = None
-    """(Known values: :class:`AccessAudienceCondition`.)"""
-
-    role: str | None = None
-    """(Known values: :class:`AccessAudienceRole`.)"""
-
-
-class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ApiToken"""
-
-    created_at: datetime
-    """Token creation date"""
-
-    id: str
-    token_prefix: str
-    """First characters of the token for identification"""
-
-    expires_at: datetime | None = None
-    """When this token expires"""
-
-    kind: str | None = None
-    """Token type (Known values: :class:`ApiTokenKind`.)"""
-
-    last_used_at: datetime | None = None
-    """Last time this token was used"""
-
-    name: str | None = None
-    """User-given label for this token"""
-
-    revoked_at: datetime | None = None
-    """When this token was revoked"""
-
-    scopes: list[str] | None = None
-    """Token scopes (Known values: :class:`ApiTokenScopes`.)"""
-
-    user_agents: list[str] | None = None
-    """User agents that have used this token"""
-
-
-class ApiTokenInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ApiTokenInput"""
-
-    expires_at: datetime | None = None
-    """When this token expires"""
-
-    name: str | None = None
-    """User-given label for this token"""
-
-    scopes: list[str] | None = None
-    """Token scopes (Known values: :class:`ApiTokenScopes`.)"""
-
-
-class ApiTokenCreated(ApiToken, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ApiTokenCreated"""
-
-    token: str | None = None
-    """The plaintext token (shown only once at creation)"""
-
-
-class Badge(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Badge"""
-
-    kind: str
-
-
-class BadgeInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """BadgeInput"""
-
-    kind: str
+    label: str | None = None
+    """The contact role display name"""
 
 
 class BaseReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -975,32 +892,46 @@ class BaseReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     class_: str = field(name="class")
     """The object class"""
 
-    id: str
+    id: str | None = None
     """The object unique identifier"""
 
 
-class CatalogSchemaExample(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """CatalogSchemaExample"""
+class Badge(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Badge"""
 
-    path: str | None = None
-    title: str | None = None
-
-
-class CatalogSchemaVersion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """CatalogSchemaVersion"""
-
-    schema_url: str | None = None
-    version_name: str | None = None
+    kind: str
 
 
-class Checksum(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Checksum"""
+class OrganizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """OrganizationPermissions"""
 
-    value: str
-    """The resulting checksum/hash"""
+    delete: bool | None = None
+    edit: bool | None = None
+    harvest: bool | None = None
+    members: bool | None = None
+    private: bool | None = None
 
-    type: str | None = None
-    """The hashing algorithm used to compute the checksum (Known values: :class:`ChecksumType`.)"""
+
+class UserReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """UserReference"""
+
+    first_name: str
+    last_name: str
+    slug: str
+    avatar: str | None = None
+    """URL of the image"""
+
+    avatar_thumbnail: str | None = None
+    """URL of the cropped and squared image (500x500)"""
+
+    deleted: datetime | None = None
+    """The date the account was deleted, null for a live account"""
+
+    page: str | None = None
+    """Link to the udata web page for this user"""
+
+    uri: str | None = None
+    """Link to the API endpoint for this user"""
 
 
 class ContactPointInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1019,461 +950,14 @@ class ContactPointInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
 
-class ContactPointReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """ContactPointReference"""
+class AccessAudience(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """AccessAudience"""
 
-    pass
+    condition: str | None = None
+    """(Known values: :class:`AccessAudienceCondition`.)"""
 
-
-class ContactPointRoles(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ContactPointRoles"""
-
-    id: str | None = None
-    """The contact role identifier"""
-
-    label: str | None = None
-    """The contact role display name"""
-
-
-class Crontab(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Crontab"""
-
-    day_of_month: str
-    day_of_week: str
-    hour: str
-    minute: str
-    month_of_year: str
-
-
-class CrontabInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """CrontabInput"""
-
-    day_of_month: str
-    day_of_week: str
-    hour: str
-    minute: str
-    month_of_year: str
-
-
-class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataSeries"""
-
-    resource_id: str
-    aggregate_y: str | None = None
-    """(Known values: :class:`DataSeriesAggregateY`.)"""
-
-    column_x_name_override: str | None = None
-    column_y: str | None = None
-    filters: dict[str, Any] | None = None
-    type: str | None = None
-    """(Known values: :class:`DataSeriesType`.)"""
-
-
-class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataSeriesInput"""
-
-    resource_id: str
-    aggregate_y: str | None = None
-    """(Known values: :class:`DataSeriesAggregateY`.)"""
-
-    column_x_name_override: str | None = None
-    column_y: str | None = None
-    filters: dict[str, Any] | None = None
-    type: str | None = None
-    """(Known values: :class:`DataSeriesType`.)"""
-
-
-class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataserviceInput"""
-
-    title: str
-    access_audiences: list[AccessAudienceInput] | None = None
-    access_type: str | None = None
-    """(Known values: :class:`DataserviceAccessType`.)"""
-
-    access_type_reason: str | None = None
-    access_type_reason_category: str | None = None
-    """(Known values: :class:`DataserviceAccessTypeReasonCategory`.)"""
-
-    acronym: str | None = None
-    archived_at: datetime | None = None
-    authorization_request_url: str | None = None
-    availability: float | None = None
-    availability_url: str | None = None
-    base_api_url: str | None = None
-    business_documentation_url: str | None = None
-    contact_points: list[str] | None = None
-    datasets: list[str] | None = None
-    deleted_at: datetime | None = None
-    description: str | None = None
-    extras: dict[str, Any] | None = None
-    format: str | None = None
-    """(Known values: :class:`DataserviceFormat`.)"""
-
-    license: str | None = None
-    """The ID of the license"""
-
-    machine_documentation_url: str | None = None
-    """Swagger link, OpenAPI format, WMS XML…"""
-
-    organization: str | None = None
-    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
-
-    owner: str | None = None
-    """Only present if organization is not set. Can only be set to the current authenticated user."""
-
-    private: bool | None = None
-    """Is the dataservice private to the owner or the organization"""
-
-    rate_limiting: str | None = None
-    rate_limiting_url: str | None = None
-    tags: list[str] | None = None
-    technical_documentation_url: str | None = None
-    """HTML version of a Swagger…"""
-
-
-class DataserviceDatasetsAdd(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataserviceDatasetsAdd"""
-
-    id: str
-    """Id of the dataset to add"""
-
-
-class DataservicePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataservicePermissions"""
-
-    delete: bool | None = None
-    edit: bool | None = None
-
-
-class DataservicePreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataservicePreview"""
-
-    title: str
-    self_api_url: dict[str, Any] | None = None
-    """The dataservice API URL (fake)"""
-
-    self_web_url: dict[str, Any] | None = None
-    """The dataservice webpage URL (fake)"""
-
-
-class DataserviceReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """DataserviceReference"""
-
-    title: str
-    self_api_url: str | None = None
-    """Link to the API endpoint for this dataservice"""
-
-    self_web_url: str | None = None
-    """Link to the udata web page for this dataservice"""
-
-
-class DataserviceSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DataserviceSuggestion"""
-
-    acronym: str | None = None
-    """An optional dataservice acronym"""
-
-    id: str | None = None
-    """The dataservice identifier"""
-
-    page: str | None = None
-    """The dataservice web page URL"""
-
-    slug: str | None = None
-    """The dataservice permalink string"""
-
-    title: str | None = None
-    """The dataservice title"""
-
-
-class DatasetInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetInternals"""
-
-    created_at_internal: datetime
-    """The dataset's internal creation date on the site"""
-
-    last_modified_internal: datetime
-    """The dataset's internal last modification date"""
-
-
-class DatasetPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetPermissions"""
-
-    delete: bool | None = None
-    edit: bool | None = None
-    edit_resources: bool | None = None
-
-
-class DatasetReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetReference"""
-
-    pass
-
-
-class DatasetSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetSuggestion"""
-
-    acronym: str | None = None
-    """An optional dataset acronym"""
-
-    id: str | None = None
-    """The dataset identifier"""
-
-    image_url: str | None = None
-    """The dataset (organization) logo URL"""
-
-    page: str | None = None
-    """The dataset web page URL"""
-
-    slug: str | None = None
-    """The dataset permalink string"""
-
-    title: str | None = None
-    """The dataset title"""
-
-
-class DiscussionEdit(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DiscussionEdit"""
-
-    title: str
-    """The new title"""
-
-
-class DiscussionEditComment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DiscussionEditComment"""
-
-    comment: str
-    """The new comment"""
-
-
-class DiscussionMessagePermissions(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """DiscussionMessagePermissions"""
-
-    delete: bool | None = None
-    edit: bool | None = None
-
-
-class DiscussionPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DiscussionPermissions"""
-
-    close: bool | None = None
-    delete: bool | None = None
-    edit: bool | None = None
-
-
-class Error(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Error"""
-
-    message: str | None = None
-
-
-class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Frequency"""
-
-    id: str | None = None
-    """The frequency identifier"""
-
-    label: str | None = None
-    """The frequency display name"""
-
-
-class GenericReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GenericReference"""
-
-    class_: str | None = field(name="class", default=None)
-    id: str | None = None
-
-
-class GeoGranularity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeoGranularity"""
-
-    id: str
-    """The granularity identifier"""
-
-    name: str
-    """The granularity name"""
-
-
-class GeoJSON(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeoJSON"""
-
-    coordinates: list[dict[str, Any]]
-    """The geometry as coordinates lists"""
-
-    type: str
-    """The GeoJSON Type (Known values: :class:`GeoJSONType`.)"""
-
-
-class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeoJSONFeature"""
-
-    geometry: GeoJSON
-    type: str
-    """(Known values: :class:`GeoJSONFeatureType`.)"""
-
-    id: str | None = None
-    properties: dict[str, Any] | None = None
-
-
-class GeoJSONFeatureCollection(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeoJSONFeatureCollection"""
-
-    features: list[GeoJSONFeature]
-    type: str
-    """(Known values: :class:`GeoJSONFeatureCollectionType`.)"""
-
-
-class GeoLevel(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeoLevel"""
-
-    id: str
-    """The level identifier"""
-
-    name: str
-    """The level name"""
-
-
-class GeoZoneReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeoZoneReference"""
-
-    code: str
-    """The zone unique code in the level"""
-
-    level: str
-    """The zone level"""
-
-    name: str
-    """The zone name"""
-
-    slug: str
-    """The zone slug"""
-
-    uri: str | None = None
-    """The zone uri"""
-
-
-class GeopfDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfDatasetMetadata"""
-
-    datasheet_url: str | None = None
-    """Public Géoplateforme fiche (dashboard) url, once pushed"""
-
-
-class GeopfDatasetMetadataRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfDatasetMetadataRead"""
-
-    pass
-
-
-class GeopfDatasetPullMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfDatasetPullMetadata"""
-
-    error: str | None = None
-    """The last pull error, if any"""
-
-    last_synced_at: datetime | None = None
-    """Last successful pull date"""
-
-    status: str | None = None
-    """Pull status: null (never run), pending, done or error (Known values: :class:`GeopfDatasetPullMetadataStatus`.)"""
-
-    task_id: str | None = None
-    """The last pull Celery task's id"""
-
-
-class GeopfDatasetPushMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfDatasetPushMetadata"""
-
-    datasheet_url: str | None = None
-    """The cartes.gouv.fr fiche de données url for this dataset"""
-
-    datastore_id: str | None = None
-    """The geopf datastore configured for this dataset's pushes"""
-
-
-class GeopfDatastore(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfDatastore"""
-
-    datastore_id: str | None = None
-    """The datastore id"""
-
-    name: str | None = None
-    """The datastore display name"""
-
-    rights: list[str] | None = None
-    """The current user's rights on this datastore"""
-
-
-class GeopfPushRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfPushRequest"""
-
-    datastore_id: str | None = None
-    """The datastore to push to. Optional if the dataset already has one configured from a previous push."""
-
-
-class GeopfResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfResourceMetadata"""
-
-    offering_id: str | None = None
-    """Géoplateforme offering id, if this resource was created from a geopf offering pull"""
-
-    push_status: str | None = None
-    """Push status to Géoplateforme, if this resource has ever been pushed (Known values: :class:`GeopfResourceMetadataPushStatus`.)"""
-
-
-class GeopfResourceOfferingMetadata(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """GeopfResourceOfferingMetadata"""
-
-    id: str | None = None
-    """The geopf offering id"""
-
-    last_synced_at: datetime | None = None
-    """Last successful pull date for this offering"""
-
-
-class GeopfResourcePushMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfResourcePushMetadata"""
-
-    error: str | None = None
-    """The last push error, if any"""
-
-    last_synced_at: datetime | None = None
-    """Last successful push date"""
-
-    status: str | None = None
-    """Push status: null (never run), pending, done, error or timeout (Known values: :class:`GeopfResourcePushMetadataStatus`.)"""
-
-    stored_data_id: str | None = None
-    """The geopf stored_data id produced by the last push"""
-
-    task_id: str | None = None
-    """The last push Celery task's id"""
-
-
-class GeopfStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfStatus"""
-
-    connected: bool | None = None
-    """Whether the current user has an active, usable geopf link"""
-
-    expires_at: datetime | None = None
-    """The stored geopf token's expiration date"""
-
-
-class GeopfTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfTask"""
-
-    task_id: str | None = None
-    """The id of the enqueued Celery task"""
+    role: str | None = None
+    """(Known values: :class:`AccessAudienceRole`.)"""
 
 
 class HarvestDataserviceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1501,6 +985,141 @@ class HarvestDataserviceMetadata(Struct, kw_only=True, omit_defaults=True, repr_
     source_url: str | None = None
     uri: str | None = None
     """RDF node ID if it's an `URIRef`. `None` if it's not present or if it's a random auto-generated ID inside the graph."""
+
+
+class DataservicePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataservicePermissions"""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class AccessAudienceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """AccessAudienceInput"""
+
+    condition: str | None = None
+    """(Known values: :class:`AccessAudienceCondition`.)"""
+
+    role: str | None = None
+    """(Known values: :class:`AccessAudienceRole`.)"""
+
+
+class DataserviceDatasetsAdd(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataserviceDatasetsAdd"""
+
+    id: str
+    """Id of the dataset to add"""
+
+
+class Follow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Follow"""
+
+    follower: UserReference
+    """The follower"""
+
+    id: str
+    since: datetime
+    """The date from which the user started following"""
+
+
+class DataserviceSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataserviceSuggestion"""
+
+    acronym: str | None = None
+    """An optional dataservice acronym"""
+
+    id: str | None = None
+    """The dataservice identifier"""
+
+    page: str | None = None
+    """The dataservice web page URL"""
+
+    slug: str | None = None
+    """The dataservice permalink string"""
+
+    title: str | None = None
+    """The dataservice title"""
+
+
+class BadgeInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """BadgeInput"""
+
+    kind: str
+
+
+class Checksum(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Checksum"""
+
+    value: str
+    """The resulting checksum/hash"""
+
+    type: str | None = None
+    """The hashing algorithm used to compute the checksum (Known values: :class:`ChecksumType`.)"""
+
+
+class GeopfResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfResourceMetadata"""
+
+    offering_id: str | None = None
+    """Géoplateforme offering id, if this resource was created from a geopf offering pull"""
+
+    push_status: str | None = None
+    """Push status to Géoplateforme, if this resource has ever been pushed (Known values: :class:`GeopfResourceMetadataPushStatus`.)"""
+
+
+class HarvestResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestResourceMetadata"""
+
+    issued_at: datetime | None = None
+    """The resource harvested release date"""
+
+    last_update: datetime | None = None
+    """The resource last harvest date"""
+
+    modified_at: datetime | None = None
+    """The resource harvest last modification date"""
+
+    uri: str | None = None
+    """The resource harvest uri"""
+
+
+class ResourceInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ResourceInternals"""
+
+    created_at_internal: datetime
+    """The resource's internal creation date on the site"""
+
+    last_modified_internal: datetime
+    """The resource's internal last modification date"""
+
+
+class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Schema"""
+
+    name: str | None = None
+    url: str | None = None
+    version: str | None = None
+
+
+class DatasetReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DatasetReference"""
+
+    pass
+
+
+class DatasetPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DatasetPermissions"""
+
+    delete: bool | None = None
+    edit: bool | None = None
+    edit_resources: bool | None = None
+
+
+class GeopfDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfDatasetMetadata"""
+
+    datasheet_url: str | None = None
+    """Public Géoplateforme fiche (dashboard) url, once pushed"""
 
 
 class HarvestDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1552,29 +1171,279 @@ class HarvestDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit
     """The dataset harveted uri"""
 
 
-class HarvestDatasetMetadataRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestDatasetMetadataRead"""
+class DatasetInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DatasetInternals"""
 
-    archived_at: datetime | None = None
-    archived_reason: str | None = None
-    backend: str | None = None
-    created_at: datetime | None = None
-    """Date of creation as provided by the harvested catalog"""
+    created_at_internal: datetime
+    """The dataset's internal creation date on the site"""
 
-    domain: str | None = None
-    issued_at: datetime | None = None
-    """Date of release as provided by the harvested catalog"""
+    last_modified_internal: datetime
+    """The dataset's internal last modification date"""
 
-    last_update: datetime | None = None
-    """Date of last harvest"""
 
-    modified_at: datetime | None = None
-    """Date of last modification as provided by the harvested catalog"""
+class GeoJSON(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeoJSON"""
 
-    remote_id: str | None = None
-    remote_url: str | None = None
-    source_id: str | None = None
-    source_url: str | None = None
+    coordinates: list[Any] | None = None
+    """The geometry as coordinates lists"""
+
+    type: str | None = None
+    """The GeoJSON Type (Known values: :class:`GeoJSONType`.)"""
+
+
+class GeoGranularity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeoGranularity"""
+
+    id: str
+    """The granularity identifier"""
+
+    name: str
+    """The granularity name"""
+
+
+class GeoZoneReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeoZoneReference"""
+
+    code: str
+    """The zone unique code in the level"""
+
+    level: str
+    """The zone level"""
+
+    name: str
+    """The zone name"""
+
+    slug: str
+    """The zone slug"""
+
+    uri: str | None = None
+    """The zone uri"""
+
+
+class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """TemporalCoverage"""
+
+    start: date
+    """The temporal coverage start date"""
+
+    end: date | None = None
+    """The temporal coverage end date"""
+
+
+class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Frequency"""
+
+    id: str | None = None
+    """The frequency identifier"""
+
+    label: str | None = None
+    """The frequency display name"""
+
+
+class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """License"""
+
+    id: str
+    """The license identifier"""
+
+    title: str
+    """The resource title"""
+
+    alternate_titles: list[str] | None = None
+    """Same alternative known titles (improve rematch)"""
+
+    alternate_urls: list[str] | None = None
+    """Same alternative known URLs (improve rematch)"""
+
+    flags: list[str] | None = None
+    """Some arbitry flags"""
+
+    maintainer: str | None = None
+    """The license official maintainer"""
+
+    url: str | None = None
+    """The license official URL"""
+
+
+class ResourceType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ResourceType"""
+
+    id: str | None = None
+    """The resource type identifier"""
+
+    label: str | None = None
+    """The resource type display name"""
+
+
+class CatalogSchemaExample(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """CatalogSchemaExample"""
+
+    path: str | None = None
+    title: str | None = None
+
+
+class CatalogSchemaVersion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """CatalogSchemaVersion"""
+
+    schema_url: str | None = None
+    version_name: str | None = None
+
+
+class DatasetSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DatasetSuggestion"""
+
+    acronym: str | None = None
+    """An optional dataset acronym"""
+
+    id: str | None = None
+    """The dataset identifier"""
+
+    image_url: str | None = None
+    """The dataset (organization) logo URL"""
+
+    page: str | None = None
+    """The dataset web page URL"""
+
+    slug: str | None = None
+    """The dataset permalink string"""
+
+    title: str | None = None
+    """The dataset title"""
+
+
+class DiscussionMessagePermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """DiscussionMessagePermissions"""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class DiscussionPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DiscussionPermissions"""
+
+    close: bool | None = None
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class ModelReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ModelReference"""
+
+    class_: str = field(name="class")
+    """The model class"""
+
+    id: str
+    """The object identifier"""
+
+
+class DiscussionEditComment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DiscussionEditComment"""
+
+    comment: str
+    """The new comment"""
+
+
+class DiscussionEdit(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DiscussionEdit"""
+
+    title: str
+    """The new title"""
+
+
+class GeopfResourceOfferingMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """GeopfResourceOfferingMetadata"""
+
+    id: str | None = None
+    """The geopf offering id"""
+
+    last_synced_at: datetime | None = None
+    """Last successful pull date for this offering"""
+
+
+class GeopfDatasetPullMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfDatasetPullMetadata"""
+
+    error: str | None = None
+    """The last pull error, if any"""
+
+    last_synced_at: datetime | None = None
+    """Last successful pull date"""
+
+    status: str | None = None
+    """Pull status: null (never run), pending, done or error (Known values: :class:`GeopfDatasetPullMetadataStatus`.)"""
+
+    task_id: str | None = None
+    """The last pull Celery task's id"""
+
+
+class GeopfDatasetPushMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfDatasetPushMetadata"""
+
+    datasheet_url: str | None = None
+    """The cartes.gouv.fr fiche de données url for this dataset"""
+
+    datastore_id: str | None = None
+    """The geopf datastore configured for this dataset's pushes"""
+
+
+class GeopfResourcePushMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfResourcePushMetadata"""
+
+    error: str | None = None
+    """The last push error, if any"""
+
+    last_synced_at: datetime | None = None
+    """Last successful push date"""
+
+    status: str | None = None
+    """Push status: null (never run), pending, done, error or timeout (Known values: :class:`GeopfResourcePushMetadataStatus`.)"""
+
+    stored_data_id: str | None = None
+    """The geopf stored_data id produced by the last push"""
+
+    task_id: str | None = None
+    """The last push Celery task's id"""
+
+
+class GeopfDatastore(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfDatastore"""
+
+    datastore_id: str | None = None
+    """The datastore id"""
+
+    name: str | None = None
+    """The datastore display name"""
+
+    rights: list[str] | None = None
+    """The current user's rights on this datastore"""
+
+
+class GeopfTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfTask"""
+
+    task_id: str | None = None
+    """The id of the enqueued Celery task"""
+
+
+class GeopfPushRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfPushRequest"""
+
+    datastore_id: str | None = None
+    """The datastore to push to. Optional if the dataset already has one configured from a previous push."""
+
+
+class GeopfStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfStatus"""
+
+    connected: bool | None = None
+    """Whether the current user has an active, usable geopf link"""
+
+    expires_at: datetime | None = None
+    """The stored geopf token's expiration date"""
 
 
 class HarvestError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1588,6 +1457,72 @@ class HarvestError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 
     message: str | None = None
     """The error short message"""
+
+
+class HarvestSourceReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """HarvestSourceReference"""
+
+    pass
+
+
+class HarvestSourcePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestSourcePermissions"""
+
+    delete: bool | None = None
+    edit: bool | None = None
+    preview: bool | None = None
+    run: bool | None = None
+    schedule: bool | None = None
+    validate: bool | None = None
+
+
+class HarvestSourceValidation(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestSourceValidation"""
+
+    state: str
+    """Is it validated or not (Known values: :class:`HarvestSourceValidationState`.)"""
+
+    by: UserReference | None = None
+    """Who performed the validation"""
+
+    comment: str | None = None
+    """A comment about the validation. Required on rejection"""
+
+    on: datetime | None = None
+    """Date on which validation was performed"""
+
+
+class HarvestSourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestSourceInput"""
+
+    backend: str
+    """The source backend"""
+
+    name: str
+    """The source display name"""
+
+    url: str
+    """The source base URL"""
+
+    active: bool | None = None
+    """Is this source active"""
+
+    autoarchive: bool | None = None
+    """If enabled, datasets not present on the remote source will be automatically archived"""
+
+    config: dict[str, Any] | None = None
+    """The configuration as key-value pairs"""
+
+    description: str | None = None
+    """The source description"""
+
+    organization: str | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
+    owner: str | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
 
 
 class HarvestExtraConfig(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1638,6 +1573,19 @@ class HarvestFilter(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """The filter expected type"""
 
 
+class DataserviceReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """DataserviceReference"""
+
+    title: str
+    self_api_url: str | None = None
+    """Link to the API endpoint for this dataservice"""
+
+    self_web_url: str | None = None
+    """Link to the udata web page for this dataservice"""
+
+
 class HarvestLog(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """HarvestLog"""
 
@@ -1645,70 +1593,15 @@ class HarvestLog(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     message: str
 
 
-class HarvestResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestResourceMetadata"""
+class DataservicePreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataservicePreview"""
 
-    issued_at: datetime | None = None
-    """The resource harvested release date"""
+    title: str
+    self_api_url: dict[str, Any] | None = None
+    """The dataservice API URL (fake)"""
 
-    last_update: datetime | None = None
-    """The resource last harvest date"""
-
-    modified_at: datetime | None = None
-    """The resource harvest last modification date"""
-
-    uri: str | None = None
-    """The resource harvest uri"""
-
-
-class HarvestSourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestSourceInput"""
-
-    backend: str
-    """The source backend"""
-
-    name: str
-    """The source display name"""
-
-    url: str
-    """The source base URL"""
-
-    active: bool | None = None
-    """Is this source active"""
-
-    autoarchive: bool | None = None
-    """If enabled, datasets not present on the remote source will be automatically archived"""
-
-    config: dict[str, Any] | None = None
-    """The configuration as key-value pairs"""
-
-    description: str | None = None
-    """The source description"""
-
-    organization: str | None = None
-    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
-
-    owner: str | None = None
-    """Only present if organization is not set. Can only be set to the current authenticated user."""
-
-
-class HarvestSourcePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestSourcePermissions"""
-
-    delete: bool | None = None
-    edit: bool | None = None
-    preview: bool | None = None
-    run: bool | None = None
-    schedule: bool | None = None
-    validate: bool | None = None
-
-
-class HarvestSourceReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """HarvestSourceReference"""
-
-    pass
+    self_web_url: dict[str, Any] | None = None
+    """The dataservice webpage URL (fake)"""
 
 
 class HarvestSourceValidationInput(
@@ -1723,94 +1616,64 @@ class HarvestSourceValidationInput(
     """A comment about the validation. Required on rejection"""
 
 
-class Interval(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Interval"""
+class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ApiToken"""
 
-    every: int
-    period: str
-    """(Known values: :class:`IntervalPeriod`.)"""
-
-
-class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """IntervalInput"""
-
-    every: int
-    period: str
-    """(Known values: :class:`IntervalPeriod`.)"""
-
-
-class LazyReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """LazyReference"""
-
-    class_: dict[str, Any] | None = field(name="class", default=None)
-    id: dict[str, Any] | None = None
-
-
-class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """License"""
+    created_at: datetime
+    """Token creation date"""
 
     id: str
-    """The license identifier"""
+    token_prefix: str
+    """First characters of the token for identification"""
 
-    title: str
-    """The resource title"""
+    expires_at: datetime | None = None
+    """When this token expires"""
 
-    alternate_titles: list[str] | None = None
-    """Same alternative known titles (improve rematch)"""
+    kind: str | None = None
+    """Token type (Known values: :class:`ApiTokenKind`.)"""
 
-    alternate_urls: list[str] | None = None
-    """Same alternative known URLs (improve rematch)"""
+    last_used_at: datetime | None = None
+    """Last time this token was used"""
 
-    flags: list[str] | None = None
-    """Some arbitry flags"""
+    name: str | None = None
+    """User-given label for this token"""
 
-    maintainer: str | None = None
-    """The license official maintainer"""
+    revoked_at: datetime | None = None
+    """When this token was revoked"""
 
-    url: str | None = None
-    """The license official URL"""
+    scopes: list[str] | None = None
+    """Token scopes (Known values: :class:`ApiTokenScopes`.)"""
 
-
-class MemberInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """MemberInput"""
-
-    role: str | None = None
-    """(Known values: :class:`MemberRole`.)"""
+    user_agents: list[str] | None = None
+    """User agents that have used this token"""
 
 
-class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """MembershipInvite"""
+class ApiTokenInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ApiTokenInput"""
 
-    assignments: list[GenericReference] | None = None
-    """Objects to assign on acceptance (for partial_editor invitations)"""
+    expires_at: datetime | None = None
+    """When this token expires"""
 
-    comment: str | None = None
-    """Invitation message"""
+    name: str | None = None
+    """User-given label for this token"""
 
-    email: str | None = None
-    """Email to invite (if user not registered)"""
-
-    role: str | None = None
-    """The role to assign (Known values: :class:`MemberRole`.)"""
-
-    user: str | None = None
-    """User ID to invite"""
+    scopes: list[str] | None = None
+    """Token scopes (Known values: :class:`ApiTokenScopes`.)"""
 
 
-class MembershipRequestInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """MembershipRequestInput"""
+class GenericReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GenericReference"""
 
-    comment: str | None = None
+    class_: str | None = field(name="class", default=None)
+    id: str | None = None
 
 
-class ModelReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ModelReference"""
+class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """UploadedImage"""
 
-    class_: str = field(name="class")
-    """The model class"""
-
-    id: str
-    """The object identifier"""
+    image: str | None = None
+    success: bool | None = None
+    """Whether the upload succeeded or not."""
 
 
 class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1835,6 +1698,27 @@ class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The user's resources availability percentage"""
 
 
+class ReusePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ReusePermissions"""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """UserInput"""
+
+    email: str
+    first_name: str
+    last_name: str
+    mail_cadence: str
+    """(Known values: :class:`UserMailCadence`.)"""
+
+    about: str | None = None
+    notifications_paused: bool | None = None
+    website: str | None = None
+
+
 class NotificationFollow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """NotificationFollow"""
 
@@ -1848,15 +1732,48 @@ class NotificationFollow(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """A notification type or a prefix of some, every notification without one"""
 
 
-class NotificationSettingInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """NotificationSettingInput"""
+class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Notification"""
 
-    enabled: bool
-    event: str | None = None
-    """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
+    created_at: datetime
+    id: str
+    last_modified: datetime
+    type: str
+    """(Known values: :class:`NotificationType`.)"""
 
-    scope: LazyReference | None = None
-    """The subject the rule is about, null for everywhere"""
+    details: dict[str, Any] | None = None
+    handled_at: datetime | None = None
+    reasons: list[str] | None = None
+    """(Known values: :class:`NotificationReasons`.)"""
+
+    requires_action: bool | None = None
+    """Whether the notification is resolved by acting on its subject rather than by reading it"""
+
+    user: UserReference | None = None
+
+
+class LazyReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """LazyReference"""
+
+    class_: str | None = field(name="class", default=None)
+    id: str | None = None
+
+
+class UserReferenceWithEmail(
+    UserReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """UserReferenceWithEmail"""
+
+    email: str | None = None
+    """The user email, obfuscated unless the caller may see it"""
+
+    last_login_at: datetime | None = None
+
+
+class Team(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Team"""
+
+    pass
 
 
 class OrganizationInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1882,37 +1799,51 @@ class OrganizationInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     url: str | None = None
 
 
-class OrganizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """OrganizationPermissions"""
+class MembershipRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """MembershipRequest"""
 
-    delete: bool | None = None
-    edit: bool | None = None
-    harvest: bool | None = None
-    members: bool | None = None
-    private: bool | None = None
+    status: str
+    """The current request status (Known values: :class:`MembershipRequestStatus`.)"""
+
+    assignments: list[GenericReference] | None = None
+    """Objects to assign on acceptance (for partial_editor invitations)"""
+
+    comment: str | None = None
+    """A request comment from the user"""
+
+    created: datetime | None = None
+    """The request creation date"""
+
+    email: str | None = None
+    """Email for non-registered user invitations"""
+
+    id: str | None = None
+    kind: str | None = None
+    """The request kind (request or invitation) (Known values: :class:`MembershipRequestKind`.)"""
+
+    role: str | None = None
+    """The role to assign (Known values: :class:`MemberRole`.)"""
+
+    user: UserReferenceWithEmail | None = None
 
 
-class OrganizationReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """OrganizationReference"""
+class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """MembershipInvite"""
 
-    name: str
-    slug: str
-    acronym: str | None = None
-    badges: list[Badge] | None = None
-    logo: str | None = None
-    """URL of the image"""
+    assignments: list[GenericReference] | None = None
+    """Objects to assign on acceptance (for partial_editor invitations)"""
 
-    logo_thumbnail: str | None = None
-    """URL of the cropped and squared image (100x100)"""
+    comment: str | None = None
+    """Invitation message"""
 
-    page: str | None = None
-    """Link to the udata web page for this organization"""
+    email: str | None = None
+    """Email to invite (if user not registered)"""
 
-    permissions: OrganizationPermissions | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this organization"""
+    role: str | None = None
+    """The role to assign (Known values: :class:`MemberRole`.)"""
+
+    user: str | None = None
+    """User ID to invite"""
 
 
 class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1926,6 +1857,19 @@ class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     label: str | None = None
     """The role label"""
+
+
+class MembershipRequestInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """MembershipRequestInput"""
+
+    comment: str | None = None
+
+
+class RefuseMembership(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """RefuseMembership"""
+
+    comment: str | None = None
+    """The refusal comment."""
 
 
 class OrganizationSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -1950,77 +1894,47 @@ class OrganizationSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit
     """The organization permalink string"""
 
 
-class PendingInvitation(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """PendingInvitation"""
+class Error(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Error"""
 
-    assignments: list[GenericReference] | None = None
-    """Objects to assign on acceptance (for partial_editor invitations)"""
+    message: str | None = None
 
-    comment: str | None = None
-    """Invitation message"""
 
-    created: datetime | None = None
-    """The invitation creation date"""
+class MemberInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """MemberInput"""
+
+    role: str | None = None
+    """(Known values: :class:`MemberRole`.)"""
+
+
+class PostAncestor(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """PostAncestor"""
 
     id: str | None = None
-    organization: OrganizationReference | None = None
-    role: str | None = None
-    """The role to assign (Known values: :class:`MemberRole`.)"""
+    """The post identifier"""
+
+    name: str | None = None
+    """The post name"""
+
+    page: str | None = None
+    """The post web page URL"""
 
 
-class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """PeriodicTask"""
+class ReuseReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ReuseReference"""
 
-    id: str
-    name: str
-    """The job unique name"""
+    title: str
+    image: str | None = None
+    """URL of the image"""
 
-    task: str
-    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
+    image_thumbnail: str | None = None
+    """URL of the cropped and squared image (500x500)"""
 
-    args: list[dict[str, Any]] | None = None
-    """The job execution arguments"""
+    page: str | None = None
+    """Link to the udata web page for this reuse"""
 
-    crontab: Crontab | None = None
-    description: str | None = None
-    """The job description"""
-
-    enabled: bool | None = None
-    """Is this job enabled"""
-
-    interval: Interval | None = None
-    kwargs: dict[str, Any] | None = None
-    """The job execution keyword arguments"""
-
-    last_run_at: datetime | None = None
-    """The last job execution date"""
-
-    schedule: str | None = None
-    """The schedule display"""
-
-
-class PeriodicTaskInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """PeriodicTaskInput"""
-
-    name: str
-    """The job unique name"""
-
-    task: str
-    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
-
-    args: list[dict[str, Any]] | None = None
-    """The job execution arguments"""
-
-    crontab: CrontabInput | None = None
-    description: str | None = None
-    """The job description"""
-
-    enabled: bool | None = None
-    """Is this job enabled"""
-
-    interval: IntervalInput | None = None
-    kwargs: dict[str, Any] | None = None
-    """The job execution keyword arguments"""
+    uri: str | None = None
+    """Link to the API endpoint for this reuse"""
 
 
 class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2060,24 +1974,34 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """Some keywords to help in search"""
 
 
-class PostAncestor(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """PostAncestor"""
+class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Report"""
 
-    id: str | None = None
-    """The post identifier"""
+    id: str
+    reason: str
+    """(Known values: :class:`ReportReason`.)"""
 
-    name: str | None = None
-    """The post name"""
+    reported_at: datetime
+    subject: LazyReference
+    by: UserReference | None = None
+    """Only set if a user was connected when reporting an element."""
 
-    page: str | None = None
-    """The post web page URL"""
+    callbacks_count: int | None = None
+    """Number of pending callbacks to execute when dismissed"""
 
+    dismissed_at: datetime | None = None
+    dismissed_by: UserReference | None = None
+    message: str | None = None
+    self_api_url: str | None = None
+    """Link to the API endpoint for this report"""
 
-class RefuseMembership(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """RefuseMembership"""
+    subject_deleted_at: datetime | None = None
+    subject_deleted_by: UserReference | None = None
+    subject_embed_id: str | None = None
+    """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
 
-    comment: str | None = None
-    """The refusal comment."""
+    subject_label: str | None = None
+    """Title or slug of the subject, saved at report creation for future reference."""
 
 
 class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2096,30 +2020,26 @@ class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
 
 
-class ResourceRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ResourceRead"""
+class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ReportPage"""
 
-    metrics: dict[str, Any] | None = None
+    page: int
+    """The current page"""
 
+    page_size: int
+    """The page size used for pagination"""
 
-class ResourceInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ResourceInternals"""
+    total: int
+    """The total paginated items"""
 
-    created_at_internal: datetime
-    """The resource's internal creation date on the site"""
+    data: list[Report] | None = None
+    """The page data"""
 
-    last_modified_internal: datetime
-    """The resource's internal last modification date"""
+    next_page: str | None = None
+    """The next page URL if exists"""
 
-
-class ResourceType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ResourceType"""
-
-    id: str | None = None
-    """The resource type identifier"""
-
-    label: str | None = None
-    """The resource type display name"""
+    previous_page: str | None = None
+    """The previous page URL if exists"""
 
 
 class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2151,49 +2071,6 @@ class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     tags: list[str] | None = None
 
 
-class ReusePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ReusePermissions"""
-
-    delete: bool | None = None
-    edit: bool | None = None
-
-
-class ReuseReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ReuseReference"""
-
-    title: str
-    image: str | None = None
-    """URL of the image"""
-
-    image_thumbnail: str | None = None
-    """URL of the cropped and squared image (500x500)"""
-
-    page: str | None = None
-    """Link to the udata web page for this reuse"""
-
-    uri: str | None = None
-    """Link to the API endpoint for this reuse"""
-
-
-class ReuseSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ReuseSuggestion"""
-
-    id: str | None = None
-    """The reuse identifier"""
-
-    image_url: str | None = None
-    """The reuse thumbnail URL"""
-
-    page: str | None = None
-    """The reuse web page URL"""
-
-    slug: str | None = None
-    """The reuse permalink string"""
-
-    title: str | None = None
-    """The reuse title"""
-
-
 class ReuseTopic(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """ReuseTopic"""
 
@@ -2214,18 +2091,23 @@ class ReuseType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The reuse type display name"""
 
 
-class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Schema"""
+class ReuseSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ReuseSuggestion"""
 
-    name: str | None = None
-    url: str | None = None
-    version: str | None = None
+    id: str | None = None
+    """The reuse identifier"""
 
+    image_url: str | None = None
+    """The reuse thumbnail URL"""
 
-class SchemaRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """SchemaRead"""
+    page: str | None = None
+    """The reuse web page URL"""
 
-    pass
+    slug: str | None = None
+    """The reuse permalink string"""
+
+    title: str | None = None
+    """The reuse title"""
 
 
 class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2258,52 +2140,25 @@ class SiteInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     reuses_blocs: list[dict[str, Any]] | None = None
 
 
-class SpatialCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """SpatialCoverage"""
+class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeoJSONFeature"""
 
-    geom: GeoJSON | None = None
-    """A multipolygon for the whole coverage"""
-
-    granularity: dict[str, Any] | None = None
-    """The spatial/territorial granularity (full Granularity object if `X-Get-Datasets-Full-Objects` is set, ID of the granularity otherwise)"""
-
-    zones: dict[str, Any] | None = None
-    """The covered zones identifiers (full GeoZone objects if `X-Get-Datasets-Full-Objects` is set, IDs of the zones otherwise)"""
-
-
-class Task(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Task"""
-
-    exc: str | None = None
-    """The exception thrown during execution"""
+    geometry: GeoJSON
+    type: str
+    """(Known values: :class:`GeoJSONFeatureType`.)"""
 
     id: str | None = None
-    """Tha task execution ID"""
-
-    result: str | None = None
-    """The task results if exists"""
-
-    status: str | None = None
-    """Cron expression for hour (Known values: :class:`TaskStatus`.)"""
-
-    traceback: str | None = None
-    """The execution traceback"""
+    properties: dict[str, Any] | None = None
 
 
-class Team(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Team"""
+class GeoLevel(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeoLevel"""
 
-    pass
+    id: str
+    """The level identifier"""
 
-
-class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """TemporalCoverage"""
-
-    start: datetime
-    """The temporal coverage start date"""
-
-    end: datetime | None = None
-    """The temporal coverage end date"""
+    name: str
+    """The level name"""
 
 
 class TerritorySuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2325,17 +2180,6 @@ class TerritorySuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_de
     """The zone uri"""
 
 
-class TopicReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """TopicReference"""
-
-    name: str
-    page: str | None = None
-    """Link to the udata web page for this topic"""
-
-    uri: str | None = None
-    """Link to the API endpoint for this topic"""
-
-
 class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """TransferResponse"""
 
@@ -2344,138 +2188,6 @@ class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     comment: str | None = None
     """An optional comment about the transfer response"""
-
-
-class UploadStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UploadStatus"""
-
-    error: str | None = None
-    success: bool | None = None
-
-
-class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UploadedImage"""
-
-    image: str | None = None
-    success: bool | None = None
-    """Whether the upload succeeded or not."""
-
-
-class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """User"""
-
-    email: str
-    first_name: str
-    id: str
-    last_name: str
-    mail_cadence: str
-    """(Known values: :class:`UserMailCadence`.)"""
-
-    since: datetime
-    slug: str
-    about: str | None = None
-    active: bool | None = None
-    avatar: str | None = None
-    """URL of the image"""
-
-    avatar_thumbnail: str | None = None
-    """URL of the cropped and squared image (500x500)"""
-
-    deleted: datetime | None = None
-    """The date the account was deleted, null for a live account"""
-
-    last_login_at: datetime | None = None
-    metrics: dict[str, Any] | None = None
-    notifications_paused: bool | None = None
-    organizations: list[OrganizationReference] | None = None
-    """The organizations the user belongs to"""
-
-    page: str | None = None
-    """Link to the udata web page for this user"""
-
-    password_rotation_demanded: datetime | None = None
-    password_rotation_performed: datetime | None = None
-    roles: list[str] | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this user"""
-
-    website: str | None = None
-
-
-class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UserInput"""
-
-    email: str
-    first_name: str
-    last_name: str
-    mail_cadence: str
-    """(Known values: :class:`UserMailCadence`.)"""
-
-    about: str | None = None
-    notifications_paused: bool | None = None
-    website: str | None = None
-
-
-class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UserPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[User] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class UserReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UserReference"""
-
-    first_name: str
-    last_name: str
-    slug: str
-    avatar: str | None = None
-    """URL of the image"""
-
-    avatar_thumbnail: str | None = None
-    """URL of the cropped and squared image (500x500)"""
-
-    deleted: datetime | None = None
-    """The date the account was deleted, null for a live account"""
-
-    page: str | None = None
-    """Link to the udata web page for this user"""
-
-    uri: str | None = None
-    """Link to the API endpoint for this user"""
-
-
-class UserReferenceWithEmail(
-    UserReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """UserReferenceWithEmail"""
-
-    email: str | None = None
-    """The user email, obfuscated unless the caller may see it"""
-
-    last_login_at: datetime | None = None
-
-
-class UserRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UserRole"""
-
-    name: str | None = None
-    """The role name"""
 
 
 class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2500,11 +2212,11 @@ class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The user permalink string"""
 
 
-class ValidationError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ValidationError"""
+class UserRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """UserRole"""
 
-    errors: dict[str, Any] | None = None
-    message: str | None = None
+    name: str | None = None
+    """The role name"""
 
 
 class VisualizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2514,22 +2226,22 @@ class VisualizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_om
     edit: bool | None = None
 
 
+class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataSeries"""
+
+    resource_id: str
+    aggregate_y: str | None = None
+    """(Known values: :class:`DataSeriesAggregateY`.)"""
+
+    column_x_name_override: str | None = None
+    column_y: str | None = None
+    filters: dict[str, Any] | None = None
+    type: str | None = None
+    """(Known values: :class:`DataSeriesType`.)"""
+
+
 class XAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """XAxis"""
-
-    column_x: str
-    type: str
-    """(Known values: :class:`XAxisType`.)"""
-
-    sort_x_by: str | None = None
-    """(Known values: :class:`XAxisSortXBy`.)"""
-
-    sort_x_direction: str | None = None
-    """(Known values: :class:`XAxisSortXDirection`.)"""
-
-
-class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """XAxisInput"""
 
     column_x: str
     type: str
@@ -2553,6 +2265,34 @@ class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """(Known values: :class:`YAxisUnitPosition`.)"""
 
 
+class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataSeriesInput"""
+
+    resource_id: str
+    aggregate_y: str | None = None
+    """(Known values: :class:`DataSeriesAggregateY`.)"""
+
+    column_x_name_override: str | None = None
+    column_y: str | None = None
+    filters: dict[str, Any] | None = None
+    type: str | None = None
+    """(Known values: :class:`DataSeriesType`.)"""
+
+
+class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """XAxisInput"""
+
+    column_x: str
+    type: str
+    """(Known values: :class:`XAxisType`.)"""
+
+    sort_x_by: str | None = None
+    """(Known values: :class:`XAxisSortXBy`.)"""
+
+    sort_x_direction: str | None = None
+    """(Known values: :class:`XAxisSortXDirection`.)"""
+
+
 class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """YAxisInput"""
 
@@ -2562,6 +2302,61 @@ class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     unit: str | None = None
     unit_position: str | None = None
     """(Known values: :class:`YAxisUnitPosition`.)"""
+
+
+class Crontab(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Crontab"""
+
+    day_of_month: str
+    day_of_week: str
+    hour: str
+    minute: str
+    month_of_year: str
+
+
+class Interval(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Interval"""
+
+    every: int
+    period: str
+    """(Known values: :class:`IntervalPeriod`.)"""
+
+
+class Task(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Task"""
+
+    exc: str | None = None
+    """The exception thrown during execution"""
+
+    id: str | None = None
+    """Tha task execution ID"""
+
+    result: str | None = None
+    """The task results if exists"""
+
+    status: str | None = None
+    """Cron expression for hour (Known values: :class:`TaskStatus`.)"""
+
+    traceback: str | None = None
+    """The execution traceback"""
+
+
+class CrontabInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """CrontabInput"""
+
+    day_of_month: str
+    day_of_week: str
+    hour: str
+    minute: str
+    month_of_year: str
+
+
+class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """IntervalInput"""
+
+    every: int
+    period: str
+    """(Known values: :class:`IntervalPeriod`.)"""
 
 
 class DataserviceReferenceInput(
@@ -2685,6 +2480,637 @@ class UserReferenceInput(BaseReference, kw_only=True, omit_defaults=True, repr_o
     last_name: str | None = None
 
 
+class OrganizationReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """OrganizationReference"""
+
+    name: str
+    slug: str
+    acronym: str | None = None
+    badges: list[Badge] | None = None
+    logo: str | None = None
+    """URL of the image"""
+
+    logo_thumbnail: str | None = None
+    """URL of the cropped and squared image (100x100)"""
+
+    page: str | None = None
+    """Link to the udata web page for this organization"""
+
+    permissions: OrganizationPermissions | None = None
+    uri: str | None = None
+    """Link to the API endpoint for this organization"""
+
+
+class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DataserviceInput"""
+
+    title: str
+    access_audiences: list[AccessAudienceInput] | None = None
+    access_type: str | None = None
+    """(Known values: :class:`DataserviceAccessType`.)"""
+
+    access_type_reason: str | None = None
+    access_type_reason_category: str | None = None
+    """(Known values: :class:`DataserviceAccessTypeReasonCategory`.)"""
+
+    acronym: str | None = None
+    archived_at: datetime | None = None
+    authorization_request_url: str | None = None
+    availability: float | None = None
+    availability_url: str | None = None
+    base_api_url: str | None = None
+    business_documentation_url: str | None = None
+    contact_points: list[str] | None = None
+    datasets: list[str] | None = None
+    deleted_at: datetime | None = None
+    description: str | None = None
+    extras: dict[str, Any] | None = None
+    format: str | None = None
+    """(Known values: :class:`DataserviceFormat`.)"""
+
+    license: str | None = None
+    """The ID of the license"""
+
+    machine_documentation_url: str | None = None
+    """Swagger link, OpenAPI format, WMS XML…"""
+
+    organization: str | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
+    owner: str | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    private: bool | None = None
+    """Is the dataservice private to the owner or the organization"""
+
+    rate_limiting: str | None = None
+    rate_limiting_url: str | None = None
+    tags: list[str] | None = None
+    technical_documentation_url: str | None = None
+    """HTML version of a Swagger…"""
+
+
+class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """FollowPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[Follow] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Resource"""
+
+    filetype: str
+    """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
+
+    title: str
+    """The resource title"""
+
+    url: str
+    """The resource URL"""
+
+    checksum: Checksum | None = None
+    """A checksum to validate file validity"""
+
+    created_at: datetime | None = None
+    """The resource creation date"""
+
+    description: str | None = None
+    """The resource markdown description"""
+
+    extras: dict[str, Any] | None = None
+    """Extra attributes as key-value pairs"""
+
+    filesize: int | None = None
+    """The resource file size in bytes"""
+
+    format: str | None = None
+    """The resource format"""
+
+    geopf: GeopfResourceMetadata | None = None
+    """Géoplateforme sync status metadata"""
+
+    harvest: HarvestResourceMetadata | None = None
+    """Harvest attributes metadata information"""
+
+    id: str | None = None
+    """The resource unique ID"""
+
+    internal: ResourceInternals | None = None
+    """Site internal and specific object's data"""
+
+    last_modified: datetime | None = None
+    """The resource last modification date"""
+
+    latest: str | None = None
+    """The permanent URL redirecting to the latest version of the resource. When the resource data is updated, the URL will change, the latest URL won't."""
+
+    metrics: dict[str, Any] | None = None
+    """The resource metrics"""
+
+    mime: str | None = None
+    """The resource mime type"""
+
+    preview_url: str | None = None
+    """An optional preview URL to be loaded as a standalone page (ie. iframe or new page)"""
+
+    schema: Schema | None = None
+    """Reference to the associated schema"""
+
+    type: str | None = None
+    """Resource type (documentation, API...) (Known values: :class:`ResourceTypeValue`.)"""
+
+
+class SpatialCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """SpatialCoverage"""
+
+    geom: GeoJSON | None = None
+    """A multipolygon for the whole coverage"""
+
+    granularity: str | GeoGranularity | None = None
+    """The spatial/territorial granularity (full Granularity object if `X-Get-Datasets-Full-Objects` is set, ID of the granularity otherwise)"""
+
+    zones: list[str | GeoZoneReference] | None = None
+    """The covered zones identifiers (full GeoZone objects if `X-Get-Datasets-Full-Objects` is set, IDs of the zones otherwise)"""
+
+
+class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """CatalogSchema"""
+
+    consolidation_dataset_id: str | None = None
+    contact: str | None = None
+    datapackage_description: str | None = None
+    """Only present if the schema is inside a datapackage"""
+
+    datapackage_name: str | None = None
+    """Only present if the schema is inside a datapackage"""
+
+    datapackage_title: str | None = None
+    """Only present if the schema is inside a datapackage"""
+
+    description: str | None = None
+    examples: list[CatalogSchemaExample] | None = None
+    external_doc: str | None = None
+    external_tool: str | None = None
+    """Link to tools to create a file with this schema"""
+
+    homepage: str | None = None
+    labels: list[str] | None = None
+    name: str | None = None
+    schema_type: str | None = None
+    """(Known values: :class:`CatalogSchemaSchemaType`.)"""
+
+    schema_url: str | None = None
+    """Often the link to the latest version"""
+
+    title: str | None = None
+    versions: list[CatalogSchemaVersion] | None = None
+
+
+class UploadedResource(Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """UploadedResource"""
+
+    success: bool | None = None
+    """Whether the upload succeeded or not."""
+
+
+class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Message"""
+
+    content: str
+    """The message body"""
+
+    posted_on: datetime
+    """The message posting date"""
+
+    id: str | None = None
+    """The message identifier"""
+
+    last_modified_at: datetime | None = None
+    """The message last edit date"""
+
+    permissions: DiscussionMessagePermissions | None = None
+    posted_by: UserReference | None = None
+    """The message author"""
+
+    posted_by_organization: OrganizationReference | None = None
+    """The organization to show to users"""
+
+
+class DiscussionResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DiscussionResponse"""
+
+    comment: str
+    """The comment to submit"""
+
+    close: bool | None = None
+    """Is this a closing response. Only subject owner can close"""
+
+    organization: OrganizationReferenceInput | None = None
+    """Publish in the name of this organization"""
+
+
+class DiscussionStart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DiscussionStart"""
+
+    comment: str
+    """The content of the initial comment"""
+
+    subject: ModelReference
+    """The discussion target object"""
+
+    title: str
+    """The title of the discussion to open"""
+
+    extras: dict[str, Any] | None = None
+    """Extras attributes as key-value pairs"""
+
+    organization: OrganizationReferenceInput | None = None
+    """Publish in the name of this organization"""
+
+
+class GeopfOfferingResource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfOfferingResource"""
+
+    format: str | None = None
+    """The resource format"""
+
+    id: str | None = None
+    """The resource id"""
+
+    offering: GeopfResourceOfferingMetadata | None = None
+    title: str | None = None
+    """The resource title"""
+
+    url: str | None = None
+    """The resource url"""
+
+
+class GeopfPushableResource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfPushableResource"""
+
+    format: str | None = None
+    """The resource format"""
+
+    id: str | None = None
+    """The resource id"""
+
+    push: GeopfResourcePushMetadata | None = None
+    title: str | None = None
+    """The resource title"""
+
+    url: str | None = None
+    """The resource url"""
+
+
+class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestJob"""
+
+    created: datetime
+    """The job creation date"""
+
+    id: str
+    status: str
+    """The job status (Known values: :class:`HarvestJobStatus`.)"""
+
+    ended: datetime | None = None
+    """The job end date"""
+
+    errors: list[HarvestError] | None = None
+    """The job initialization errors"""
+
+    items: dict[str, Any] | None = None
+    """Visit this API link to see the list."""
+
+    source: HarvestSourceReference | None = None
+    """The source owning the job"""
+
+    started: datetime | None = None
+    """The job start date"""
+
+
+class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestBackend"""
+
+    extra_configs: list[HarvestExtraConfig] | None = None
+    """The backend extra configuration variables"""
+
+    features: list[HarvestFeature] | None = None
+    """The backend optional features"""
+
+    filters: list[HarvestFilter] | None = None
+    """The backend supported filters"""
+
+    id: str | None = None
+    """The backend identifier"""
+
+    label: str | None = None
+    """The backend display name"""
+
+
+class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestItem"""
+
+    created: datetime
+    """The item creation date"""
+
+    status: str
+    """The item status (Known values: :class:`HarvestItemStatus`.)"""
+
+    args: list[str] | None = None
+    """The item positional arguments"""
+
+    dataservice: DataserviceReference | None = None
+    """The processed dataservice"""
+
+    dataset: DatasetReference | None = None
+    """The processed dataset"""
+
+    ended: datetime | None = None
+    """The item end date"""
+
+    errors: list[HarvestError] | None = None
+    """The item errors"""
+
+    kwargs: dict[str, Any] | None = None
+    """The item keyword arguments"""
+
+    logs: list[HarvestLog] | None = None
+    """The item logs"""
+
+    remote_id: str | None = None
+    """The item remote ID to process"""
+
+    remote_url: str | None = None
+    """The item remote url (if available)"""
+
+    started: datetime | None = None
+    """The item start date"""
+
+
+class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestJobPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[HarvestJob] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class ApiTokenCreated(ApiToken, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ApiTokenCreated"""
+
+    token: str | None = None
+    """The plaintext token (shown only once at creation)"""
+
+
+class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """User"""
+
+    email: str
+    first_name: str
+    id: str
+    last_name: str
+    mail_cadence: str
+    """(Known values: :class:`UserMailCadence`.)"""
+
+    since: datetime
+    slug: str
+    about: str | None = None
+    active: bool | None = None
+    avatar: str | None = None
+    """URL of the image"""
+
+    avatar_thumbnail: str | None = None
+    """URL of the cropped and squared image (500x500)"""
+
+    deleted: datetime | None = None
+    """The date the account was deleted, null for a live account"""
+
+    last_login_at: datetime | None = None
+    metrics: dict[str, Any] | None = None
+    notifications_paused: bool | None = None
+    organizations: list[OrganizationReference] | None = None
+    """The organizations the user belongs to"""
+
+    page: str | None = None
+    """Link to the udata web page for this user"""
+
+    password_rotation_demanded: datetime | None = None
+    password_rotation_performed: datetime | None = None
+    roles: list[str] | None = None
+    uri: str | None = None
+    """Link to the API endpoint for this user"""
+
+    website: str | None = None
+
+
+class PendingInvitation(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """PendingInvitation"""
+
+    assignments: list[GenericReference] | None = None
+    """Objects to assign on acceptance (for partial_editor invitations)"""
+
+    comment: str | None = None
+    """Invitation message"""
+
+    created: datetime | None = None
+    """The invitation creation date"""
+
+    id: str | None = None
+    organization: OrganizationReference | None = None
+    role: str | None = None
+    """The role to assign (Known values: :class:`MemberRole`.)"""
+
+
+class NotificationSubjectSummary(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """NotificationSubjectSummary"""
+
+    organization: OrganizationReference | None = None
+    """The organization the subject belongs to, null for an organization"""
+
+    page: str | None = None
+    """The subject web page"""
+
+    title: str | None = None
+    """The subject title"""
+
+
+class NotificationSetting(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """NotificationSetting"""
+
+    enabled: bool
+    id: str
+    event: str | None = None
+    """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
+
+    origin: str | None = None
+    """What made the user follow the subject: by hand, by editing it, or by taking part in its discussions (Known values: :class:`NotificationSettingOrigin`.)"""
+
+    scope: ModelReference | None = None
+    """The subject the rule is about, null for everywhere"""
+
+    subject: NotificationSubjectSummary | None = None
+    """The subject as the user may see it today, null once out of reach"""
+
+
+class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """NotificationPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[Notification] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class NotificationSettingInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """NotificationSettingInput"""
+
+    enabled: bool
+    event: str | None = None
+    """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
+
+    scope: LazyReference | None = None
+    """The subject the rule is about, null for everywhere"""
+
+
+class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Member"""
+
+    label: str | None = None
+    role: str | None = None
+    """(Known values: :class:`MemberRole`.)"""
+
+    since: datetime | None = None
+    user: UserReferenceWithEmail | None = None
+
+
+class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Organization"""
+
+    created_at: datetime
+    description: str
+    id: str
+    last_modified: datetime
+    name: str
+    slug: str
+    acronym: str | None = None
+    badges: list[Badge] | None = None
+    banner_color: str | None = None
+    """Hex color code (e.g. #000091) for the organization page banner"""
+
+    banner_image: str | None = None
+    """The organization page banner image URL"""
+
+    banner_image_position: int | None = None
+    """Vertical position of the banner image, as a percentage matching CSS background-position-y (0 = top, 50 = centered, 100 = bottom)"""
+
+    business_number_id: str | None = None
+    deleted: datetime | None = None
+    ext: dict[str, Any] | None = None
+    extras: dict[str, Any] | None = None
+    image_url: str | None = None
+    logo: str | None = None
+    """URL of the image"""
+
+    logo_thumbnail: str | None = None
+    """URL of the cropped and squared image (100x100)"""
+
+    members: list[Member] | None = None
+    metrics: dict[str, Any] | None = None
+    """Counters by name: numbers, or {"YYYY-MM": number} dicts for *_by_months; keys and value shapes vary between udata versions."""
+
+    page: str | None = None
+    """Link to the udata web page for this organization"""
+
+    permissions: OrganizationPermissions | None = None
+    presentation_blocs: list[dict[str, Any]] | None = None
+    presentation_blocs_published_at: datetime | None = None
+    """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
+
+    teams: list[Team] | None = None
+    uri: str | None = None
+    """Link to the API endpoint for this organization"""
+
+    url: str | None = None
+    zone: str | None = None
+
+
+class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Assignment"""
+
+    id: str
+    organization: OrganizationReference
+    subject: dict[str, Any]
+    user: UserReference
+    created_at: datetime | None = None
+
+
+class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """OrganizationPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[Organization] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
 class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Activity"""
 
@@ -2726,8 +3152,121 @@ class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The activity target url"""
 
 
-class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ActivityPage"""
+class GeoJSONFeatureCollection(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeoJSONFeatureCollection"""
+
+    features: list[GeoJSONFeature]
+    type: str
+    """(Known values: :class:`GeoJSONFeatureCollectionType`.)"""
+
+
+class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Transfer"""
+
+    comment: str | None = None
+    """A comment about the transfer request"""
+
+    created: datetime | None = None
+    """The transfer request date"""
+
+    id: str | None = None
+    """The transfer unique identifier"""
+
+    owner: (
+        OrganizationReference
+        | UserReference
+        | DatasetReference
+        | GeoZoneReference
+        | HarvestSourceReference
+        | DataserviceReference
+        | ReuseReference
+        | DataserviceReferenceInput
+        | OrganizationReferenceInput
+        | UserReferenceInput
+        | None
+    ) = None
+    """The user or organization currently owning the transfered object"""
+
+    recipient: (
+        OrganizationReference
+        | UserReference
+        | DatasetReference
+        | GeoZoneReference
+        | HarvestSourceReference
+        | DataserviceReference
+        | ReuseReference
+        | DataserviceReferenceInput
+        | OrganizationReferenceInput
+        | UserReferenceInput
+        | None
+    ) = None
+    """The user or organization receiving the transfered object"""
+
+    reponse_comment: str | None = None
+    """A comment about the transfer response"""
+
+    responded: datetime | None = None
+    """The transfer response date"""
+
+    status: str | None = None
+    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
+
+    subject: (
+        OrganizationReference
+        | UserReference
+        | DatasetReference
+        | GeoZoneReference
+        | HarvestSourceReference
+        | DataserviceReference
+        | ReuseReference
+        | DataserviceReferenceInput
+        | OrganizationReferenceInput
+        | UserReferenceInput
+        | None
+    ) = None
+    """The transfered object"""
+
+    user: UserReference | None = None
+    """The user who requested the transfer"""
+
+
+class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """TransferRequest"""
+
+    comment: str
+    """An explanation about the transfer request"""
+
+    recipient: (
+        OrganizationReference
+        | UserReference
+        | DatasetReference
+        | GeoZoneReference
+        | HarvestSourceReference
+        | DataserviceReference
+        | ReuseReference
+        | DataserviceReferenceInput
+        | OrganizationReferenceInput
+        | UserReferenceInput
+    )
+    """The transfer recipient, either an user or an organization"""
+
+    subject: (
+        OrganizationReference
+        | UserReference
+        | DatasetReference
+        | GeoZoneReference
+        | HarvestSourceReference
+        | DataserviceReference
+        | ReuseReference
+        | DataserviceReferenceInput
+        | OrganizationReferenceInput
+        | UserReferenceInput
+    )
+    """The transfered subject"""
+
+
+class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """UserPage"""
 
     page: int
     """The current page"""
@@ -2738,7 +3277,7 @@ class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     total: int
     """The total paginated items"""
 
-    data: list[Activity] | None = None
+    data: list[User] | None = None
     """The page data"""
 
     next_page: str | None = None
@@ -2746,49 +3285,6 @@ class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 
     previous_page: str | None = None
     """The previous page URL if exists"""
-
-
-class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Assignment"""
-
-    id: str
-    organization: OrganizationReference
-    subject: dict[str, Any]
-    user: UserReference
-    created_at: datetime | None = None
-
-
-class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """CatalogSchema"""
-
-    consolidation_dataset_id: str | None = None
-    contact: str | None = None
-    datapackage_description: str | None = None
-    """Only present if the schema is inside a datapackage"""
-
-    datapackage_name: str | None = None
-    """Only present if the schema is inside a datapackage"""
-
-    datapackage_title: str | None = None
-    """Only present if the schema is inside a datapackage"""
-
-    description: str | None = None
-    examples: list[CatalogSchemaExample] | None = None
-    external_doc: str | None = None
-    external_tool: str | None = None
-    """Link to tools to create a file with this schema"""
-
-    homepage: str | None = None
-    labels: list[str] | None = None
-    name: str | None = None
-    schema_type: str | None = None
-    """(Known values: :class:`CatalogSchemaSchemaType`.)"""
-
-    schema_url: str | None = None
-    """Often the link to the latest version"""
-
-    title: str | None = None
-    versions: list[CatalogSchemaVersion] | None = None
 
 
 class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2859,6 +3355,146 @@ class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The previous page URL if exists"""
 
 
+class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """PeriodicTask"""
+
+    id: str
+    name: str
+    """The job unique name"""
+
+    task: str
+    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
+
+    args: list[Any] | None = None
+    """The job execution arguments"""
+
+    crontab: Crontab | None = None
+    description: str | None = None
+    """The job description"""
+
+    enabled: bool | None = None
+    """Is this job enabled"""
+
+    interval: Interval | None = None
+    kwargs: dict[str, Any] | None = None
+    """The job execution keyword arguments"""
+
+    last_run_at: datetime | None = None
+    """The last job execution date"""
+
+    schedule: str | None = None
+    """The schedule display"""
+
+
+class PeriodicTaskInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """PeriodicTaskInput"""
+
+    name: str
+    """The job unique name"""
+
+    task: str
+    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
+
+    args: list[Any] | None = None
+    """The job execution arguments"""
+
+    crontab: CrontabInput | None = None
+    description: str | None = None
+    """The job description"""
+
+    enabled: bool | None = None
+    """Is this job enabled"""
+
+    interval: IntervalInput | None = None
+    kwargs: dict[str, Any] | None = None
+    """The job execution keyword arguments"""
+
+
+class CommunityResourceInput(
+    ResourceInput, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """CommunityResourceInput"""
+
+    dataset: DatasetReference | None = None
+    """Reference to the associated dataset"""
+
+    organization: OrganizationReferenceInput | None = None
+    """The producer organization"""
+
+    owner: UserReferenceInput | None = None
+    """The user information"""
+
+    permissions: DatasetPermissions | None = None
+
+
+class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DatasetInput"""
+
+    access_audiences: list[AccessAudience] | None = None
+    access_type: str | None = None
+    access_type_reason: str | None = None
+    access_type_reason_category: str | None = None
+    acronym: str | None = None
+    """An optional dataset acronym"""
+
+    archived: datetime | None = None
+    """The archival date if archived"""
+
+    authorization_request_url: str | None = None
+    community_resources: list[CommunityResourceInput] | None = None
+    contact_points: list[ContactPointInput] | None = None
+    description: str | None = None
+    """The dataset description in markdown"""
+
+    description_short: str | None = None
+    """The dataset short description"""
+
+    extras: dict[str, Any] | None = None
+    """Extras attributes as key-value pairs"""
+
+    featured: bool | None = None
+    """Is the dataset featured"""
+
+    frequency: str | None = None
+    """The update frequency (Known values: :class:`DatasetFrequency`.)"""
+
+    frequency_date: datetime | None = None
+    """Next expected update date, you will be notified once that date is reached."""
+
+    last_update: datetime | None = None
+    """The resources last modification date"""
+
+    license: str | None = None
+    """The dataset license"""
+
+    metrics: dict[str, Any] | None = None
+    """The dataset metrics"""
+
+    organization: OrganizationReferenceInput | None = None
+    """The producer organization"""
+
+    owner: UserReferenceInput | None = None
+    """The user information"""
+
+    permissions: DatasetPermissions | None = None
+    private: bool | None = None
+    """Is the dataset private to the owner or the organization"""
+
+    resources: list[ResourceInput] | None = None
+    schema: Schema | None = None
+    """Reference to the associated schema"""
+
+    spatial: SpatialCoverage | None = None
+    """The spatial coverage"""
+
+    tags: list[str] | None = None
+    temporal_coverage: TemporalCoverage | None = None
+    """The temporal coverage"""
+
+    title: str | None = None
+    """The dataset title"""
+
+
 class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """ContactPoint"""
 
@@ -2874,28 +3510,6 @@ class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 
     owner: UserReference | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
-
-
-class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ContactPointPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[ContactPoint] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
 
 
 class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2986,837 +3600,6 @@ class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """The previous page URL if exists"""
 
 
-class DatasetRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetRead"""
-
-    created_at_internal: datetime
-    description: str
-    featured: bool
-    id: str
-    last_modified_internal: datetime
-    last_update: datetime
-    slug: str
-    title: str
-    access_audiences: list[AccessAudience] | None = None
-    access_type: str | None = None
-    """(Known values: :class:`DataserviceAccessType`.)"""
-
-    access_type_reason: str | None = None
-    access_type_reason_category: str | None = None
-    """(Known values: :class:`DataserviceAccessTypeReasonCategory`.)"""
-
-    acronym: str | None = None
-    archived: datetime | None = None
-    authorization_request_url: str | None = None
-    badges: list[Badge] | None = None
-    contact_points: list[ContactPointReference] | None = None
-    deleted: datetime | None = None
-    description_short: str | None = None
-    doi: str | None = None
-    """The DOI minted for this dataset, set by the DOI endpoint. A dataset that has one can no longer be deleted, only archived."""
-
-    ext: dict[str, Any] | None = None
-    extras: dict[str, Any] | None = None
-    frequency: str | None = None
-    """(Known values: :class:`DatasetFrequency`.)"""
-
-    frequency_date: datetime | None = None
-    geopf: GeopfDatasetMetadataRead | None = None
-    harvest: HarvestDatasetMetadataRead | None = None
-    license: str | None = None
-    metrics: dict[str, Any] | None = None
-    organization: OrganizationReference | None = None
-    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
-
-    owner: UserReference | None = None
-    """Only present if organization is not set. Can only be set to the current authenticated user."""
-
-    private: bool | None = None
-    quality_cached: dict[str, Any] | None = None
-    resources: list[ResourceRead] | None = None
-    schema: SchemaRead | None = None
-    spatial: SpatialCoverage | None = None
-    tags: list[str] | None = None
-    temporal_coverage: TemporalCoverage | None = None
-
-
-class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[DatasetRead] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class DiscussionResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DiscussionResponse"""
-
-    comment: str
-    """The comment to submit"""
-
-    close: bool | None = None
-    """Is this a closing response. Only subject owner can close"""
-
-    organization: OrganizationReferenceInput | None = None
-    """Publish in the name of this organization"""
-
-
-class DiscussionStart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DiscussionStart"""
-
-    comment: str
-    """The content of the initial comment"""
-
-    subject: ModelReference
-    """The discussion target object"""
-
-    title: str
-    """The title of the discussion to open"""
-
-    extras: dict[str, Any] | None = None
-    """Extras attributes as key-value pairs"""
-
-    organization: OrganizationReferenceInput | None = None
-    """Publish in the name of this organization"""
-
-
-class Follow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Follow"""
-
-    follower: UserReference
-    """The follower"""
-
-    id: str
-    since: datetime
-    """The date from which the user started following"""
-
-
-class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """FollowPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[Follow] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class GeopfOfferingResource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfOfferingResource"""
-
-    format: str | None = None
-    """The resource format"""
-
-    id: str | None = None
-    """The resource id"""
-
-    offering: GeopfResourceOfferingMetadata | None = None
-    title: str | None = None
-    """The resource title"""
-
-    url: str | None = None
-    """The resource url"""
-
-
-class GeopfPushableResource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfPushableResource"""
-
-    format: str | None = None
-    """The resource format"""
-
-    id: str | None = None
-    """The resource id"""
-
-    push: GeopfResourcePushMetadata | None = None
-    title: str | None = None
-    """The resource title"""
-
-    url: str | None = None
-    """The resource url"""
-
-
-class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestBackend"""
-
-    extra_configs: list[HarvestExtraConfig] | None = None
-    """The backend extra configuration variables"""
-
-    features: list[HarvestFeature] | None = None
-    """The backend optional features"""
-
-    filters: list[HarvestFilter] | None = None
-    """The backend supported filters"""
-
-    id: str | None = None
-    """The backend identifier"""
-
-    label: str | None = None
-    """The backend display name"""
-
-
-class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestItem"""
-
-    created: datetime
-    """The item creation date"""
-
-    status: str
-    """The item status (Known values: :class:`HarvestItemStatus`.)"""
-
-    args: list[str] | None = None
-    """The item positional arguments"""
-
-    dataservice: DataserviceReference | None = None
-    """The processed dataservice"""
-
-    dataset: DatasetReference | None = None
-    """The processed dataset"""
-
-    ended: datetime | None = None
-    """The item end date"""
-
-    errors: list[HarvestError] | None = None
-    """The item errors"""
-
-    kwargs: dict[str, Any] | None = None
-    """The item keyword arguments"""
-
-    logs: list[HarvestLog] | None = None
-    """The item logs"""
-
-    remote_id: str | None = None
-    """The item remote ID to process"""
-
-    remote_url: str | None = None
-    """The item remote url (if available)"""
-
-    started: datetime | None = None
-    """The item start date"""
-
-
-class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestItemPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[HarvestItem] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestJob"""
-
-    created: datetime
-    """The job creation date"""
-
-    id: str
-    status: str
-    """The job status (Known values: :class:`HarvestJobStatus`.)"""
-
-    ended: datetime | None = None
-    """The job end date"""
-
-    errors: list[HarvestError] | None = None
-    """The job initialization errors"""
-
-    items: dict[str, Any] | None = None
-    """Visit this API link to see the list."""
-
-    source: HarvestSourceReference | None = None
-    """The source owning the job"""
-
-    started: datetime | None = None
-    """The job start date"""
-
-
-class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestJobPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[HarvestJob] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class HarvestSourceValidation(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestSourceValidation"""
-
-    state: str
-    """Is it validated or not (Known values: :class:`HarvestSourceValidationState`.)"""
-
-    by: UserReference | None = None
-    """Who performed the validation"""
-
-    comment: str | None = None
-    """A comment about the validation. Required on rejection"""
-
-    on: datetime | None = None
-    """Date on which validation was performed"""
-
-
-class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Member"""
-
-    since: datetime
-    label: str | None = None
-    role: str | None = None
-    """(Known values: :class:`MemberRole`.)"""
-
-    user: UserReferenceWithEmail | None = None
-
-
-class MembershipRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """MembershipRequest"""
-
-    status: str
-    """The current request status (Known values: :class:`MembershipRequestStatus`.)"""
-
-    assignments: list[GenericReference] | None = None
-    """Objects to assign on acceptance (for partial_editor invitations)"""
-
-    comment: str | None = None
-    """A request comment from the user"""
-
-    created: datetime | None = None
-    """The request creation date"""
-
-    email: str | None = None
-    """Email for non-registered user invitations"""
-
-    id: str | None = None
-    kind: str | None = None
-    """The request kind (request or invitation) (Known values: :class:`MembershipRequestKind`.)"""
-
-    role: str | None = None
-    """The role to assign (Known values: :class:`MemberRole`.)"""
-
-    user: UserReferenceWithEmail | None = None
-
-
-class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Message"""
-
-    content: str
-    """The message body"""
-
-    posted_on: datetime
-    """The message posting date"""
-
-    id: str | None = None
-    """The message identifier"""
-
-    last_modified_at: datetime | None = None
-    """The message last edit date"""
-
-    permissions: DiscussionMessagePermissions | None = None
-    posted_by: UserReference | None = None
-    """The message author"""
-
-    posted_by_organization: OrganizationReference | None = None
-    """The organization to show to users"""
-
-
-class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Notification"""
-
-    created_at: datetime
-    id: str
-    last_modified: datetime
-    type: str
-    """(Known values: :class:`NotificationType`.)"""
-
-    details: dict[str, Any] | None = None
-    handled_at: datetime | None = None
-    reasons: list[str] | None = None
-    """(Known values: :class:`NotificationReasons`.)"""
-
-    requires_action: bool | None = None
-    """Whether the notification is resolved by acting on its subject rather than by reading it"""
-
-    user: UserReference | None = None
-
-
-class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """NotificationPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[Notification] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class NotificationSubjectSummary(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """NotificationSubjectSummary"""
-
-    organization: OrganizationReference | None = None
-    """The organization the subject belongs to, null for an organization"""
-
-    page: str | None = None
-    """The subject web page"""
-
-    title: str | None = None
-    """The subject title"""
-
-
-class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Organization"""
-
-    created_at: datetime
-    description: str
-    id: str
-    last_modified: datetime
-    name: str
-    slug: str
-    acronym: str | None = None
-    badges: list[Badge] | None = None
-    banner_color: str | None = None
-    """Hex color code (e.g. #000091) for the organization page banner"""
-
-    banner_image: str | None = None
-    """The organization page banner image URL"""
-
-    banner_image_position: int | None = None
-    """Vertical position of the banner image, as a percentage matching CSS background-position-y (0 = top, 50 = centered, 100 = bottom)"""
-
-    business_number_id: str | None = None
-    deleted: datetime | None = None
-    ext: dict[str, Any] | None = None
-    extras: dict[str, Any] | None = None
-    image_url: str | None = None
-    logo: str | None = None
-    """URL of the image"""
-
-    logo_thumbnail: str | None = None
-    """URL of the cropped and squared image (100x100)"""
-
-    members: list[Member] | None = None
-    metrics: dict[str, Any] | None = None
-    page: str | None = None
-    """Link to the udata web page for this organization"""
-
-    permissions: OrganizationPermissions | None = None
-    presentation_blocs: list[dict[str, Any]] | None = None
-    presentation_blocs_published_at: datetime | None = None
-    """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
-
-    teams: list[Team] | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this organization"""
-
-    url: str | None = None
-    zone: str | None = None
-
-
-class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """OrganizationPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[Organization] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Report"""
-
-    id: str
-    reason: str
-    """(Known values: :class:`ReportReason`.)"""
-
-    reported_at: datetime
-    subject: LazyReference
-    by: UserReference | None = None
-    """Only set if a user was connected when reporting an element."""
-
-    callbacks_count: int | None = None
-    """Number of pending callbacks to execute when dismissed"""
-
-    dismissed_at: datetime | None = None
-    dismissed_by: UserReference | None = None
-    message: str | None = None
-    self_api_url: str | None = None
-    """Link to the API endpoint for this report"""
-
-    subject_deleted_at: datetime | None = None
-    subject_deleted_by: UserReference | None = None
-    subject_embed_id: str | None = None
-    """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
-
-    subject_label: str | None = None
-    """Title or slug of the subject, saved at report creation for future reference."""
-
-
-class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """ReportPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[Report] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Resource"""
-
-    filetype: str
-    """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
-
-    format: str
-    """The resource format"""
-
-    title: str
-    """The resource title"""
-
-    type: str
-    """Resource type (documentation, API...) (Known values: :class:`ResourceTypeValue`.)"""
-
-    url: str
-    """The resource URL"""
-
-    checksum: Checksum | None = None
-    """A checksum to validate file validity"""
-
-    created_at: datetime | None = None
-    """The resource creation date"""
-
-    description: str | None = None
-    """The resource markdown description"""
-
-    extras: dict[str, Any] | None = None
-    """Extra attributes as key-value pairs"""
-
-    filesize: int | None = None
-    """The resource file size in bytes"""
-
-    geopf: GeopfResourceMetadata | None = None
-    """Géoplateforme sync status metadata"""
-
-    harvest: HarvestResourceMetadata | None = None
-    """Harvest attributes metadata information"""
-
-    id: str | None = None
-    """The resource unique ID"""
-
-    internal: ResourceInternals | None = None
-    """Site internal and specific object's data"""
-
-    last_modified: datetime | None = None
-    """The resource last modification date"""
-
-    latest: str | None = None
-    """The permanent URL redirecting to the latest version of the resource. When the resource data is updated, the URL will change, the latest URL won't."""
-
-    metrics: dict[str, Any] | None = None
-    """The resource metrics"""
-
-    mime: str | None = None
-    """The resource mime type"""
-
-    preview_url: str | None = None
-    """An optional preview URL to be loaded as a standalone page (ie. iframe or new page)"""
-
-    schema: Schema | None = None
-    """Reference to the associated schema"""
-
-
-class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Transfer"""
-
-    comment: str | None = None
-    """A comment about the transfer request"""
-
-    created: datetime | None = None
-    """The transfer request date"""
-
-    id: str | None = None
-    """The transfer unique identifier"""
-
-    owner: (
-        ContactPointReference
-        | DataserviceReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | OrganizationReference
-        | ReuseReference
-        | TopicReference
-        | UserReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-        | None
-    ) = None
-    """The user or organization currently owning the transfered object"""
-
-    recipient: (
-        ContactPointReference
-        | DataserviceReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | OrganizationReference
-        | ReuseReference
-        | TopicReference
-        | UserReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-        | None
-    ) = None
-    """The user or organization receiving the transfered object"""
-
-    reponse_comment: str | None = None
-    """A comment about the transfer response"""
-
-    responded: datetime | None = None
-    """The transfer response date"""
-
-    status: str | None = None
-    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
-
-    subject: (
-        ContactPointReference
-        | DataserviceReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | OrganizationReference
-        | ReuseReference
-        | TopicReference
-        | UserReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-        | None
-    ) = None
-    """The transfered object"""
-
-    user: UserReference | None = None
-    """The user who requested the transfer"""
-
-
-class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """TransferRequest"""
-
-    comment: str
-    """An explanation about the transfer request"""
-
-    recipient: (
-        ContactPointReference
-        | DataserviceReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | OrganizationReference
-        | ReuseReference
-        | TopicReference
-        | UserReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-    )
-    """The transfer recipient, either an user or an organization"""
-
-    subject: (
-        ContactPointReference
-        | DataserviceReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | OrganizationReference
-        | ReuseReference
-        | TopicReference
-        | UserReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-    )
-    """The transfered subject"""
-
-
-class UploadedResource(Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """UploadedResource"""
-
-    success: bool | None = None
-    """Whether the upload succeeded or not."""
-
-
-class CommunityResourceInput(
-    ResourceInput, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """CommunityResourceInput"""
-
-    dataset: DatasetReference | None = None
-    """Reference to the associated dataset"""
-
-    organization: OrganizationReferenceInput | None = None
-    """The producer organization"""
-
-    owner: UserReferenceInput | None = None
-    """The user information"""
-
-    permissions: DatasetPermissions | None = None
-
-
-class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DatasetInput"""
-
-    access_audiences: list[AccessAudience] | None = None
-    access_type: str | None = None
-    access_type_reason: str | None = None
-    access_type_reason_category: str | None = None
-    acronym: str | None = None
-    """An optional dataset acronym"""
-
-    archived: datetime | None = None
-    """The archival date if archived"""
-
-    authorization_request_url: str | None = None
-    community_resources: list[CommunityResourceInput] | None = None
-    contact_points: list[ContactPointInput] | None = None
-    description: str | None = None
-    """The dataset description in markdown"""
-
-    description_short: str | None = None
-    """The dataset short description"""
-
-    extras: dict[str, Any] | None = None
-    """Extras attributes as key-value pairs"""
-
-    featured: bool | None = None
-    """Is the dataset featured"""
-
-    frequency: str | None = None
-    """The update frequency (Known values: :class:`DatasetFrequency`.)"""
-
-    frequency_date: datetime | None = None
-    """Next expected update date, you will be notified once that date is reached."""
-
-    last_update: datetime | None = None
-    """The resources last modification date"""
-
-    license: str | None = None
-    """The dataset license"""
-
-    metrics: dict[str, Any] | None = None
-    """The dataset metrics"""
-
-    organization: OrganizationReferenceInput | None = None
-    """The producer organization"""
-
-    owner: UserReferenceInput | None = None
-    """The user information"""
-
-    permissions: DatasetPermissions | None = None
-    private: bool | None = None
-    """Is the dataset private to the owner or the organization"""
-
-    resources: list[ResourceInput] | None = None
-    schema: Schema | None = None
-    """Reference to the associated schema"""
-
-    spatial: SpatialCoverage | None = None
-    """The spatial coverage"""
-
-    tags: list[str] | None = None
-    temporal_coverage: TemporalCoverage | None = None
-    """The temporal coverage"""
-
-    title: str | None = None
-    """The dataset title"""
-
-
 class CommunityResource(Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """CommunityResource"""
 
@@ -3830,28 +3613,6 @@ class CommunityResource(Resource, kw_only=True, omit_defaults=True, repr_omit_de
     """The user information"""
 
     permissions: DatasetPermissions | None = None
-
-
-class CommunityResourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """CommunityResourcePage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[CommunityResource] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
 
 
 class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -3961,6 +3722,230 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The API URI for this dataset"""
 
 
+class CommunityResourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """CommunityResourcePage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[CommunityResource] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DatasetPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[Dataset] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class UploadedCommunityResource(
+    CommunityResource, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+):
+    """UploadedCommunityResource"""
+
+    success: bool | None = None
+    """Whether the upload succeeded or not."""
+
+
+class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Discussion"""
+
+    created: datetime
+    """The discussion creation date"""
+
+    id: str
+    subject: ModelReference
+    """The discussion target object"""
+
+    title: str
+    """The discussion title"""
+
+    closed: datetime | None = None
+    """The discussion closing date"""
+
+    closed_by: UserReference | None = None
+    """The user who closed the discussion"""
+
+    closed_by_organization: OrganizationReference | None = None
+    """The organization who closed the discussion"""
+
+    discussion: list[Message] | None = None
+    """The list of messages in the discussion"""
+
+    extras: dict[str, Any] | None = None
+    """Extra attributes as key-value pairs"""
+
+    organization: OrganizationReference | None = None
+    """The organization to publish on behalf of"""
+
+    permissions: DiscussionPermissions | None = None
+    self_web_url: str | None = None
+    """The discussion web URL"""
+
+    url: str | None = None
+    """The discussion API URI"""
+
+    user: UserReference | None = None
+    """The discussion author"""
+
+
+class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """DiscussionPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[Discussion] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class GeopfDatasetStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """GeopfDatasetStatus"""
+
+    offerings: list[GeopfOfferingResource] | None = None
+    """Resources that came back from a pull as geopf offerings"""
+
+    pull: GeopfDatasetPullMetadata | None = None
+    push: GeopfDatasetPushMetadata | None = None
+    pushable: list[GeopfPushableResource] | None = None
+    """Resources eligible for a push"""
+
+
+class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestSource"""
+
+    backend: str
+    """The source backend"""
+
+    created_at: datetime
+    """The source creation date"""
+
+    id: str
+    name: str
+    """The source display name"""
+
+    slug: str
+    """The source permalink string"""
+
+    url: str
+    """The source base URL"""
+
+    active: bool | None = None
+    """Is this source active"""
+
+    autoarchive: bool | None = None
+    """If enabled, datasets not present on the remote source will be automatically archived"""
+
+    config: dict[str, Any] | None = None
+    """The configuration as key-value pairs"""
+
+    deleted: datetime | None = None
+    """The source deletion date"""
+
+    description: str | None = None
+    """The source description"""
+
+    last_job: HarvestJob | None = None
+    """The last job for this source"""
+
+    organization: OrganizationReference | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
+    owner: UserReference | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    permissions: HarvestSourcePermissions | None = None
+    schedule: str | None = None
+    """The source schedule (interval or cron expression)"""
+
+    validation: HarvestSourceValidation | None = None
+    """Has the source been validated"""
+
+
+class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestItemPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[HarvestItem] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class HarvestSourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestSourcePage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[HarvestSource] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
 class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """DatasetPreview"""
 
@@ -4068,219 +4053,52 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The dataset API URL (fake)"""
 
 
-class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Discussion"""
-
-    created: datetime
-    """The discussion creation date"""
-
-    id: str
-    subject: ModelReference
-    """The discussion target object"""
-
-    title: str
-    """The discussion title"""
-
-    closed: datetime | None = None
-    """The discussion closing date"""
-
-    closed_by: UserReference | None = None
-    """The user who closed the discussion"""
-
-    closed_by_organization: OrganizationReference | None = None
-    """The organization who closed the discussion"""
-
-    discussion: list[Message] | None = None
-    """The list of messages in the discussion"""
-
-    extras: dict[str, Any] | None = None
-    """Extra attributes as key-value pairs"""
-
-    organization: OrganizationReference | None = None
-    """The organization to publish on behalf of"""
-
-    permissions: DiscussionPermissions | None = None
-    self_web_url: str | None = None
-    """The discussion web URL"""
-
-    url: str | None = None
-    """The discussion API URI"""
-
-    user: UserReference | None = None
-    """The discussion author"""
-
-
-class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """DiscussionPage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[Discussion] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
-
-
-class GeopfDatasetStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """GeopfDatasetStatus"""
-
-    offerings: list[GeopfOfferingResource] | None = None
-    """Resources that came back from a pull as geopf offerings"""
-
-    pull: GeopfDatasetPullMetadata | None = None
-    push: GeopfDatasetPushMetadata | None = None
-    pushable: list[GeopfPushableResource] | None = None
-    """Resources eligible for a push"""
-
-
-class HarvestItemPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestItemPreview"""
-
-    created: datetime
-    """The item creation date"""
-
-    status: str
-    """The item status (Known values: :class:`HarvestItemStatus`.)"""
-
-    args: list[str] | None = None
-    """The item positional arguments"""
-
-    dataservice: DataservicePreview | None = None
-    """The processed dataservice"""
-
-    dataset: DatasetPreview | None = None
-    """The processed dataset"""
-
-    ended: datetime | None = None
-    """The item end date"""
-
-    errors: list[HarvestError] | None = None
-    """The item errors"""
-
-    kwargs: dict[str, Any] | None = None
-    """The item keyword arguments"""
-
-    logs: list[HarvestLog] | None = None
-    """The item logs"""
-
-    remote_id: str | None = None
-    """The item remote ID to process"""
-
-    remote_url: str | None = None
-    """The item remote url (if available)"""
-
-    started: datetime | None = None
-    """The item start date"""
-
-
-class HarvestJobPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestJobPreview"""
-
-    created: datetime
-    """The job creation date"""
-
-    id: str
-    status: str
-    """The job status (Known values: :class:`HarvestJobStatus`.)"""
-
-    ended: datetime | None = None
-    """The job end date"""
-
-    errors: list[HarvestError] | None = None
-    """The job initialization errors"""
-
-    items: list[HarvestItemPreview] | None = None
-    """The job collected items"""
-
-    source: HarvestSourceReference | None = None
-    """The source owning the job"""
-
-    started: datetime | None = None
-    """The job start date"""
-
-
-class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestSource"""
-
-    backend: str
-    """The source backend"""
+class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Reuse"""
 
     created_at: datetime
-    """The source creation date"""
-
+    description: str
     id: str
-    name: str
-    """The source display name"""
-
+    last_modified: datetime
     slug: str
-    """The source permalink string"""
+    title: str
+    topic: str
+    """(Known values: :class:`ReuseTopicValue`.)"""
+
+    type: str
+    """(Known values: :class:`ReuseTypeValue`.)"""
 
     url: str
-    """The source base URL"""
+    """The remote URL (website)"""
 
-    active: bool | None = None
-    """Is this source active"""
-
-    autoarchive: bool | None = None
-    """If enabled, datasets not present on the remote source will be automatically archived"""
-
-    config: dict[str, Any] | None = None
-    """The configuration as key-value pairs"""
-
+    archived: datetime | None = None
+    badges: list[Badge] | None = None
+    dataservices: list[DataserviceReference] | None = None
+    datasets: list[Dataset] | None = None
     deleted: datetime | None = None
-    """The source deletion date"""
+    extras: dict[str, Any] | None = None
+    featured: bool | None = None
+    image: str | None = None
+    """URL of the image"""
 
-    description: str | None = None
-    """The source description"""
+    image_thumbnail: str | None = None
+    """URL of the cropped and squared image (500x500)"""
 
-    last_job: HarvestJob | None = None
-    """The last job for this source"""
-
+    metrics: dict[str, Any] | None = None
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
     owner: UserReference | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
-    permissions: HarvestSourcePermissions | None = None
-    schedule: str | None = None
-    """The source schedule (interval or cron expression)"""
+    page: str | None = None
+    """Link to the udata web page for this reuse"""
 
-    validation: HarvestSourceValidation | None = None
-    """Has the source been validated"""
-
-
-class HarvestSourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """HarvestSourcePage"""
-
-    page: int
-    """The current page"""
-
-    page_size: int
-    """The page size used for pagination"""
-
-    total: int
-    """The total paginated items"""
-
-    data: list[HarvestSource] | None = None
-    """The page data"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
-    previous_page: str | None = None
-    """The previous page URL if exists"""
+    permissions: ReusePermissions | None = None
+    private: bool | None = None
+    tags: list[str] | None = None
+    uri: str | None = None
+    """Link to the API endpoint for this reuse"""
 
 
 class NotificationResolved(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -4314,24 +4132,6 @@ class NotificationResolved(Struct, kw_only=True, omit_defaults=True, repr_omit_d
     """The subject as the user may see it, null when out of reach"""
 
 
-class NotificationSetting(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """NotificationSetting"""
-
-    enabled: bool
-    id: str
-    event: str | None = None
-    """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
-
-    origin: str | None = None
-    """What made the user follow the subject: by hand, by editing it, or by taking part in its discussions (Known values: :class:`NotificationSettingOrigin`.)"""
-
-    scope: ModelReference | None = None
-    """The subject the rule is about, null for everywhere"""
-
-    subject: NotificationSubjectSummary | None = None
-    """The subject as the user may see it today, null once out of reach"""
-
-
 class NotificationSettingPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """NotificationSettingPage"""
 
@@ -4345,6 +4145,28 @@ class NotificationSettingPage(Struct, kw_only=True, omit_defaults=True, repr_omi
     """The total paginated items"""
 
     data: list[NotificationSetting] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ContactPointPage"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[ContactPoint] | None = None
     """The page data"""
 
     next_page: str | None = None
@@ -4437,54 +4259,6 @@ class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The previous page URL if exists"""
 
 
-class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Reuse"""
-
-    created_at: datetime
-    description: str
-    id: str
-    last_modified: datetime
-    slug: str
-    title: str
-    topic: str
-    """(Known values: :class:`ReuseTopicValue`.)"""
-
-    type: str
-    """(Known values: :class:`ReuseTypeValue`.)"""
-
-    url: str
-    """The remote URL (website)"""
-
-    archived: datetime | None = None
-    badges: list[Badge] | None = None
-    dataservices: list[DataserviceReference] | None = None
-    datasets: list[Dataset] | None = None
-    deleted: datetime | None = None
-    extras: dict[str, Any] | None = None
-    featured: bool | None = None
-    image: str | None = None
-    """URL of the image"""
-
-    image_thumbnail: str | None = None
-    """URL of the cropped and squared image (500x500)"""
-
-    metrics: dict[str, Any] | None = None
-    organization: OrganizationReference | None = None
-    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
-
-    owner: UserReference | None = None
-    """Only present if organization is not set. Can only be set to the current authenticated user."""
-
-    page: str | None = None
-    """Link to the udata web page for this reuse"""
-
-    permissions: ReusePermissions | None = None
-    private: bool | None = None
-    tags: list[str] | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this reuse"""
-
-
 class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """ReusePage"""
 
@@ -4507,10 +4281,89 @@ class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The previous page URL if exists"""
 
 
-class UploadedCommunityResource(
-    CommunityResource, kw_only=True, omit_defaults=True, repr_omit_defaults=True
-):
-    """UploadedCommunityResource"""
+class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """ActivityPage"""
 
-    success: bool | None = None
-    """Whether the upload succeeded or not."""
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    data: list[Activity] | None = None
+    """The page data"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class HarvestItemPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestItemPreview"""
+
+    created: datetime
+    """The item creation date"""
+
+    status: str
+    """The item status (Known values: :class:`HarvestItemStatus`.)"""
+
+    args: list[str] | None = None
+    """The item positional arguments"""
+
+    dataservice: DataservicePreview | None = None
+    """The processed dataservice"""
+
+    dataset: DatasetPreview | None = None
+    """The processed dataset"""
+
+    ended: datetime | None = None
+    """The item end date"""
+
+    errors: list[HarvestError] | None = None
+    """The item errors"""
+
+    kwargs: dict[str, Any] | None = None
+    """The item keyword arguments"""
+
+    logs: list[HarvestLog] | None = None
+    """The item logs"""
+
+    remote_id: str | None = None
+    """The item remote ID to process"""
+
+    remote_url: str | None = None
+    """The item remote url (if available)"""
+
+    started: datetime | None = None
+    """The item start date"""
+
+
+class HarvestJobPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """HarvestJobPreview"""
+
+    created: datetime
+    """The job creation date"""
+
+    status: str
+    """The job status (Known values: :class:`HarvestJobStatus`.)"""
+
+    ended: datetime | None = None
+    """The job end date"""
+
+    errors: list[HarvestError] | None = None
+    """The job initialization errors"""
+
+    id: str | None = None
+    items: list[HarvestItemPreview] | None = None
+    """The job collected items"""
+
+    source: HarvestSourceReference | None = None
+    """The source owning the job"""
+
+    started: datetime | None = None
+    """The job start date"""

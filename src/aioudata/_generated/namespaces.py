@@ -331,92 +331,92 @@ class Namespaces:
 
     @cached_property
     def access_type(self) -> AccessTypeOperations:
-        """access_type."""
+        """Access type related operations."""
         return AccessTypeOperations(self._requester)
 
     @cached_property
     def avatars(self) -> AvatarsOperations:
-        """avatars."""
+        """Avatars."""
         return AvatarsOperations(self._requester)
 
     @cached_property
     def contacts(self) -> ContactsOperations:
-        """contacts."""
+        """Contact points related operations."""
         return ContactsOperations(self._requester)
 
     @cached_property
     def dataservices(self) -> DataservicesOperations:
-        """dataservices."""
+        """Dataservices related operations (beta)."""
         return DataservicesOperations(self._requester)
 
     @cached_property
     def datasets(self) -> DatasetsOperations:
-        """datasets."""
+        """Dataset related operations."""
         return DatasetsOperations(self._requester)
 
     @cached_property
     def discussions(self) -> DiscussionsOperations:
-        """discussions."""
+        """Discussion related operations."""
         return DiscussionsOperations(self._requester)
 
     @cached_property
     def geopf(self) -> GeopfOperations:
-        """geopf."""
+        """Géoplateforme related operations."""
         return GeopfOperations(self._requester)
 
     @cached_property
     def harvest(self) -> HarvestOperations:
-        """harvest."""
+        """Harvest related operations."""
         return HarvestOperations(self._requester)
 
     @cached_property
     def me(self) -> MeOperations:
-        """me."""
+        """Connected user related operations."""
         return MeOperations(self._requester)
 
     @cached_property
     def notifications(self) -> NotificationsOperations:
-        """notifications."""
+        """Notifications API."""
         return NotificationsOperations(self._requester)
 
     @cached_property
     def organizations(self) -> OrganizationsOperations:
-        """organizations."""
+        """Organization related operations."""
         return OrganizationsOperations(self._requester)
 
     @cached_property
     def posts(self) -> PostsOperations:
-        """posts."""
+        """Posts related operations."""
         return PostsOperations(self._requester)
 
     @cached_property
     def proconnect(self) -> ProconnectOperations:
-        """proconnect."""
+        """Proconnect related operations."""
         return ProconnectOperations(self._requester)
 
     @cached_property
     def reports(self) -> ReportsOperations:
-        """reports."""
+        """User reported objects related operations (beta)."""
         return ReportsOperations(self._requester)
 
     @cached_property
     def reuses(self) -> ReusesOperations:
-        """reuses."""
+        """Reuse related operations."""
         return ReusesOperations(self._requester)
 
     @cached_property
     def site(self) -> SiteOperations:
-        """site."""
+        """Site global namespace."""
         return SiteOperations(self._requester)
 
     @cached_property
     def spatial(self) -> SpatialOperations:
-        """spatial."""
+        """Spatial references."""
         return SpatialOperations(self._requester)
 
     @cached_property
     def tags(self) -> TagsOperations:
-        """tags."""
+        """Tags related operations."""
         return TagsOperations(self._requester)
 
     @cached_property
@@ -426,15 +426,15 @@ class Namespaces:
 
     @cached_property
     def users(self) -> UsersOperations:
-        """users."""
+        """User related operations."""
         return UsersOperations(self._requester)
 
     @cached_property
     def visualizations(self) -> VisualizationsOperations:
-        """visualizations."""
+        """Visualizations related operations."""
         return VisualizationsOperations(self._requester)
 
     @cached_property
     def workers(self) -> WorkersOperations:
-        """workers."""
+        """Asynchronous workers related operations."""
         return WorkersOperations(self._requester)
