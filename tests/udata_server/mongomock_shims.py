@@ -7,6 +7,7 @@ remove costs (copying every matching document) of the in-memory emulation.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -14,6 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import mongomock.collection
+import mongomock.database
+import mongomock.filtering
+import mongomock.helpers
 from mongoengine.queryset.base import BaseQuerySet
 from mongoengine.queryset.visitor import Q
 
@@ -101,7 +105,129 @@ def _get_order_by(self: BaseQuerySet, keys: Iterable[str]) -> list[tuple[str, An
             expanded.extend(self._document._meta.get("ordering") or [])
         else:
             expanded.append(key)
-    return _original_get_order_by(self, expanded)
+    order: list[tuple[str, Any]] = _original_get_order_by(self, expanded)
+    return order
+
+
+# --- query cache --------------------------------------------------------------------------
+
+
+class QueryCache:
+    """Matching documents (filtered and sorted, not copied) per (collection, filter, sort).
+
+    Any write to any collection empties it: a generation counter is bumped before and after
+    every mutating method of mongomock's Collection and Database.
+    """
+
+    MAX_ENTRIES = 256
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.generation = 0
+        self._entries: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+    def matching(self, collection: Any, spec: Any, sort: Any) -> list[dict[str, Any]]:
+        if not self.enabled:
+            return _filter_and_sort(collection, spec, sort)
+        generation = self.generation
+        # repr() of the filters mongoengine builds (dicts, SON, ObjectId, datetime, regex)
+        # is faithful; an unfaithful repr could only cause misses, never false hits
+        key = (collection.full_name, repr(spec), repr(sort), generation)
+        documents = self._entries.get(key)
+        if documents is None:
+            documents = _filter_and_sort(collection, spec, sort)
+            with self._lock:
+                if generation == self.generation:
+                    if len(self._entries) >= self.MAX_ENTRIES:
+                        self._entries.pop(next(iter(self._entries)))
+                    self._entries[key] = documents
+        return documents
+
+
+query_cache = QueryCache()
+
+_WRITE_METHODS = {
+    mongomock.collection.Collection: (
+        "insert",
+        "insert_one",
+        "insert_many",
+        "_insert",
+        "update_one",
+        "update_many",
+        "replace_one",
+        "update",
+        "_update",
+        "find_one_and_delete",
+        "find_one_and_replace",
+        "find_one_and_update",
+        "find_and_modify",
+        "_find_and_modify",
+        "save",
+        "delete_one",
+        "delete_many",
+        "_delete",
+        "remove",
+        "drop",
+        "rename",
+        "bulk_write",
+        "map_reduce",
+        "aggregate",  # $out / $merge
+    ),
+    mongomock.database.Database: ("drop_collection", "rename_collection", "create_collection"),
+}
+
+
+def _invalidating(method: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        query_cache.invalidate()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            query_cache.invalidate()
+
+    wrapper.__wrapped__ = method  # type: ignore[attr-defined]
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+def _sort_key(key: str, document: dict[str, Any]) -> Any:
+    return mongomock.filtering.resolve_sort_key(key, document)
+
+
+def _filter_and_sort(collection: Any, spec: Any, sort: Any) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = list(collection._iter_documents(spec))
+    if sort:
+        if isinstance(sort, dict):
+            sort = sort.items()
+        for sort_key, sort_direction in reversed(list(sort)):
+            if sort_key == "$natural":
+                if sort_direction < 0:
+                    documents.reverse()
+                continue
+            if sort_key.startswith("$"):
+                raise NotImplementedError(f"Sorting by {sort_key} is not implemented")
+            documents = sorted(
+                documents,
+                key=functools.partial(_sort_key, sort_key),
+                reverse=sort_direction < 0,
+            )
+    return documents
+
+
+_original_count_documents = mongomock.collection.Collection.count_documents
+
+
+def _count_documents(self: Any, filter: Any, **kwargs: Any) -> int:
+    if set(kwargs) - {"maxTimeMS", "hint"}:
+        return int(_original_count_documents(self, filter, **kwargs))
+    spec = mongomock.helpers.patch_datetime_awareness_in_document(filter)
+    return len(query_cache.matching(self, spec, None))
 
 
 # --- lazy cursor --------------------------------------------------------------------------
@@ -113,32 +239,16 @@ def _lazy_get_dataset(
     sort: Any,
     fields: Any,
     as_class: Any,
-) -> Iterator[tuple[Any, Any, Any, Any]]:
-    # Yields (collection, document, fields, container); the copy happens on emission only.
-    dataset: Iterable[dict[str, Any]] = self._iter_documents(spec)
-    if sort:
-        if isinstance(sort, dict):
-            sort = sort.items()
-        for sort_key, sort_direction in reversed(list(sort)):
-            if sort_key == "$natural":
-                if sort_direction < 0:
-                    dataset = list(reversed(list(dataset)))
-                continue
-            if sort_key.startswith("$"):
-                raise NotImplementedError(f"Sorting by {sort_key} is not implemented")
-            dataset = sorted(
-                dataset,
-                key=lambda doc, key=sort_key: mongomock.filtering.resolve_sort_key(key, doc),
-                reverse=sort_direction < 0,
-            )
-    for document in dataset:
+) -> Iterator[_Pending]:
+    # The copy out of the store happens when a document is handed out, not for every match.
+    for document in query_cache.matching(self, spec, sort):
         yield _Pending(self, document, fields, as_class)
 
 
 class _Pending:
     """A matched document not yet copied out of the store."""
 
-    __slots__ = ("collection", "document", "fields", "container", "copied")
+    __slots__ = ("collection", "container", "copied", "document", "fields")
 
     def __init__(self, collection: Any, document: Any, fields: Any, container: Any) -> None:
         self.collection = collection
@@ -156,11 +266,17 @@ class _Pending:
         return self.copied
 
 
-def _compute_results(self: Any, with_limit_and_skip: bool = False) -> list[Any]:
+def _raw_results(self: Any) -> list[Any]:
+    """Matching documents, filtered and sorted, not copied yet."""
     if not self._results or self._factory_last_generated_results != self._factory:
         self._results = list(self._factory())
         self._factory_last_generated_results = self._factory
-    results = self._results
+    results: list[Any] = self._results
+    return results
+
+
+def _compute_results(self: Any, with_limit_and_skip: bool = False) -> list[Any]:
+    results = _raw_results(self)
     if with_limit_and_skip:
         results = results[self._skip :]
         if self._limit:
@@ -169,13 +285,11 @@ def _compute_results(self: Any, with_limit_and_skip: bool = False) -> list[Any]:
 
 
 def _next(self: Any) -> Any:
-    if not self._results or self._factory_last_generated_results != self._factory:
-        _compute_results(self)
-    index = self._skip + self._emitted
+    results = _raw_results(self)
     if self._limit and self._emitted >= abs(self._limit):
         raise StopIteration()
     try:
-        item = self._results[index]
+        item = results[self._skip + self._emitted]
     except IndexError as err:
         raise StopIteration() from err
     self._emitted += 1
@@ -183,9 +297,7 @@ def _next(self: Any) -> Any:
 
 
 def _alive(self: Any) -> bool:
-    if not self._results or self._factory_last_generated_results != self._factory:
-        _compute_results(self)
-    return bool(self._emitted != len(self._results))
+    return bool(self._emitted != len(_raw_results(self)))
 
 
 # --- write lock ---------------------------------------------------------------------------
@@ -264,8 +376,18 @@ def write_lock_middleware(app: WsgiApp) -> WsgiApp:
     return locked
 
 
-def install() -> None:
-    """Patch mongoengine and mongomock in place (idempotent)."""
+def install(*, cache_queries: bool = True) -> None:
+    """Patch mongoengine and mongomock in place (once per process)."""
+    if getattr(mongomock.collection.Collection, "_aioudata_shims", False):
+        return
+    mongomock.collection.Collection._aioudata_shims = True
+    query_cache.enabled = cache_queries
+    for owner, names in _WRITE_METHODS.items():
+        for name in names:
+            method = getattr(owner, name, None)  # some exist only for old pymongo versions
+            if method is not None:
+                setattr(owner, name, _invalidating(method))
+    mongomock.collection.Collection.count_documents = _count_documents
     BaseQuerySet.search_text = _search_text
     BaseQuerySet._get_order_by = _get_order_by
     mongomock.collection.Collection._get_dataset = _lazy_get_dataset

@@ -30,7 +30,6 @@ from bson import ObjectId
 from faker import Faker
 from faker.providers.lorem.fr_FR import Provider as FrenchLorem
 from flask import current_app
-
 from udata.core.api_token.models import ApiToken
 from udata.core.dataset.models import (
     Checksum,
@@ -48,6 +47,7 @@ from udata.core.post.models import Post
 from udata.core.reuse.models import Reuse
 from udata.core.site.models import Site
 from udata.core.spatial.models import GeoLevel, GeoZone, SpatialCoverage
+from udata.core.tags.models import Tag
 from udata.core.topic.models import Topic, TopicElement
 from udata.core.user.models import Role, User
 from udata.harvest.models import (
@@ -189,7 +189,8 @@ def naive(moment: datetime) -> datetime:
 
 
 def slug_of(text: str) -> str:
-    return slugify.slugify(text, max_length=255, separator="-", to_lower=True)
+    slug: str = slugify.slugify(text, max_length=255, separator="-", to_lower=True)
+    return slug
 
 
 class Kind:
@@ -206,6 +207,7 @@ class Kind:
     TOPIC_ELEMENT = 11
     POST = 12
     API_TOKEN = 13
+    TAG = 14
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ class SeedOptions:
 
     @property
     def hidden_per_kind(self) -> int:
-        return max(2, self.datasets // 50)
+        return max(3, self.datasets // 50)
 
 
 @dataclass
@@ -385,9 +387,7 @@ class Seeder:
         for key in ("admin", "user", "other"):
             tokens.append(self._token(key, self.store.users[key]))
         tokens.append(self._token("revoked", self.store.users["other"], revoked_at=at(-24)))
-        tokens.append(
-            self._token("expired", self.store.users["other"], expires_at=at(-24 * 3))
-        )
+        tokens.append(self._token("expired", self.store.users["other"], expires_at=at(-24 * 3)))
         bulk_insert(ApiToken, tokens)
 
     def _token(self, name: str, user: User, **extra: Any) -> ApiToken:
@@ -476,12 +476,14 @@ class Seeder:
             return {"owner": owners[(index // 5) % len(owners)]}
         return {"organization": organizations[index % len(organizations)]}
 
-    def _resources(self, number: int, created: datetime, count: int, harvested: bool) -> list:
+    def _resources(
+        self, number: int, created: datetime, count: int, harvested: bool
+    ) -> list[Resource]:
         resources = []
         for position in range(count):
-            fmt, mime, rtype, filetype = RESOURCE_KINDS[(number + position * 3) % len(
-                RESOURCE_KINDS
-            )]
+            fmt, mime, rtype, filetype = RESOURCE_KINDS[
+                (number + position * 3) % len(RESOURCE_KINDS)
+            ]
             rid = stable_uuid("resource", number, position)
             rcreated = created + timedelta(minutes=position)
             extension = f".{fmt}" if fmt else ""
@@ -522,43 +524,40 @@ class Seeder:
         return resources
 
     def _dataset(self, number: int, created: datetime, visibility: str, **owner: Any) -> Dataset:
+        showcase = number == 1  # has every optional feature, for recorded fixtures
         theme = THEMES[number % len(THEMES)]
         subject = SUBJECTS[(number // len(THEMES)) % len(SUBJECTS)]
         year = 2015 + number % 10
         title = f"{theme} — {subject} {year} ({number:05d})"
-        harvested = visibility == "public" and number % 10 == 7 and bool(
-            self.store.harvest_sources
-        )
+        harvested = visibility == "public" and number % 10 == 7 and bool(self.store.harvest_sources)
         if harvested:
             owner = {"organization": self.store.harvest_sources[0].organization}
-        tags = sorted(
-            {TAGS[number % len(TAGS)], TAGS[(number * 7 + 3) % len(TAGS)], "open-data"}
-        )
+        tags = sorted({TAGS[number % len(TAGS)], TAGS[(number * 7 + 3) % len(TAGS)], "open-data"})
         license_id = LICENSES[number % len(LICENSES)][0] if number % 7 else None
         frequency = FREQUENCIES[number % len(FREQUENCIES)]
         values: dict[str, Any] = {
             "id": object_id(Kind.DATASET, number),
             "title": title,
             "slug": slug_of(title),
-            "acronym": f"DS{number}" if number % 8 == 3 else None,
+            "acronym": f"DS{number}" if number % 8 == 3 or showcase else None,
             "description": self.paragraph(4),
-            "description_short": self.fake.sentence() if number % 4 == 0 else None,
+            "description_short": self.fake.sentence() if number % 4 == 0 or showcase else None,
             "tags": tags,
             "license": license_id and self._license(license_id),
             "frequency": frequency,
-            "resources": self._resources(number, created, 1 + number % 4, harvested),
+            "resources": self._resources(
+                number, created, 4 if showcase else 1 + number % 4, harvested
+            ),
             "created_at_internal": created,
             "last_modified_internal": created + timedelta(days=2),
             **owner,
         }
-        if number % 3 == 0:
-            values["temporal_coverage"] = DateRange(
-                start=date(year, 1, 1), end=date(year, 12, 31)
-            )
+        if number % 3 == 0 or showcase:
+            values["temporal_coverage"] = DateRange(start=date(year, 1, 1), end=date(year, 12, 31))
         if number % 4 == 1:
             zones = [self.store.zones["fr:region:11"]] if number % 8 == 1 else []
             values["spatial"] = SpatialCoverage(granularity="fr:region", zones=zones)
-        if number % 6 == 2:
+        if number % 6 == 2 or showcase:
             values["extras"] = {
                 "datagouv_ckan_last_sync": naive(created + timedelta(days=1)),
                 "producer:reference": f"REF-{number:05d}",
@@ -951,8 +950,11 @@ class Seeder:
 
     def seed_metrics(self) -> None:
         """Counters udata's jobs would compute (without the date-relative *_by_months)."""
-        datasets = [d for kind in ("public", "private", "archived", "deleted") for d in
-                    self.store.datasets[kind]]
+        datasets = [
+            d
+            for kind in ("public", "private", "archived", "deleted")
+            for d in self.store.datasets[kind]
+        ]
         visible_reuses = self.store.reuses["public"] + self.store.reuses["archived"]
         reuses_per_dataset: Counter[Any] = Counter(
             dataset.id for reuse in self.store.reuses["public"] for dataset in reuse.datasets
@@ -1003,6 +1005,22 @@ class Seeder:
             }
             users.update_one({"_id": user.id}, {"$set": {"metrics": metrics}})
 
+    def seed_tags(self) -> None:
+        """What udata's ``count-tags`` job stores (it map-reduces, which mongomock can't)."""
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for key, documents in (
+            ("datasets", [d for items in self.store.datasets.values() for d in items]),
+            ("reuses", [r for items in self.store.reuses.values() for r in items]),
+        ):
+            for document in documents:
+                for tag in document.tags:
+                    counts[tag][key] += 1
+        tags = [
+            Tag(id=self.next_id(Kind.TAG), name=name, counts=dict(sorted(counts[name].items())))
+            for name in sorted(counts)
+        ]
+        bulk_insert(Tag, tags)
+
     def seed_site(self) -> None:
         config = current_app.config
         site = Site(
@@ -1045,6 +1063,7 @@ class Seeder:
         self.seed_topics()
         self.seed_posts()
         self.seed_metrics()
+        self.seed_tags()
         self.seed_site()
         return self.store
 
@@ -1058,9 +1077,9 @@ def _ids(documents: Iterable[Any]) -> list[str]:
     return [str(document.id) for document in documents]
 
 
-def listing_order(datasets: Iterable[Dataset]) -> list[Dataset]:
-    """The default order of /datasets/: newest ``created_at_internal`` first."""
-    return sorted(datasets, key=lambda d: d.created_at_internal, reverse=True)
+def listing_order(documents: Iterable[Any], date_field: str = "created_at") -> list[Any]:
+    """Newest first on ``date_field``: the default order of udata's listings."""
+    return sorted(documents, key=lambda document: getattr(document, date_field), reverse=True)
 
 
 def manifest(store: Store, base_url: str) -> dict[str, Any]:
@@ -1072,13 +1091,14 @@ def manifest(store: Store, base_url: str) -> dict[str, Any]:
         for organization in store.organizations
         if any(member.user == user for member in organization.members)
     ]
-    all_datasets = [d for kind in ("public", "private", "archived", "deleted")
-                    for d in store.datasets[kind]]
+    all_datasets = [
+        d for kind in ("public", "private", "archived", "deleted") for d in store.datasets[kind]
+    ]
 
     def owned_by_user(dataset: Dataset) -> bool:
         return dataset.owner == user or dataset.organization in user_organizations
 
-    public = listing_order(store.datasets["public"])
+    public = listing_order(store.datasets["public"], "created_at_internal")
     return {
         "format": 1,
         "base_url": base_url,
@@ -1087,45 +1107,45 @@ def manifest(store: Store, base_url: str) -> dict[str, Any]:
             "admin": str(users["admin"].id),
             "user": str(user.id),
             "other": str(users["other"].id),
-            "active": _ids(users.values()),
+            "active": _ids(listing_order(users.values())),
             "deleted": _ids(store.deleted_users),
         },
         "organizations": {
-            "public": _ids(store.organizations),
+            "public": _ids(listing_order(store.organizations)),
             "deleted": _ids(store.deleted_organizations),
             "user_member_of": _ids(user_organizations),
         },
         "datasets": {
             "public": _ids(public),
+            "showcase": str(object_id(Kind.DATASET, 1)),
             "private": _ids(store.datasets["private"]),
             "archived": _ids(store.datasets["archived"]),
             "deleted": _ids(store.datasets["deleted"]),
             "harvested": _ids(store.harvested),
-            "owned_by_user": _ids(d for d in listing_order(all_datasets) if owned_by_user(d)),
+            "owned_by_user": _ids(
+                d for d in listing_order(all_datasets, "created_at_internal") if owned_by_user(d)
+            ),
         },
         "resources": {str(d.id): [str(r.id) for r in d.resources] for d in public},
         "community_resources": _ids(store.community_resources),
         "reuses": {
-            "listed": _ids(
-                sorted(
-                    store.reuses["public"] + store.reuses["archived"],
-                    key=lambda r: r.created_at,
-                    reverse=True,
-                )
-            ),
+            "listed": _ids(listing_order(store.reuses["public"] + store.reuses["archived"])),
             "public": _ids(store.reuses["public"]),
             "private": _ids(store.reuses["private"]),
             "deleted": _ids(store.reuses["deleted"]),
             "archived": _ids(store.reuses["archived"]),
         },
         "harvest": {
-            "sources": _ids(store.harvest_sources),
+            "sources": _ids(listing_order(store.harvest_sources)),
             "deleted_sources": _ids(store.deleted_harvest_sources),
-            "jobs": {source: _ids(jobs) for source, jobs in store.harvest_jobs.items()},
+            "jobs": {
+                source: _ids(listing_order(jobs, "created"))
+                for source, jobs in sorted(store.harvest_jobs.items())
+            },
         },
         "topics": {kind: _ids(topics) for kind, topics in sorted(store.topics.items())},
-        "posts": {kind: _ids(posts) for kind, posts in sorted(store.posts.items())},
-        "discussions": _ids(store.discussions),
+        "posts": {kind: _ids(listing_order(posts)) for kind, posts in sorted(store.posts.items())},
+        "discussions": _ids(listing_order(store.discussions, "created")),
         "licenses": [license.id for license in store.licenses],
         "geozones": sorted(store.zones),
         "counts": {

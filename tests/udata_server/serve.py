@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.metadata
 import json
 import logging
 import os
@@ -59,6 +60,9 @@ CELERY_RESULT_BACKEND = "cache+memory://"
 ELASTICSEARCH_URL = None
 SEND_MAIL = False
 HARVESTER_BACKENDS = ["dcat", "ckan"]
+# udata resolves the host of every URL it validates (5 retries when it fails): offline, each
+# resource URL would cost seconds. Syntax, scheme and TLD checks still apply.
+URLS_RESOLVE_HOSTNAME = False
 FS_ROOT = {fs_root!r}
 """
 
@@ -85,9 +89,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-write-lock", action="store_true", help="do not serialize requests that can write"
     )
     parser.add_argument(
+        "--no-query-cache", action="store_true", help="do not memoize query results"
+    )
+    parser.add_argument(
         "--verify",
         action="store_true",
         help="before READY, check that the anonymous /datasets/ listing matches the manifest",
+    )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one goes away",
     )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -105,7 +117,7 @@ def create_app(settings: Path) -> Any:
 
 
 def http_get_json(url: str, timeout: float = 30) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.load(response)
 
 
@@ -122,9 +134,26 @@ def verify_listing(base_url: str, expected: list[str]) -> None:
         )
 
 
+def watch_parent() -> None:
+    """SIGTERM this process once its parent is gone (it gets re-parented)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        log("parent process gone")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    # stdout carries the READY line only: whatever udata or its libraries print goes to stderr
+    ready_out, sys.stdout = sys.stdout, sys.stderr
+    if args.exit_with_parent:
+        watch_parent()
     workdir = Path(tempfile.mkdtemp(prefix="udata-server-"))
     sock = bind_socket(args.port)
     port = sock.getsockname()[1]
@@ -133,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path: Path = args.manifest or workdir / "manifest.json"
 
     stopping = threading.Event()
+    self_check_failed = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if not stopping.is_set():
@@ -153,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         import mongomock_shims
         import seed
 
-        mongomock_shims.install()
+        mongomock_shims.install(cache_queries=not args.no_query_cache)
         app = create_app(settings)
         logging.getLogger().setLevel(args.log_level)
         booted = time.monotonic()
@@ -162,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         with app.app_context():
             store = seed.seed(seed.SeedOptions(datasets=args.datasets))
             manifest = seed.manifest(store, base_url)
+        udata_version = importlib.metadata.version("udata")
+        manifest = {"udata_version": udata_version, "root_url": root_url, **manifest}
         seeded = time.monotonic()
         log(f"seeded {args.datasets} public datasets in {seeded - booted:.1f}s")
         gc.collect()
@@ -170,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         from waitress import create_server
 
         wsgi_app = app if args.no_write_lock else mongomock_shims.write_lock_middleware(app)
-        server = create_server(
-            wsgi_app, sockets=[sock], threads=args.threads, ident="udata-test"
-        )
+        server = create_server(wsgi_app, sockets=[sock], threads=args.threads, ident="udata-test")
 
         def announce() -> None:
             try:
@@ -189,22 +219,24 @@ def main(argv: list[str] | None = None) -> int:
                 tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
                 tmp.replace(manifest_path)
                 log(f"ready in {ready - started:.1f}s at {base_url}")
-                print(f"{READY_PREFIX} {base_url} {manifest_path}", flush=True)
-            except Exception as error:  # noqa: BLE001 (reported, then the process stops)
+                print(f"{READY_PREFIX} {base_url} {manifest_path}", file=ready_out, flush=True)
+            except Exception as error:
                 log(f"self-check failed: {error!r}")
+                self_check_failed.set()
                 os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=announce, name="announce", daemon=True).start()
         server.run()
     except KeyboardInterrupt:
-        log("stopping")
+        pass
     finally:
+        log("stopping")
         if server is not None:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)
         sock.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return 1 if self_check_failed.is_set() else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""The ``udata_server`` pytest fixture: one real udata server per test session.
+
+Import it from ``tests/conftest.py``::
+
+    from tests.udata_server.fixture import udata_server  # noqa: F401
+
+When the udata venv cannot be built (typically: no package index reachable), tests using the
+fixture are skipped, unless ``AIOUDATA_REQUIRE_UDATA=1`` (set in CI), which fails them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .launcher import UdataServer, UdataServerError
+from .venv import VenvError, ensure_venv
+
+__all__ = ["REQUIRE_ENV", "UdataServer", "UdataServerError", "udata_server"]
+
+REQUIRE_ENV = "AIOUDATA_REQUIRE_UDATA"
+
+
+def _required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def udata_server() -> Iterator[UdataServer]:
+    """A running, seeded udata server; see tests/udata_server/README.md for the manifest."""
+    try:
+        python = ensure_venv()
+    except VenvError as error:
+        reason = f"cannot build the udata venv: {error}"
+        if _required():
+            pytest.fail(f"{reason} ({REQUIRE_ENV} is set)", pytrace=False)
+        pytest.skip(f"{reason} (set {REQUIRE_ENV}=1 to fail instead)")
+    server = UdataServer(python=python)
+    try:
+        server.start()
+    except UdataServerError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
