@@ -21,9 +21,9 @@ from aioudata import (
     AuthenticationError,
     BadRequestError,
     Client,
+    ConnectError,
     GoneError,
     NotFoundError,
-    ConnectError,
     RetryPolicy,
     ServerError,
 )

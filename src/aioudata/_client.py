@@ -214,7 +214,7 @@ class Client(Namespaces):
                         status = response.status
                         location = response.headers.get("Location")
                         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     error = _transport_error(exc, method, _public(url))
                     self.stats.errors[type(error).__name__] += 1
                     raise error from exc

@@ -11,23 +11,23 @@ from typing import Any
 
 __all__ = [
     "APIError",
-    "ConnectError",
-    "ConnectionLostError",
-    "RequestTimeoutError",
-    "TransportError",
-    "TruncatedBodyError",
     "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "ConnectError",
+    "ConnectionLostError",
     "DecodeError",
     "GoneError",
     "LockedError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RequestTimeoutError",
     "ServerError",
     "StrictDecodeError",
+    "TransportError",
+    "TruncatedBodyError",
     "UdataError",
 ]
 
