@@ -118,7 +118,16 @@ async def test_validation_error_names_the_missing_field(keyed: Client) -> None:
     assert info.value.errors["title"] == ["This field is required."]
 
 
-async def test_create_update_delete_round_trip(keyed: Client, anonymous: Client) -> None:
+async def test_create_update_delete_round_trip(
+    udata_server: UdataServer, anonymous: Client
+) -> None:
+    # The `other` user owns nothing seeded: its writes change no listing other tests check.
+    key = udata_server.api_keys["other"]
+    async with Client(udata_server.base_url, api_key=key, strict=True, retry=NO_RETRY) as keyed:
+        await _round_trip(keyed, anonymous)
+
+
+async def _round_trip(keyed: Client, anonymous: Client) -> None:
     created = await keyed.datasets.create_dataset(
         body=DatasetInput(title="aioudata e2e", description="made by a test", private=True)
     )

@@ -11,15 +11,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .jsonpath import find
+
 JSON = dict[str, Any]
 
 OPENAPI_VERSION = "3.1.1"
 SWAGGER_REF = "#/definitions/"
 OPENAPI_REF = "#/components/schemas/"
 RESPONSE_REF = "#/responses/"
+JSON_MEDIA = "application/json"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
-# Vendor key added by dump_swagger.py: the operationIds udata guards with @api.secure.
-SECURED_KEY = "x-aioudata-secured-operations"
+# Vendor key added by dump_swagger.py: the udata version, and the operationIds udata guards
+# with @api.secure (under "secured_operations").
+DUMP_KEY = "x-aioudata-dump"
 
 # Swagger 2.0 parameter keys that become the parameter's `schema` in 3.x, in output order.
 _PARAM_SCHEMA_KEYS = (
@@ -47,6 +51,30 @@ _QUERY_STYLES = {
     "ssv": ("spaceDelimited", False),
     "pipes": ("pipeDelimited", False),
 }
+
+
+# --- source quirks -------------------------------------------------------------------------
+
+
+def sort_enums(document: JSON, targets: list[str]) -> JSON:
+    """A copy of ``document`` whose enums at ``targets`` (JSONPaths to schemas) are sorted.
+
+    Some udata enums are built from sets or from a task registry filled in import order
+    (celery task states, periodic task names): their order changes from one run to the next.
+    Sorting them, and the ``example`` flask-restx copies from the first value, makes the build
+    reproducible. A target that matches no enum is an error, like an overlay action.
+    """
+    result = copy.deepcopy(document)
+    for target in targets:
+        nodes = [n for n in find(result, target) if isinstance(n.value, dict)]
+        if not nodes or any("enum" not in n.value for n in nodes):
+            raise ValueError(f"no enum to sort at {target}")
+        for node in nodes:
+            schema = node.value
+            schema["enum"] = sorted(schema["enum"], key=str)
+            if "example" in schema:
+                schema["example"] = schema["enum"][0]
+    return result
 
 
 # --- schemas -------------------------------------------------------------------------------
@@ -194,7 +222,8 @@ def resolve_response(response: JSON, shared: JSON) -> JSON:
         return response
     if not ref.startswith(RESPONSE_REF) or ref[len(RESPONSE_REF) :] not in shared:
         raise ValueError(f"unresolvable response ref {ref!r}")
-    return shared[ref[len(RESPONSE_REF) :]]
+    resolved: JSON = shared[ref[len(RESPONSE_REF) :]]
+    return resolved
 
 
 def convert_response(response: JSON, produces: list[str]) -> JSON:
@@ -219,8 +248,8 @@ def convert_response(response: JSON, produces: list[str]) -> JSON:
 
 def convert_operation(operation: JSON, document: JSON, secured: set[str]) -> JSON:
     """One operation; parameters split between ``parameters`` and ``requestBody``."""
-    consumes = operation.get("consumes", document.get("consumes", ["application/json"]))
-    produces = operation.get("produces", document.get("produces", ["application/json"]))
+    consumes = list(operation.get("consumes") or document.get("consumes") or [JSON_MEDIA])
+    produces = list(operation.get("produces") or document.get("produces") or [JSON_MEDIA])
     shared_responses = document.get("responses", {})
     params = operation.get("parameters", [])
     out: JSON = {}
@@ -293,7 +322,7 @@ def convert_document(document: JSON) -> JSON:
     """The whole Swagger 2.0 document as one OpenAPI 3.1 document."""
     if document.get("swagger") != "2.0":
         raise ValueError(f"not a Swagger 2.0 document: {document.get('swagger')!r}")
-    secured = set(document.get(SECURED_KEY, []))
+    secured = set(document.get(DUMP_KEY, {}).get("secured_operations", []))
     info = document.get("info", {})
     components: JSON = {"schemas": convert_definitions(document.get("definitions", {}))}
     if document.get("securityDefinitions"):

@@ -1,9 +1,11 @@
 """The small part of JSONPath (RFC 9535) that our overlay actions use.
 
 Supported: the root ``$``; child segments ``.name``, ``['quoted name']`` (single or double
-quotes, backslash escapes), ``[0]``, ``.*`` / ``[*]``; descendant segments ``..name``,
-``..['name']``, ``..*``; and equality filters ``[?@ == 'literal']`` / ``[?@.a.b == 'literal']``
-(literal: quoted string, integer, true, false, null). Anything else is a ``ValueError`` rather
+quotes, backslash escapes), ``['a', 'b']`` (a union of names), ``[0]``, ``.*`` / ``[*]``;
+descendant segments ``..name``, ``..['name']``, ``..*``; and equality filters
+``[?@ == 'literal']``, ``[?@.a.b == 'literal']``, ``[?@['$ref'] == 'literal']`` (literal: quoted
+string, integer, true, false, null). Filters are how an action guards itself: it selects the
+node only while it still holds the wrong value we patch. Anything else is a ``ValueError`` rather
 than a silent mismatch: an overlay whose target we misread must stop the build.
 """
 
@@ -17,18 +19,20 @@ from typing import Any
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INDEX = re.compile(r"-?[0-9]+")
+_QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
 _FILTER = re.compile(
-    r"\?\s*@(?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*==\s*"
-    r"(?P<literal>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|-?[0-9]+|true|false|null)\s*"
+    rf"\?\s*@(?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[(?:{_QUOTED})\])*)\s*==\s*"
+    rf"(?P<literal>{_QUOTED}|-?[0-9]+|true|false|null)\s*"
 )
+_FILTER_STEP = re.compile(rf"\.(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[(?P<quoted>{_QUOTED})\]")
 
 
 @dataclass(frozen=True)
 class Selector:
-    """One selector: ``kind`` is "name", "index", "wildcard" or "filter"."""
+    """One selector: ``kind`` is "name" (one or a union), "index", "wildcard" or "filter"."""
 
     kind: str
-    name: str = ""
+    names: tuple[str, ...] = ()
     index: int = 0
     path: tuple[str, ...] = ()
     literal: Any = None
@@ -78,15 +82,30 @@ def _literal(token: str) -> Any:
 def _bracket(text: str, start: int) -> tuple[Selector, int]:
     """The selector inside ``[...]`` opening at ``text[start]``."""
     i = start + 1
+    if i >= len(text):
+        raise ValueError(f"unterminated '[' in {text!r}")
     if text[i] in "'\"":
-        name, i = _quoted(text, i)
-        selector = Selector("name", name=name)
+        names = []
+        while True:
+            name, i = _quoted(text, i)
+            names.append(name)
+            while text[i : i + 1] == " ":
+                i += 1
+            if text[i : i + 1] != ",":
+                break
+            i += 1
+            while text[i : i + 1] == " ":
+                i += 1
+        selector = Selector("name", names=tuple(names))
     elif text[i] == "*":
         selector, i = Selector("wildcard"), i + 1
     elif match := _INDEX.match(text, i):
         selector, i = Selector("index", index=int(match.group())), match.end()
     elif match := _FILTER.match(text, i):
-        path = tuple(p for p in match.group("path").split(".") if p)
+        path = tuple(
+            step["name"] or _quoted(step["quoted"], 0)[0]
+            for step in _FILTER_STEP.finditer(match.group("path"))
+        )
         selector = Selector("filter", path=path, literal=_literal(match.group("literal")))
         i = match.end()
     else:
@@ -103,7 +122,7 @@ def _dotted(text: str, start: int) -> tuple[Selector, int]:
     match = _NAME.match(text, start)
     if not match:
         raise ValueError(f"expected a member name at {start} in {text!r}")
-    return Selector("name", name=match.group()), match.end()
+    return Selector("name", names=(match.group(),)), match.end()
 
 
 def parse(expression: str) -> list[Segment]:
@@ -155,8 +174,9 @@ def _follow(value: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
 def _select(node: Node, selector: Selector) -> Iterator[Node]:
     value = node.value
     if selector.kind == "name":
-        if isinstance(value, dict) and selector.name in value:
-            yield Node(value, selector.name)
+        for name in selector.names:
+            if isinstance(value, dict) and name in value:
+                yield Node(value, name)
     elif selector.kind == "index":
         if isinstance(value, list) and -len(value) <= selector.index < len(value):
             yield Node(value, selector.index % len(value))

@@ -49,7 +49,15 @@ def _update(nodes: list[Node], update: Any, target: str) -> None:
         merged = merge(node.value, update)
         if merged == node.value:
             raise OverlayError(f"update of {target} changes nothing: fixed upstream?")
-        node.parent[node.key] = merged
+        # In place, so that a target of "$" (whose parent is a throwaway holder) works too.
+        value = node.value
+        if isinstance(value, dict):
+            value.clear()
+            value.update(merged)
+        elif isinstance(value, list):
+            value[:] = merged
+        else:
+            node.parent[node.key] = merged
 
 
 def _remove(nodes: list[Node]) -> None:

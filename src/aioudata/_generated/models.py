@@ -1104,7 +1104,17 @@ class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
 class DatasetReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """DatasetReference"""
 
-    pass
+    title: str | None = None
+    """The dataset title"""
+
+    acronym: str | None = None
+    """The dataset acronym"""
+
+    page: str | None = None
+    """The dataset web page URL"""
+
+    uri: str | None = None
+    """The dataset API URI"""
 
 
 class DatasetPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
@@ -2180,6 +2190,53 @@ class TerritorySuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_de
     """The zone uri"""
 
 
+class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """Transfer"""
+
+    comment: str | None = None
+    """A comment about the transfer request"""
+
+    created: datetime | None = None
+    """The transfer request date"""
+
+    id: str | None = None
+    """The transfer unique identifier"""
+
+    owner: BaseReference | None = None
+    """The user or organization currently owning the transfered object"""
+
+    recipient: BaseReference | None = None
+    """The user or organization receiving the transfered object"""
+
+    reponse_comment: str | None = None
+    """A comment about the transfer response"""
+
+    responded: datetime | None = None
+    """The transfer response date"""
+
+    status: str | None = None
+    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
+
+    subject: BaseReference | None = None
+    """The transfered object"""
+
+    user: UserReference | None = None
+    """The user who requested the transfer"""
+
+
+class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+    """TransferRequest"""
+
+    comment: str
+    """An explanation about the transfer request"""
+
+    recipient: BaseReference
+    """The transfer recipient, either an user or an organization"""
+
+    subject: BaseReference
+    """The transfered subject"""
+
+
 class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """TransferResponse"""
 
@@ -2196,7 +2253,7 @@ class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     avatar_url: str | None = None
     """The user avatar URL"""
 
-    email: dict[str, Any] | None = None
+    email: str | None = None
     """The user email (only the domain for non-admin user)"""
 
     first_name: str | None = None
@@ -2897,13 +2954,9 @@ class ApiTokenCreated(ApiToken, kw_only=True, omit_defaults=True, repr_omit_defa
 class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """User"""
 
-    email: str
     first_name: str
     id: str
     last_name: str
-    mail_cadence: str
-    """(Known values: :class:`UserMailCadence`.)"""
-
     since: datetime
     slug: str
     about: str | None = None
@@ -2917,7 +2970,11 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     deleted: datetime | None = None
     """The date the account was deleted, null for a live account"""
 
+    email: str | None = None
     last_login_at: datetime | None = None
+    mail_cadence: str | None = None
+    """(Known values: :class:`UserMailCadence`.)"""
+
     metrics: dict[str, Any] | None = None
     notifications_paused: bool | None = None
     organizations: list[OrganizationReference] | None = None
@@ -3158,111 +3215,6 @@ class GeoJSONFeatureCollection(Struct, kw_only=True, omit_defaults=True, repr_om
     features: list[GeoJSONFeature]
     type: str
     """(Known values: :class:`GeoJSONFeatureCollectionType`.)"""
-
-
-class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """Transfer"""
-
-    comment: str | None = None
-    """A comment about the transfer request"""
-
-    created: datetime | None = None
-    """The transfer request date"""
-
-    id: str | None = None
-    """The transfer unique identifier"""
-
-    owner: (
-        OrganizationReference
-        | UserReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | DataserviceReference
-        | ReuseReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-        | None
-    ) = None
-    """The user or organization currently owning the transfered object"""
-
-    recipient: (
-        OrganizationReference
-        | UserReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | DataserviceReference
-        | ReuseReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-        | None
-    ) = None
-    """The user or organization receiving the transfered object"""
-
-    reponse_comment: str | None = None
-    """A comment about the transfer response"""
-
-    responded: datetime | None = None
-    """The transfer response date"""
-
-    status: str | None = None
-    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
-
-    subject: (
-        OrganizationReference
-        | UserReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | DataserviceReference
-        | ReuseReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-        | None
-    ) = None
-    """The transfered object"""
-
-    user: UserReference | None = None
-    """The user who requested the transfer"""
-
-
-class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
-    """TransferRequest"""
-
-    comment: str
-    """An explanation about the transfer request"""
-
-    recipient: (
-        OrganizationReference
-        | UserReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | DataserviceReference
-        | ReuseReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-    )
-    """The transfer recipient, either an user or an organization"""
-
-    subject: (
-        OrganizationReference
-        | UserReference
-        | DatasetReference
-        | GeoZoneReference
-        | HarvestSourceReference
-        | DataserviceReference
-        | ReuseReference
-        | DataserviceReferenceInput
-        | OrganizationReferenceInput
-        | UserReferenceInput
-    )
-    """The transfered subject"""
 
 
 class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):

@@ -1,0 +1,236 @@
+"""``make spec``: vendor udata's v1 API as OpenAPI 3.1 fragments under openapi/.
+
+    python3 codegen/spec/build.py [--venv DIR] [--swagger FILE] [--save-swagger FILE]
+                                  [--raw-out FILE] [--probe]
+
+1. Get the Swagger 2.0 document a real udata serves at /api/1/swagger.json: install the pinned
+   server (tests/udata_server/requirements.txt) in a throwaway venv and run dump_swagger.py in
+   it; ``--venv DIR`` keeps (or reuses) that venv, ``--swagger FILE`` skips it for a saved dump.
+2. Convert it to OpenAPI 3.1 (convert.py), apply openapi/overlay.json (overlay.py).
+3. Write one self-contained fragment per operation, openapi/<tag>/<operationId>.json
+   (split.py), openapi/manifest.json, and the generated sections of openapi/SOURCE.md.
+4. ``--probe``: decode what the real app sends against the result (probe.py); must be clean.
+
+Host side: Python 3.11 standard library only. Output is deterministic; stale fragments go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: make the codegen package importable
+    sys.path.insert(0, str(REPO))
+
+from codegen.spec import convert, overlay, split  # noqa: E402
+
+JSON = dict[str, Any]
+REQUIREMENTS = REPO / "tests" / "udata_server" / "requirements.txt"
+OUT = REPO / "openapi"
+OVERLAY = OUT / "overlay.json"
+SOURCE_MD = OUT / "SOURCE.md"
+DUMP_SCRIPT = Path(__file__).resolve().parent / "dump_swagger.py"
+PROBE_SCRIPT = Path(__file__).resolve().parent / "probe.py"
+DUMP_KEY = convert.DUMP_KEY
+PACKAGE = "udata"
+
+# Enums udata builds in an unstable order (see convert.sort_enums), as JSONPaths in the
+# Swagger document.
+UNORDERED_ENUMS = [
+    "$.definitions.Task.properties.status",
+    "$.definitions['PeriodicTask (read)', 'PeriodicTask (write)'].properties.task",
+]
+
+
+# --- getting the Swagger document ----------------------------------------------------------
+
+
+def pinned_version(requirements: Path) -> str:
+    """The ``udata==X`` pin of the server requirements."""
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"\s*udata\s*==\s*([^\s#;]+).*", line, flags=re.IGNORECASE)
+        if match:
+            return match.group(1)
+    raise SystemExit(f"{requirements}: no udata==<version> pin")
+
+
+def _run(command: list[str], **kwargs: Any) -> None:
+    print("+", " ".join(command), file=sys.stderr)
+    subprocess.run(command, check=True, **kwargs)
+
+
+def ensure_venv(venv: Path) -> Path:
+    """The venv's python, creating the venv and installing the pinned server if needed."""
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python  # reused as is: --venv is for fast iteration
+    _run([sys.executable, "-m", "venv", str(venv)])
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _run([*pip, "-r", str(REQUIREMENTS)])
+    return python
+
+
+def dump_swagger(python: Path, workdir: Path) -> JSON:
+    """Run dump_swagger.py in the udata venv; PYTHONHASHSEED pins what set order remains."""
+    target = workdir / "swagger.json"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("UDATA_SETTINGS", None)  # dump_swagger writes its own
+    _run([str(python), str(DUMP_SCRIPT), str(target)], cwd=workdir, env=env)
+    document: JSON = json.loads(target.read_text(encoding="utf-8"))
+    return document
+
+
+def run_probe(python: Path, workdir: Path) -> None:
+    """probe.py against the written fragments: any disagreement left fails the build."""
+    env = {**os.environ}
+    env.pop("UDATA_SETTINGS", None)
+    _run([str(python), str(PROBE_SCRIPT), str(OUT)], cwd=workdir, env=env)
+
+
+def check_source(swagger: JSON, pinned: str) -> None:
+    """The dump must come from the pinned udata, and say which operations are secured."""
+    record = swagger.get(DUMP_KEY)
+    if record is None:
+        print(
+            f"warning: no {DUMP_KEY} record (a plain served swagger?): no operation will carry "
+            "`security`",
+            file=sys.stderr,
+        )
+        return
+    if record.get("udata") != pinned:
+        raise SystemExit(f"the dump comes from udata {record.get('udata')}, the pin is {pinned}")
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """The one JSON style of openapi/: 2-space indent, key order as built, final newline."""
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def write_fragments(out: Path, fragments: dict[str, JSON]) -> tuple[int, int]:
+    """Write every fragment, delete fragments of operations that are gone; (written, removed)."""
+    written = sum(write_if_changed(out / name, dumps(doc)) for name, doc in fragments.items())
+    removed = 0
+    for stale in sorted(out.glob("*/*.json")):
+        if stale.relative_to(out).as_posix() not in fragments:
+            stale.unlink()
+            removed += 1
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return written, removed
+
+
+def counts_section(manifest: JSON) -> str:
+    lines = [
+        f"- udata {manifest['source']['version']}: **{manifest['paths']} paths, "
+        f"{manifest['operations']} operations**, {len(manifest['operations_by_tag'])} tags.",
+        "",
+        "| tag | operations |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {tag} | {n} |" for tag, n in manifest["operations_by_tag"].items()]
+    return "\n".join(lines)
+
+
+def overlay_section(document: JSON) -> str:
+    lines = ["| # | target | why |", "| ---: | --- | --- |"]
+    for number, action in enumerate(document["actions"], 1):
+        verb = "remove" if action.get("remove") else "update"
+        why = action["description"].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {number} | {verb} `{action['target']}` | {why} |")
+    return "\n".join(lines)
+
+
+def fill_section(text: str, name: str, body: str) -> str:
+    """Replace what lies between the BEGIN/END markers of section ``name``."""
+    begin, end = f"<!-- BEGIN GENERATED {name} -->", f"<!-- END GENERATED {name} -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{SOURCE_MD}: missing the {name} markers")
+    return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
+
+
+def update_source_md(manifest: JSON, overlay_document: JSON) -> None:
+    text = SOURCE_MD.read_text(encoding="utf-8")
+    text = fill_section(text, "counts", counts_section(manifest))
+    text = fill_section(text, "overlay", overlay_section(overlay_document))
+    write_if_changed(SOURCE_MD, text)
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def build(swagger: JSON, pinned: str, raw_out: Path | None = None) -> None:
+    document = convert.convert_document(convert.sort_enums(swagger, UNORDERED_ENUMS))
+    if raw_out:
+        raw_out.write_text(dumps(document), encoding="utf-8")  # for probe.py: before the overlay
+    overlay_document = json.loads(OVERLAY.read_text(encoding="utf-8"))
+    document, applied = overlay.apply(document, overlay_document)
+    fragments = split.split(document)
+    manifest = split.manifest(document, PACKAGE, pinned)
+    if manifest["operations"] != len(fragments):
+        raise SystemExit(f"{len(fragments)} fragments for {manifest['operations']} operations")
+    written, removed = write_fragments(OUT, fragments)
+    write_if_changed(OUT / "manifest.json", dumps(manifest))
+    update_source_md(manifest, overlay_document)
+    print(
+        f"udata {pinned}: {manifest['paths']} paths, {manifest['operations']} operations, "
+        f"{len(applied)} overlay actions ({sum(a.matched for a in applied)} nodes); "
+        f"{written} fragments written, {removed} stale removed",
+        file=sys.stderr,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--venv", help="create (or reuse) the udata venv here instead of a temp one"
+    )
+    parser.add_argument("--swagger", help="use this saved dump instead of running udata")
+    parser.add_argument("--save-swagger", help="also write the Swagger 2.0 dump here")
+    parser.add_argument("--raw-out", help="also write the converted document before the overlay")
+    parser.add_argument(
+        "--probe", action="store_true", help="then check openapi/ against the real app (probe.py)"
+    )
+    args = parser.parse_args(argv)
+    if args.probe and args.swagger and not args.venv:
+        parser.error("--probe runs udata: drop --swagger or give --venv")
+    pinned = pinned_version(REQUIREMENTS)
+    with tempfile.TemporaryDirectory(prefix="udata-spec-") as tmp:
+        python = None
+        if not args.swagger or args.probe:
+            python = ensure_venv(Path(args.venv) if args.venv else Path(tmp) / "venv")
+        if args.swagger:
+            swagger = json.loads(Path(args.swagger).read_text(encoding="utf-8"))
+        else:
+            assert python is not None
+            swagger = dump_swagger(python, Path(tmp))
+        check_source(swagger, pinned)
+        if args.save_swagger:
+            Path(args.save_swagger).write_text(dumps(swagger), encoding="utf-8")
+        build(swagger, pinned, Path(args.raw_out) if args.raw_out else None)
+        if args.probe and python is not None:
+            run_probe(python, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
