@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench udata-venv clean
+.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv clean
 
 install: $(STAMP)
 
@@ -40,8 +40,8 @@ spec: install
 	$(PY) -m codegen
 
 lint: install
-	$(PY) -m ruff check src codegen tests
-	$(PY) -m ruff format --check src codegen tests
+	$(PY) -m ruff check src codegen tests benchmarks
+	$(PY) -m ruff format --check src codegen tests benchmarks
 
 typecheck: install
 	$(PY) -m mypy
@@ -50,6 +50,10 @@ check: lint typecheck codegen-check
 
 bench: install
 	$(PY) benchmarks/run.py --out benchmarks/RESULTS.md
+
+# A few repeats only: keeps the benchmarks working (no timing is asserted).
+bench-quick: install
+	$(PY) benchmarks/run.py --quick --out .cache/bench-quick.md
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
