@@ -54,7 +54,10 @@ def prepare(document: JSON) -> Prepared:
     schemas: JSON = doc["components"]["schemas"]
     names = class_names(list(schemas))
     doc["components"]["schemas"] = {names[k]: v for k, v in schemas.items()}
-    _rewrite_refs(doc, names)
+    unknown = _refs(doc) - set(names)
+    if unknown:
+        raise ValueError(f"$ref to schemas the document does not define: {sorted(unknown)}")
+    _retarget(doc, names)
     prepared = Prepared(document=doc, names=names)
     _split_inputs(prepared)
     _extract_enums(prepared)
@@ -107,18 +110,6 @@ def ref_name(ref: str) -> str:
     if not ref.startswith(REF_PREFIX):
         raise ValueError(f"unsupported $ref {ref!r}")
     return unquote(ref[len(REF_PREFIX) :])
-
-
-def _rewrite_refs(node: Any, names: dict[str, str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            node["$ref"] = REF_PREFIX + names[ref_name(ref)]
-        for value in node.values():
-            _rewrite_refs(value, names)
-    elif isinstance(node, list):
-        for value in node:
-            _rewrite_refs(value, names)
 
 
 def _refs(node: Any) -> set[str]:
