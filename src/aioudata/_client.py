@@ -168,7 +168,7 @@ class Client(Namespaces):
             return None  # type: ignore[return-value]
         if response is bytes:
             return body  # type: ignore[return-value]
-        if not body.strip():
+        if not body or body.isspace():
             return None  # type: ignore[return-value]
         return decode(body, response, strict=self._strict, url=url)  # type: ignore[no-any-return]
 
