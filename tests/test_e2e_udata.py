@@ -25,16 +25,20 @@ ROOT = Path(__file__).resolve().parent.parent
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
+def strict_client(server: UdataServer, key: str = "") -> Client:
+    """A strict, non-retrying client of the local server ("" key: anonymous)."""
+    return Client(server.base_url, api_key=key, strict=True, retry=NO_RETRY)
+
+
 @pytest.fixture
 async def anonymous(udata_server: UdataServer) -> AsyncIterator[Client]:
-    async with Client(udata_server.base_url, api_key="", strict=True, retry=NO_RETRY) as c:
+    async with strict_client(udata_server) as c:
         yield c
 
 
 @pytest.fixture
 async def keyed(udata_server: UdataServer) -> AsyncIterator[Client]:
-    key = udata_server.api_keys["user"]
-    async with Client(udata_server.base_url, api_key=key, strict=True, retry=NO_RETRY) as c:
+    async with strict_client(udata_server, udata_server.api_keys["user"]) as c:
         yield c
 
 
@@ -122,8 +126,7 @@ async def test_create_update_delete_round_trip(
     udata_server: UdataServer, anonymous: Client
 ) -> None:
     # The `other` user owns nothing seeded: its writes change no listing other tests check.
-    key = udata_server.api_keys["other"]
-    async with Client(udata_server.base_url, api_key=key, strict=True, retry=NO_RETRY) as keyed:
+    async with strict_client(udata_server, udata_server.api_keys["other"]) as keyed:
         await _round_trip(keyed, anonymous)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from pathlib import Path
@@ -14,6 +13,7 @@ from aioudata import Endpoint
 from aioudata._generated.namespaces import OPERATIONS
 from codegen.operations import method_name
 from codegen.spec_loader import fragment_paths
+from tests.generated import all_endpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi"
@@ -36,13 +36,7 @@ def spec_operations() -> dict[tuple[str, str], tuple[str, str, str]]:
 
 
 def generated_endpoints() -> dict[tuple[str, str], Endpoint[object]]:
-    endpoints = {}
-    for tag in OPERATIONS:
-        module = importlib.import_module(f"aioudata._generated.operations.{tag}")
-        for value in vars(module).values():
-            if isinstance(value, Endpoint):
-                endpoints[(value.tag, value.operation_id)] = value
-    return endpoints
+    return {(e.tag, e.operation_id): e for e in all_endpoints()}
 
 
 def test_operation_count_equals_the_pinned_real_spec() -> None:

@@ -7,7 +7,6 @@ does not declare fails the test, so spec drift or a lossy model shows up here.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -24,25 +23,17 @@ from aioudata._errors import (
     GoneError,
     NotFoundError,
 )
-from aioudata._generated.namespaces import OPERATIONS
+from tests.generated import all_endpoints
 
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
 RECORDED = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in FIXTURES.glob("*.json")}
 V1 = "/api/1"
 
 
-def endpoints() -> list[Endpoint[Any]]:
-    found = []
-    for tag in OPERATIONS:
-        module = importlib.import_module(f"aioudata._generated.operations.{tag}")
-        found += [v for v in vars(module).values() if isinstance(v, Endpoint)]
-    return found
-
-
 def endpoint_for(method: str, path: str) -> Endpoint[Any]:
     """The operation whose path template matches ``path`` (the most literal one wins)."""
     matches = []
-    for endpoint in endpoints():
+    for endpoint in all_endpoints():
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(endpoint.path))
         if endpoint.method == method and re.fullmatch(pattern, path):
             matches.append(endpoint)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -132,6 +132,3 @@ def _form_value(endpoint: Endpoint[Any], param: Param, value: Any) -> Any:
             return value if not isinstance(value, bytearray) else bytes(value)
         raise _type_error(endpoint, param, "bytes or a binary file", value)
     return _scalar(endpoint, param, value)
-
-
-FileInput = bytes | IO[bytes]

@@ -161,7 +161,7 @@ class Client(Namespaces):
         url, body = await self._retrier.run(
             attempt,
             method=prepared.method,
-            url=self._url(prepared.path),
+            url=_public(self._absolute(prepared.path)),
         )
         response = endpoint.response
         if response is None:
@@ -178,13 +178,14 @@ class Client(Namespaces):
         """A listing bound to ``args``: await it for one page, iterate it for every item."""
         return Paginator(self.request, endpoint, args)
 
-    def _url(self, path: str) -> str:
-        return _public(self._base.with_path(self._base.path + path, encoded=True))
+    def _absolute(self, path: str) -> URL:
+        """``path`` (already escaped) below the base URL."""
+        return self._base.with_path(self._base.path + path, encoded=True)
 
     async def _send(self, prepared: PreparedRequest) -> tuple[str, bytes]:
         """One attempt: send, follow redirects, return (URL, body) or raise a typed error."""
         session = self._ensure_session()
-        url = self._base.with_path(self._base.path + prepared.path, encoded=True)
+        url = self._absolute(prepared.path)
         if prepared.query:
             url = url.with_query(prepared.query)
         headers = dict(prepared.headers)
