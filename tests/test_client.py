@@ -244,4 +244,6 @@ async def test_iterating_a_listing_follows_pages_and_stops_at_404(client: Client
         ids = [d.id async for d in listing]
     # "b" moved from page 1 to page 2 while crawling: yielded once; page 3 is past the end.
     assert ids == ["a", "b", "c"]
-    assert listing.duplicates == 1
+    assert listing.stats.duplicates == 1
+    # total says 5, 3 distinct were listed: at least 2 were missed when "b" shifted.
+    assert listing.stats.missed == 2 and listing.stats.moved

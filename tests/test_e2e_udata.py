@@ -54,7 +54,8 @@ async def test_iterating_datasets_gives_exactly_the_public_ones(
         *udata_server.manifest["datasets"]["deleted"],
     }
     assert hidden and not hidden & set(ids)
-    assert listing.duplicates == 0
+    assert listing.stats.duplicates == 0 and listing.stats.missed == 0
+    assert listing.stats.pages == -(-len(ids) // 7) and listing.stats.expected == len(ids)
 
 
 async def test_every_kind_of_object_decodes_strictly(

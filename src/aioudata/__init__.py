@@ -27,6 +27,7 @@ from ._errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestTimeoutError,
+    SearchCapError,
     ServerError,
     StrictDecodeError,
     TransportError,
@@ -34,12 +35,13 @@ from ._errors import (
     UdataError,
 )
 from ._limits import RateLimiter
-from ._pagination import Paginator
+from ._pagination import SEARCH_CAP, PaginationStats, Paginator
 from ._retry import ClientStats, RetryPolicy
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "SEARCH_CAP",
     "APIError",
     "ArgumentError",
     "AuthenticationError",
@@ -55,6 +57,7 @@ __all__ = [
     "Kind",
     "LockedError",
     "NotFoundError",
+    "PaginationStats",
     "Paginator",
     "Param",
     "PermissionDeniedError",
@@ -63,6 +66,7 @@ __all__ = [
     "RequestTimeoutError",
     "Requester",
     "RetryPolicy",
+    "SearchCapError",
     "ServerError",
     "StrictDecodeError",
     "TransportError",

@@ -24,6 +24,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "SearchCapError",
     "ServerError",
     "StrictDecodeError",
     "TransportError",
@@ -50,6 +51,7 @@ class APIError(UdataError):
     errors: dict[str, Any]
     body: Any
     retry_after: float | None
+    headers: Mapping[str, str]
 
     def __init__(
         self,
@@ -61,8 +63,11 @@ class APIError(UdataError):
         errors: Mapping[str, Any] | None = None,
         body: Any = None,
         retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.retry_after = retry_after
+        #: The answer's headers (read-only, case-insensitive when they come from the server).
+        self.headers = headers if headers is not None else {}
         self.status = status
         self.method = method
         self.url = url
@@ -115,6 +120,25 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """5xx: the server (or a gateway before it) failed."""
+
+
+class SearchCapError(UdataError):
+    """A listing reached the search engine's result window (``cap`` items): narrow the query.
+
+    Search-backed listings serve at most ``cap`` results (page × page_size ≤ cap on udata):
+    raised instead of requesting the page the server would refuse.
+    """
+
+    def __init__(self, *, cap: int, page: int, page_size: int, total: int | None) -> None:
+        self.cap = cap
+        self.page = page
+        self.page_size = page_size
+        self.total = total
+        listed = f" of {total}" if total is not None else ""
+        super().__init__(
+            f"page {page} with page_size {page_size} is past the search cap of {cap} results"
+            f"{listed}: narrow the query (filters, q) or split it"
+        )
 
 
 class TransportError(UdataError):

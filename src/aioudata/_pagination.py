@@ -1,74 +1,512 @@
-"""Listings: one call gives a page, iterating gives every item of every page.
+"""Listings: one call gives a page; iterating walks every page, several at a time.
 
 ``await client.datasets.list_datasets(page=2)`` returns that page;
-``async for dataset in client.datasets.list_datasets()`` walks the whole listing.
+``async for dataset in client.datasets.list_datasets()`` walks the whole listing: page 1 first,
+which tells the total, then the remaining pages ``concurrency`` at a time through the client's
+rate limiter and retry, handed out in page order (or as they arrive, ``ordered=False``).
+
+What the real API does and how it is handled here:
+
+- a page past the end answers 404: the end of the listing, not an error;
+- the catalog moves while it is crawled (page numbers are offsets): items are de-duplicated by id,
+  ``stats.missed`` tells how many may have been missed, and ``recheck=True`` walks again to
+  recover them;
+- search-backed listings refuse page × page_size beyond 10,000 results: :class:`SearchCapError`
+  names the cap instead of a 400 at page 101;
+- listings without a total are walked one page after another until ``next_page`` is null.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar
+import asyncio
+import contextlib
+import enum
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 from ._endpoint import Endpoint
-from ._errors import NotFoundError
+from ._errors import ArgumentError, BadRequestError, NotFoundError, SearchCapError
 
-__all__ = ["Paginator"]
+__all__ = ["SEARCH_CAP", "PaginationStats", "Paginator"]
 
 PageT = TypeVar("PageT")
 ItemT = TypeVar("ItemT")
 
 Fetch = Callable[[Endpoint[PageT], dict[str, Any]], Awaitable[PageT]]
+Mode = Literal["auto", "concurrent", "sequential"]
+OverCap = Literal["raise", "stop"]
+
+#: Results a search-backed udata listing serves at most (Elasticsearch's max_result_window).
+SEARCH_CAP = 10_000
+#: page_size above this is refused before any request (data.gouv.fr answers 502 at 10,000).
+DEFAULT_MAX_PAGE_SIZE = 1000
+#: page_size used when iterating a listing without an explicit ``page`` or ``page_size``.
+ITERATION_PAGE_SIZE = 100
+_CAP_MESSAGE = "result window is too large"
+
+
+class _Keep(enum.Enum):
+    KEEP = enum.auto()
+
+
+_KEEP = _Keep.KEEP
+
+
+@dataclass(slots=True)
+class PaginationStats:
+    """What one walk of a listing saw; ``missed`` is a lower bound unless ``recheck`` ran."""
+
+    pages: int = 0
+    items: int = 0
+    duplicates: int = 0
+    #: ``total`` as the first and the last page fetched reported it.
+    total_first: int | None = None
+    total_last: int | None = None
+    #: Items of the listing (as it stood at the end) that the walk did not yield, at least.
+    missed: int = 0
+    #: Items a recheck pass found that the first pass had missed.
+    recovered: int = 0
+    rechecks: int = 0
+    #: Items the listing's last known total says the walk should yield (None: no total).
+    expected: int | None = None
+    #: Peak number of pages requested and not yet handed out (in flight or buffered).
+    max_held: int = 0
+
+    @property
+    def moved(self) -> bool:
+        """True when the listing visibly changed while it was walked."""
+        return self.total_first != self.total_last or self.duplicates > 0 or self.missed > 0
+
+
+def _item_id(item: Any) -> Hashable | None:
+    value = getattr(item, "id", None)
+    return value if isinstance(value, Hashable) else None
 
 
 class Paginator(Generic[PageT, ItemT]):
     """A listing operation bound to its arguments.
 
-    Awaiting it fetches one page (the ``page`` argument, or the first); iterating it yields
-    every item from that page to the end. Items are de-duplicated by ``id``: when the
-    catalog moves during a crawl, an item shifted onto the next page is not yielded twice.
+    Awaiting it fetches one page (the ``page`` argument, or the first). Iterating it yields every
+    item from that page to the end; :meth:`pages` yields whole pages. :meth:`options` returns a
+    copy with other walking options. Break out of a loop or cancel its task and the page requests
+    still outstanding are cancelled; ``contextlib.aclosing(paginator.pages())`` makes that
+    immediate rather than at the generator's finalisation.
+
+    Args:
+        concurrency: pages requested at once; also bounds how many pages are held in memory
+            when the consumer is slower than the network.
+        ordered: hand out pages in page order (default) or as they arrive.
+        mode: ``"concurrent"`` needs the listing's ``total``; ``"sequential"`` follows
+            ``next_page`` one request at a time; ``"auto"`` is concurrent when a total is known.
+        max_page_size: a larger ``page_size`` is refused before any request.
+        max_results: the search cap: no page past ``max_results`` items is requested
+            (default 10,000 for ``/search/`` paths, none otherwise; the server's own refusal is
+            recognised either way).
+        over_cap: at the cap, raise :class:`SearchCapError` (default) or stop quietly.
+        recheck: when the listing moved during the walk, walk it once more and yield the items
+            the first pass missed.
+        key: the identity used to de-duplicate items (default: their ``id``).
     """
 
-    __slots__ = ("_args", "_endpoint", "_fetch", "duplicates")
+    __slots__ = (
+        "_args",
+        "_concurrency",
+        "_endpoint",
+        "_fetch",
+        "_key",
+        "_max_page_size",
+        "_max_results",
+        "_mode",
+        "_ordered",
+        "_over_cap",
+        "_recheck",
+        "stats",
+    )
 
     def __init__(
-        self, fetch: Fetch[PageT], endpoint: Endpoint[PageT], args: dict[str, Any]
+        self,
+        fetch: Fetch[PageT],
+        endpoint: Endpoint[PageT],
+        args: dict[str, Any],
+        *,
+        concurrency: int = 8,
+        ordered: bool = True,
+        mode: Mode = "auto",
+        max_page_size: int | None = DEFAULT_MAX_PAGE_SIZE,
+        max_results: int | None = None,
+        over_cap: OverCap = "raise",
+        recheck: bool = False,
+        key: Callable[[Any], Hashable | None] = _item_id,
     ) -> None:
+        if concurrency < 1:
+            raise ArgumentError(f"concurrency must be at least 1, not {concurrency}")
+        if mode not in ("auto", "concurrent", "sequential"):
+            raise ArgumentError(f"mode must be auto, concurrent or sequential, not {mode!r}")
+        if over_cap not in ("raise", "stop"):
+            raise ArgumentError(f"over_cap must be raise or stop, not {over_cap!r}")
         self._fetch = fetch
         self._endpoint = endpoint
         self._args = args
-        #: Items skipped during iteration because their id had already been yielded.
-        self.duplicates = 0
+        self._concurrency = concurrency
+        self._ordered = ordered
+        self._mode: Mode = mode
+        self._max_page_size = max_page_size
+        if max_results is None and "/search" in endpoint.path:
+            max_results = SEARCH_CAP
+        self._max_results = max_results
+        self._over_cap: OverCap = over_cap
+        self._recheck = recheck
+        self._key = key
+        #: Counters of the latest walk (a new one starts with each iteration).
+        self.stats = PaginationStats()
+
+    def options(
+        self,
+        *,
+        concurrency: int | None = None,
+        ordered: bool | None = None,
+        mode: Mode | None = None,
+        max_page_size: int | _Keep | None = _KEEP,
+        max_results: int | _Keep | None = _KEEP,
+        over_cap: OverCap | None = None,
+        recheck: bool | None = None,
+        key: Callable[[Any], Hashable | None] | None = None,
+    ) -> Paginator[PageT, ItemT]:
+        """A copy of this listing walked with other options; those not given are kept.
+
+        ``max_page_size=None`` lifts the page size limit, ``max_results=None`` the search cap.
+        """
+
+        def pick(new: Any, old: Any) -> Any:
+            return old if new is None or new is _KEEP else new
+
+        return Paginator(
+            self._fetch,
+            self._endpoint,
+            dict(self._args),
+            concurrency=pick(concurrency, self._concurrency),
+            ordered=pick(ordered, self._ordered),
+            mode=pick(mode, self._mode),
+            max_page_size=self._max_page_size if max_page_size is _KEEP else max_page_size,
+            max_results=self._max_results if max_results is _KEEP else max_results,
+            over_cap=pick(over_cap, self._over_cap),
+            recheck=pick(recheck, self._recheck),
+            key=pick(key, self._key),
+        )
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self._args.items() if v is not None}
+        return (
+            f"<Paginator {self._endpoint.operation_id} {shown} concurrency={self._concurrency}"
+            f" ordered={self._ordered} mode={self._mode}>"
+        )
+
+    # One page.
 
     def __await__(self) -> Generator[Any, None, PageT]:
-        return self._fetch(self._endpoint, dict(self._args)).__await__()
+        return self._one().__await__()
 
-    async def pages(self) -> AsyncIterator[PageT]:
-        """Every page from the requested one to the last, in order, one request at a time."""
+    async def _one(self) -> PageT:
+        size = self._args.get("page_size")
+        self._check_size(size)
         number = int(self._args.get("page") or 1)
-        while True:
-            try:
-                page = await self._fetch(self._endpoint, {**self._args, "page": number})
-            except NotFoundError:
-                # udata answers 404 for a page past the end (the listing shrank meanwhile).
-                if number == 1:
-                    raise
-                return
-            yield page
-            if not getattr(page, "next_page", None) or not getattr(page, "data", None):
-                return
-            number += 1
+        if size is not None:
+            self._check_cap(number, size, None)
+        page = await self._get(number, size, past_end_ok=False)
+        assert page is not None  # past_end_ok=False raises instead
+        return page
+
+    # Every page.
+
+    def pages(self) -> AsyncIterator[PageT]:
+        """Every page from the requested one to the last (see the class for the options)."""
+        self.stats = PaginationStats()
+        return self._walk(self.stats)
 
     def __aiter__(self) -> AsyncIterator[ItemT]:
         return self._items()
 
-    async def _items(self) -> AsyncIterator[ItemT]:
-        seen: set[Any] = set()
-        async for page in self.pages():
-            for item in getattr(page, "data", None) or ():
-                key = getattr(item, "id", None)
-                if key is not None:
-                    if key in seen:
-                        self.duplicates += 1
+    async def _items(self) -> AsyncGenerator[ItemT, None]:
+        self.stats = stats = PaginationStats()
+        seen: set[Hashable] = set()
+        key = self._key
+        async with contextlib.aclosing(self._walk(stats)) as walk:
+            async for page in walk:
+                for item in _data(page):
+                    ident = key(item)
+                    if ident is not None:
+                        if ident in seen:
+                            stats.duplicates += 1
+                            continue
+                        seen.add(ident)
+                    yield item
+        if not (self._recheck and stats.moved):
+            return
+        # The listing moved under the walk: walk it again and hand out what was missed.
+        stats.rechecks += 1
+        again = PaginationStats()
+        listed: set[Hashable] = set()
+        async with contextlib.aclosing(self._walk(again)) as walk:
+            async for page in walk:
+                for item in _data(page):
+                    ident = key(item)
+                    if ident is None or ident in listed:
                         continue
-                    seen.add(key)
-                yield item
+                    listed.add(ident)
+                    if ident not in seen:
+                        seen.add(ident)
+                        stats.recovered += 1
+                        yield item
+        stats.pages += again.pages
+        stats.total_last = again.total_last
+        stats.expected = again.expected
+        stats.missed = max(0, again.expected - len(listed)) if again.expected is not None else 0
+
+    async def _walk(self, stats: PaginationStats) -> AsyncGenerator[PageT, None]:
+        size = self._iteration_size()
+        self._check_size(size)
+        start = int(self._args.get("page") or 1)
+        if size is not None:
+            self._check_cap(start, size, None)
+        first = await self._get(start, size, past_end_ok=start > 1)
+        if first is None:
+            return
+        self._note(stats, first)
+        stats.total_first = stats.total_last
+        size = getattr(first, "page_size", None) or size or len(_data(first)) or None
+        total = _total(first)
+        if _is_last(first, start, size):
+            yield first
+            self._finish(stats, start, size)
+            return
+        if self._mode == "sequential" or size is None or (self._mode == "auto" and total is None):
+            walk = self._sequential(stats, first, start, size)
+        elif total is None:
+            raise ArgumentError(
+                f"{self._endpoint.operation_id}: concurrent mode needs a listing with a total"
+            )
+        elif self._ordered:
+            walk = self._ordered_pages(stats, first, start, size)
+        else:
+            walk = self._unordered_pages(stats, first, start, size)
+        async with contextlib.aclosing(walk):
+            async for page in walk:
+                yield page
+        self._finish(stats, start, size)
+
+    async def _sequential(
+        self, stats: PaginationStats, first: PageT, start: int, size: int | None
+    ) -> AsyncGenerator[PageT, None]:
+        """One page after another, while ``next_page`` says there is more."""
+        page, number = first, start
+        stats.max_held = max(stats.max_held, 1)
+        yield page
+        while not _is_last(page, number, size):
+            number += 1
+            if size is not None and self._capped(number, size, stats):
+                return
+            fetched = await self._get(number, size, past_end_ok=True)
+            if fetched is None:
+                return
+            page = fetched
+            self._note(stats, page)
+            yield page
+
+    async def _ordered_pages(
+        self, stats: PaginationStats, first: PageT, start: int, size: int
+    ) -> AsyncGenerator[PageT, None]:
+        """Pages in order, at most ``concurrency`` requested ahead of the consumer."""
+        window: dict[int, asyncio.Future[PageT | None]] = {}
+        state = _Plan(start, size, stats.total_last)
+        try:
+            self._launch(window, state, stats, size)
+            yield first
+            head = start + 1
+            while head in window:
+                page = await window.pop(head)
+                if page is None:
+                    return  # past the end: the listing shrank
+                self._note(stats, page)
+                state.grow(stats.total_last)
+                self._launch(window, state, stats, size)
+                yield page
+                if not _data(page):
+                    return
+                head += 1
+            if state.capped_at == head:
+                self._capped(head, size, stats)
+        finally:
+            await _cancel(window.values())
+
+    async def _unordered_pages(
+        self, stats: PaginationStats, first: PageT, start: int, size: int
+    ) -> AsyncGenerator[PageT, None]:
+        """Pages as they arrive, at most ``concurrency`` requested ahead of the consumer."""
+        window: dict[int, asyncio.Future[PageT | None]] = {}
+        state = _Plan(start, size, stats.total_last)
+        try:
+            self._launch(window, state, stats, size)
+            yield first
+            while window:
+                done, _ = await asyncio.wait(window.values(), return_when=asyncio.FIRST_COMPLETED)
+                for number in sorted(n for n, f in window.items() if f in done):
+                    page = window.pop(number).result()
+                    if page is None:
+                        # Past the end: nothing beyond this page exists either.
+                        state.last = min(state.last, number - 1)
+                        await _cancel([window.pop(n) for n in list(window) if n > number])
+                        continue
+                    self._note(stats, page)
+                    state.grow(stats.total_last)
+                    yield page
+                self._launch(window, state, stats, size)
+            if state.capped_at is not None and state.capped_at <= state.last:
+                self._capped(state.capped_at, size, stats)
+        finally:
+            await _cancel(window.values())
+
+    def _launch(
+        self,
+        window: dict[int, asyncio.Future[PageT | None]],
+        state: _Plan,
+        stats: PaginationStats,
+        size: int,
+    ) -> None:
+        """Request the next pages until ``concurrency`` are held or the plan ends."""
+        cap = self._max_results
+        while len(window) < self._concurrency and state.next <= state.last:
+            number = state.next
+            if cap is not None and number * size > cap:
+                state.capped_at = number
+                break
+            window[number] = asyncio.ensure_future(self._get(number, size, past_end_ok=True))
+            state.next += 1
+        stats.max_held = max(stats.max_held, len(window) + 1)
+
+    # Helpers.
+
+    async def _get(self, number: int, size: int | None, *, past_end_ok: bool) -> PageT | None:
+        """Page ``number``, or None when it is past the end of the listing."""
+        args = {**self._args, "page": number}
+        if size is not None:
+            args["page_size"] = size
+        try:
+            return await self._fetch(self._endpoint, args)
+        except NotFoundError:
+            # udata answers 404 for a page past the end (the listing shrank meanwhile); on the
+            # first page it means the listing itself (its organization, user...) is unknown.
+            if past_end_ok and number > 1:
+                return None
+            raise
+        except BadRequestError as error:
+            if _CAP_MESSAGE not in (error.message or "").lower():
+                raise
+            if self._over_cap == "stop":
+                return None
+            raise SearchCapError(
+                cap=self._max_results or SEARCH_CAP, page=number, page_size=size or 0, total=None
+            ) from error
+
+    def _iteration_size(self) -> int | None:
+        size = self._args.get("page_size")
+        if size is not None or self._args.get("page") is not None:
+            return size
+        if not any(param.name == "page_size" for param in self._endpoint.params):
+            return None
+        ceiling = self._max_page_size or ITERATION_PAGE_SIZE
+        return min(ITERATION_PAGE_SIZE, ceiling)
+
+    def _check_size(self, size: Any) -> None:
+        limit = self._max_page_size
+        if isinstance(size, int) and limit is not None and size > limit:
+            raise ArgumentError(
+                f"{self._endpoint.operation_id}: page_size {size} is above the maximum of {limit}"
+                " (raise it with .options(max_page_size=...) if the portal allows it)"
+            )
+
+    def _check_cap(self, number: int, size: int, total: int | None) -> None:
+        cap = self._max_results
+        if cap is not None and number * size > cap:
+            raise SearchCapError(cap=cap, page=number, page_size=size, total=total)
+
+    def _capped(self, number: int, size: int, stats: PaginationStats) -> bool:
+        """True when page ``number`` is past the search cap and the walk should stop quietly."""
+        cap = self._max_results
+        if cap is None or number * size <= cap:
+            return False
+        if self._over_cap == "stop":
+            return True
+        raise SearchCapError(cap=cap, page=number, page_size=size, total=stats.total_last)
+
+    @staticmethod
+    def _note(stats: PaginationStats, page: Any) -> None:
+        stats.pages += 1
+        stats.items += len(_data(page))
+        total = _total(page)
+        if total is not None:
+            stats.total_last = total
+
+    def _finish(self, stats: PaginationStats, start: int, size: int | None) -> None:
+        """Compare what the walk yielded with what the listing's total says it holds."""
+        total = stats.total_last
+        if total is None:
+            return
+        skipped = (start - 1) * (size or 0)
+        expected = total - skipped
+        if self._max_results is not None:
+            expected = min(expected, self._max_results - skipped)
+        stats.expected = max(0, expected)
+        stats.missed = max(0, stats.expected - (stats.items - stats.duplicates))
+
+
+class _Plan:
+    """Which page to request next, and the last one the listing's total implies."""
+
+    __slots__ = ("capped_at", "last", "next", "size")
+
+    def __init__(self, start: int, size: int, total: int | None) -> None:
+        self.next = start + 1
+        self.size = size
+        self.last = math.ceil((total or 0) / size)
+        self.capped_at: int | None = None
+
+    def grow(self, total: int | None) -> None:
+        """The listing grew while walked: plan its new pages too."""
+        if total is not None:
+            self.last = max(self.last, math.ceil(total / self.size))
+
+
+async def _cancel(futures: Any) -> None:
+    """Cancel page requests still outstanding and wait until they are gone."""
+    pending = [f for f in futures if not f.done()]
+    for future in pending:
+        future.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    for future in futures:
+        if future.done() and not future.cancelled():
+            future.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+def _data(page: Any) -> list[Any]:
+    return getattr(page, "data", None) or []
+
+
+def _total(page: Any) -> int | None:
+    total = getattr(page, "total", None)
+    return total if isinstance(total, int) else None
+
+
+def _is_last(page: Any, number: int, size: int | None) -> bool:
+    """True when nothing follows ``page`` (page ``number`` of ``size`` items)."""
+    data = _data(page)
+    if not data:
+        return True
+    if hasattr(page, "next_page"):
+        return not page.next_page
+    total = _total(page)
+    if total is not None and size:
+        return number * size >= total
+    return size is not None and len(data) < size
