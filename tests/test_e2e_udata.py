@@ -58,6 +58,21 @@ async def test_iterating_datasets_gives_exactly_the_public_ones(
     assert listing.stats.pages == -(-len(ids) // 7) and listing.stats.expected == len(ids)
 
 
+async def test_concurrent_unordered_walk_and_the_real_404_past_the_end(
+    anonymous: Client, udata_server: UdataServer
+) -> None:
+    public = udata_server.manifest["datasets"]["public"]
+    listing = anonymous.datasets.list_datasets(page_size=3).options(concurrency=4, ordered=False)
+    pages = [page async for page in listing.pages()]
+    ids = [dataset.id for page in pages for dataset in page.data or ()]
+    assert sorted(ids) == sorted(public) and len(ids) == len(public)
+    assert len(pages) == -(-len(public) // 3) and listing.stats.max_held <= 5
+    past = len(public) // 3 + 2
+    with pytest.raises(NotFoundError):  # the real server: 404 for a page past the end
+        await anonymous.datasets.list_datasets(page=past, page_size=3)
+    assert [d async for d in anonymous.datasets.list_datasets(page=past, page_size=3)] == []
+
+
 async def test_every_kind_of_object_decodes_strictly(
     anonymous: Client, udata_server: UdataServer
 ) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import assert_type
 
-from aioudata import Client, Paginator
+from aioudata import Client, PaginationStats, Paginator
 from aioudata.models import Dataset, DatasetInput, DatasetPage, HarvestSource, HarvestSourcePage
 
 
@@ -21,6 +21,11 @@ async def usage(client: Client) -> None:
     assert_type(await listing, DatasetPage)
     async for item in client.datasets.list_datasets(q="transport"):
         assert_type(item, Dataset)
+    tuned = listing.options(concurrency=16, ordered=False, recheck=True, max_page_size=None)
+    assert_type(tuned, Paginator[DatasetPage, Dataset])
+    async for page in tuned.pages():
+        assert_type(page, DatasetPage)
+    assert_type(tuned.stats, PaginationStats)
     created = await client.datasets.create_dataset(body=DatasetInput(title="t"))
     assert_type(created, Dataset)
     async for source in client.harvest.list_harvest_sources():
@@ -35,3 +40,4 @@ async def misuse(client: Client) -> None:
     await client.datasets.list_datasets(page="2")  # type: ignore[arg-type]
     client.datasets.list_datasets(sort="bogus")  # type: ignore[arg-type]
     await client.datasets.get_dataset()  # type: ignore[call-arg]
+    client.datasets.list_datasets().options(mode="parallel")  # type: ignore[arg-type]
