@@ -19,6 +19,7 @@ import msgspec
 from aiohttp import web
 
 from aioudata import Endpoint, Kind, Param
+from tests.faults import serve_local
 
 __all__ = ["Catalog", "Thing", "ThingPage", "things_endpoint"]
 
@@ -103,13 +104,7 @@ class Catalog:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/api/1/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_local(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -60,13 +60,7 @@ class FaultServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_local(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -104,6 +98,17 @@ class FaultServer:
             body=body,
             headers={"Content-Type": "application/json", **action.headers},
         )
+
+
+async def serve_local(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on 127.0.0.1 at a free port; the caller cleans the runner up."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets  # type: ignore[attr-defined]
+    return runner, server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
 
 async def fault_server() -> AsyncIterator[FaultServer]:

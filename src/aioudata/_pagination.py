@@ -287,10 +287,8 @@ class Paginator(Generic[PageT, ItemT]):
             raise ArgumentError(
                 f"{self._endpoint.operation_id}: concurrent mode needs a listing with a total"
             )
-        elif self._ordered:
-            walk = self._ordered_pages(stats, first, start, size)
         else:
-            walk = self._unordered_pages(stats, first, start, size)
+            walk = self._concurrent_pages(stats, first, start, size)
         async with contextlib.aclosing(walk):
             async for page in walk:
                 yield page
@@ -314,56 +312,42 @@ class Paginator(Generic[PageT, ItemT]):
             self._note(stats, page)
             yield page
 
-    async def _ordered_pages(
+    async def _concurrent_pages(
         self, stats: PaginationStats, first: PageT, start: int, size: int
     ) -> AsyncGenerator[PageT, None]:
-        """Pages in order, at most ``concurrency`` requested ahead of the consumer."""
+        """Pages in order (or as they arrive), at most ``concurrency`` requested ahead."""
         window: dict[int, asyncio.Future[PageT | None]] = {}
-        state = _Plan(start, size, stats.total_last)
+        plan = _Plan(start, size, stats.total_last)
+        head = start + 1
         try:
-            self._launch(window, state, stats, size)
-            yield first
-            head = start + 1
-            while head in window:
-                page = await window.pop(head)
-                if page is None:
-                    return  # past the end: the listing shrank
-                self._note(stats, page)
-                state.grow(stats.total_last)
-                self._launch(window, state, stats, size)
-                yield page
-                if not _data(page):
-                    return
-                head += 1
-            if state.capped_at == head:
-                self._capped(head, size, stats)
-        finally:
-            await _cancel(window.values())
-
-    async def _unordered_pages(
-        self, stats: PaginationStats, first: PageT, start: int, size: int
-    ) -> AsyncGenerator[PageT, None]:
-        """Pages as they arrive, at most ``concurrency`` requested ahead of the consumer."""
-        window: dict[int, asyncio.Future[PageT | None]] = {}
-        state = _Plan(start, size, stats.total_last)
-        try:
-            self._launch(window, state, stats, size)
+            self._launch(window, plan, stats, size)
             yield first
             while window:
-                done, _ = await asyncio.wait(window.values(), return_when=asyncio.FIRST_COMPLETED)
-                for number in sorted(n for n, f in window.items() if f in done):
+                if self._ordered:
+                    if head not in window:
+                        break
+                    await asyncio.wait([window[head]])
+                    numbers = [head]
+                else:
+                    done, _ = await asyncio.wait(
+                        window.values(), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    numbers = sorted(n for n, f in window.items() if f in done)
+                for number in numbers:
                     page = window.pop(number).result()
-                    if page is None:
-                        # Past the end: nothing beyond this page exists either.
-                        state.last = min(state.last, number - 1)
+                    if page is None or not _data(page):
+                        # Past the end (the listing shrank): nothing beyond exists either.
+                        plan.last = min(plan.last, number - 1)
                         await _cancel([window.pop(n) for n in list(window) if n > number])
                         continue
                     self._note(stats, page)
-                    state.grow(stats.total_last)
+                    plan.grow(stats.total_last)
+                    self._launch(window, plan, stats, size)
                     yield page
-                self._launch(window, state, stats, size)
-            if state.capped_at is not None and state.capped_at <= state.last:
-                self._capped(state.capped_at, size, stats)
+                    head = number + 1
+                self._launch(window, plan, stats, size)
+            if plan.capped_at is not None and plan.capped_at <= plan.last:
+                self._capped(plan.capped_at, size, stats)
         finally:
             await _cancel(window.values())
 
