@@ -247,3 +247,13 @@ async def test_iterating_a_listing_follows_pages_and_stops_at_404(client: Client
     assert listing.stats.duplicates == 1
     # total says 5, 3 distinct were listed: at least 2 were missed when "b" shifted.
     assert listing.stats.missed == 2 and listing.stats.moved
+
+
+async def test_page_concurrency_is_the_default_of_every_listing() -> None:
+    async with Client(BASE, page_concurrency=3) as c:
+        assert c.page_concurrency == 3
+        assert "concurrency=3" in repr(c.datasets.list_datasets())
+        assert "concurrency=5" in repr(c.datasets.list_datasets().options(concurrency=5))
+    assert Client(BASE).page_concurrency == 8
+    with pytest.raises(ValueError, match="page_concurrency"):
+        Client(BASE, page_concurrency=0)

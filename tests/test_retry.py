@@ -17,6 +17,7 @@ from aioudata import (
     ConnectionLostError,
     DecodeError,
     RateLimitedError,
+    RateLimiter,
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
@@ -228,3 +229,56 @@ def test_parse_retry_after_http_date() -> None:
 def test_rate_limited_error_is_typed() -> None:
     error = RateLimitedError(status=429, method="GET", url="u", retry_after=2.0)
     assert error.retry_after == 2.0 and "429 on GET u" in str(error)
+
+
+async def test_a_first_attempt_that_succeeds_never_enters_tenacity(
+    faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_tenacity(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tenacity was entered for a request that needed no retry")
+
+    faults.script("/site/", Action(200, SITE))
+    faults.script("/datasets/badges/", Action(400, {"message": "bad"}))
+    async with client_for(faults) as client:
+        monkeypatch.setattr("aioudata._retry.AsyncRetrying", no_tenacity)
+        await client.site.get_site()
+        with pytest.raises(BadRequestError):  # not retryable: no tenacity either
+            await client.datasets.available_dataset_badges()
+        monkeypatch.undo()
+        faults.script("/site/", Action(503), Action(200, SITE))
+        await client.site.get_site()
+    assert client.stats.retries == 1 and client.stats.retry_reasons == {"503": 1}
+
+
+async def test_max_time_counts_from_the_first_attempt(faults: FaultServer) -> None:
+    faults.script("/site/", Action(503, delay=0.3))
+    policy = RetryPolicy(max_attempts=5, backoff=0.001, max_time=0.2)
+    async with client_for(faults, retry=policy) as client:
+        with pytest.raises(ServerError):
+            await client.site.get_site()
+    assert len(faults.hits("/site/")) == 1  # the first answer came after max_time: no retry
+
+
+async def test_refused_connections_count_once_each_through_the_fast_path() -> None:
+    policy = RetryPolicy(max_attempts=3, backoff=0.001, refused_burst=2, refused_cool_off=0.05)
+    async with Client("http://127.0.0.1:9/api/1", retry=policy) as client:
+        with pytest.raises(ConnectError):
+            await client.site.get_site()
+    # Three refusals, each noted once: one burst of two, then one more (noting the first twice
+    # would make two bursts).
+    assert client.stats.errors["ConnectError"] == 3 and client.stats.cool_offs == 1
+
+
+async def test_a_request_cancelled_while_waiting_gives_its_slot_back() -> None:
+    limiter = RateLimiter(max_in_flight=1)
+    limiter.cool_off(10)
+    waiting = asyncio.create_task(limiter.slot().__aenter__())
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    limiter._resume_at = 0.0  # end the cool-off
+    async with asyncio.timeout(1):
+        async with limiter.slot():
+            assert limiter.in_flight == 1
+    assert limiter.in_flight == 0

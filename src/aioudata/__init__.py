@@ -34,8 +34,10 @@ from ._errors import (
     TruncatedBodyError,
     UdataError,
 )
+from ._hooks import EventHooks, RequestEvent, ResponseEvent
 from ._limits import RateLimiter
 from ._pagination import SEARCH_CAP, PaginationStats, Paginator
+from ._response import Response
 from ._retry import ClientStats, RetryPolicy
 from ._version import __version__
 
@@ -53,6 +55,7 @@ __all__ = [
     "ConnectionLostError",
     "DecodeError",
     "Endpoint",
+    "EventHooks",
     "GoneError",
     "Kind",
     "LockedError",
@@ -63,8 +66,11 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "RateLimiter",
+    "RequestEvent",
     "RequestTimeoutError",
     "Requester",
+    "Response",
+    "ResponseEvent",
     "RetryPolicy",
     "SearchCapError",
     "ServerError",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._arguments import PreparedRequest, prepare
-from ._decoding import decode
+from ._decoding import decode_body
 from ._endpoint import Endpoint
 from ._errors import (
     APIError,
@@ -26,8 +28,11 @@ from ._errors import (
     error_class_for,
 )
 from ._generated.namespaces import Namespaces
+from ._hooks import EventHooks, RequestEvent, ResponseEvent, check_hooks, emit
 from ._limits import RateLimiter
 from ._pagination import Paginator
+from ._proxy import route_for
+from ._response import RAW, RawCapture, Response
 from ._retry import ClientStats, Retrier, RetryPolicy, parse_retry_after
 from ._version import __version__
 
@@ -41,6 +46,10 @@ DEFAULT_BASE_URL = "https://www.data.gouv.fr/api/1"
 API_KEY_HEADER = "X-API-KEY"
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_ROUTES = 64
+
+#: What one HTTP exchange gave: status, headers, body, public URL, method, elapsed seconds.
+_Answer = tuple[int, CIMultiDictProxy[str], bytes, str, str, float]
 
 
 class _Secret:
@@ -65,6 +74,18 @@ class Client(Namespaces):
 
         async with Client(api_key=...) as client:
             dataset = await client.datasets.get_dataset("slug-or-id")
+
+    Args:
+        page_concurrency: how many pages a listing requests at once when iterated (the
+            default of its paginators; ``listing.options(concurrency=...)`` overrides it).
+        event_hooks: ``{"request": [...], "response": [...]}``: callables (plain or ``async``)
+            given a :class:`RequestEvent` before each HTTP request is sent (each retry and
+            redirect included) and a :class:`ResponseEvent` after each answer (error statuses
+            included, before the error is raised). Events never carry the API key. An
+            exception raised by a hook propagates to the caller of the operation.
+
+    Proxies come from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``; .netrc
+    for credentials), read when the connection pool is created.
     """
 
     def __init__(
@@ -83,6 +104,8 @@ class Client(Namespaces):
         burst: int = 10,
         max_in_flight: int | None = 16,
         retry: RetryPolicy | None = None,
+        page_concurrency: int = 8,
+        event_hooks: EventHooks | None = None,
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in {"http", "https"} or not url.host:
@@ -99,7 +122,16 @@ class Client(Namespaces):
             user_agent or f"aioudata/{__version__} (+https://pypi.org/project/aioudata/)"
         )
         self._strict = strict
+        if page_concurrency < 1:
+            raise ValueError(f"page_concurrency must be at least 1, not {page_concurrency!r}")
+        #: Pages a listing requests at once when iterated (the default of its paginators).
+        self.page_concurrency = page_concurrency
+        self._request_hooks, self._response_hooks = check_hooks(event_hooks)
+        self._headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
         self._session: aiohttp.ClientSession | None = None
+        # Proxy and .netrc keyword arguments per origin, resolved with the session.
+        self._base_route: dict[str, Any] = {}
+        self._routes: dict[tuple[str, str | None, int | None, bool], dict[str, Any]] = {}
         #: Paces every request of this client (all tasks share it).
         self.limiter = RateLimiter(rate, burst, max_in_flight)
         #: Counters: requests, statuses, retries and their reasons, cool-offs.
@@ -136,6 +168,10 @@ class Client(Namespaces):
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            # The environment's proxy is read here, once: with trust_env, aiohttp would look it
+            # up (in a thread) for every request.
+            self._base_route = route_for(self._base)
+            self._routes.clear()
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 limit_per_host=self._max_connections_per_host,
@@ -144,51 +180,92 @@ class Client(Namespaces):
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,
-                trust_env=True,
-                headers={"User-Agent": self._user_agent, "Accept": "application/json"},
+                trust_env=False,
+                headers=self._headers,
             )
         return self._session
+
+    async def raw(self, call: Awaitable[T]) -> Response[T]:
+        """The HTTP answer of one operation call instead of its model.
+
+        ``await client.raw(client.datasets.get_dataset("x"))`` gives a :class:`Response`
+        (status, headers, content, url...) whose :meth:`Response.parse` returns what the call
+        would have. Error statuses raise the typed errors, retries and redirects happen as
+        usual. Works for listings awaited for one page; other tasks are unaffected.
+        """
+        capture = RawCapture()
+        token = RAW.set(capture)
+        try:
+            result = await call
+        finally:
+            RAW.reset(token)
+        if not capture.used or not isinstance(result, Response):
+            raise TypeError(
+                "Client.raw() takes one operation call, e.g. client.raw(client.site.get_site())"
+            )
+        return result
 
     # The narrow interface the generated operations call (see aioudata._endpoint.Requester).
 
     async def request(self, endpoint: Endpoint[T], args: dict[str, Any]) -> T:
         """Send the request ``endpoint`` describes with ``args`` and decode the answer."""
         prepared = prepare(endpoint, args)
+        capture = RAW.get()
+        raw = capture is not None and not capture.used
+        if raw:
+            capture.used = True  # type: ignore[union-attr]
+        tries = 0
 
-        async def attempt() -> tuple[str, bytes]:
-            return await self._send(prepared)
+        async def attempt() -> _Answer:
+            nonlocal tries
+            tries += 1
+            return await self._send(prepared, tries)
 
-        url, body = await self._retrier.run(
+        status, headers, body, url, method, elapsed = await self._retrier.run(
             attempt,
             method=prepared.method,
-            url=_public(self._absolute(prepared.path)),
+            url=lambda: _public(self._absolute(prepared.path)),
         )
-        response = endpoint.response
-        if response is None:
-            return None  # type: ignore[return-value]
-        if response is bytes:
-            return body  # type: ignore[return-value]
-        if not body or body.isspace():
-            return None  # type: ignore[return-value]
-        return decode(body, response, strict=self._strict, url=url)  # type: ignore[no-any-return]
+        if raw:
+            return Response(  # type: ignore[return-value]
+                status, headers, body, url, method, elapsed, endpoint.response, self._strict
+            )
+        return decode_body(body, endpoint.response, strict=self._strict, url=url)  # type: ignore[no-any-return]
 
     def paginate(
         self, endpoint: Endpoint[PageT], args: dict[str, Any], item: type[ItemT]
     ) -> Paginator[PageT, ItemT]:
         """A listing bound to ``args``: await it for one page, iterate it for every item."""
-        return Paginator(self.request, endpoint, args)
+        return Paginator(self.request, endpoint, args, concurrency=self.page_concurrency)
 
     def _absolute(self, path: str) -> URL:
         """``path`` (already escaped) below the base URL."""
         return self._base.with_path(self._base.path + path, encoded=True)
 
-    async def _send(self, prepared: PreparedRequest) -> tuple[str, bytes]:
-        """One attempt: send, follow redirects, return (URL, body) or raise a typed error."""
+    def _route(self, url: URL) -> dict[str, Any]:
+        """Proxy and .netrc arguments for another origin than the base (after a redirect)."""
+        origin = (url.scheme, url.host, url.port, url.raw_user is None)
+        route = self._routes.get(origin)
+        if route is None:
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes.clear()
+            route = self._routes[origin] = route_for(url)
+        return route
+
+    def _event_headers(self, headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+        """The headers aioudata sends, as hooks see them: without the API key."""
+        shown = CIMultiDict(self._headers)
+        shown.update(headers)
+        shown.popall(API_KEY_HEADER, None)
+        return CIMultiDictProxy(shown)
+
+    async def _send(self, prepared: PreparedRequest, attempt: int) -> _Answer:
+        """One attempt: send, follow redirects, return the answer or raise a typed error."""
         session = self._ensure_session()
         url = self._absolute(prepared.path)
         if prepared.query:
             url = url.with_query(prepared.query)
-        headers = dict(prepared.headers)
+        headers = dict(prepared.headers) if prepared.headers else {}
         data: Any = None
         if prepared.json is not None:
             headers["Content-Type"] = "application/json"
@@ -199,35 +276,53 @@ class Client(Namespaces):
                 form.add_field(name, value)
             data = form
         method = prepared.method
+        request_hooks, response_hooks = self._request_hooks, self._response_hooks
         for _ in range(_MAX_REDIRECTS + 1):
             # The key goes only to the configured host: never follow it elsewhere.
-            if self._api_key is not None and _same_origin(url, self._base):
+            same_origin = _same_origin(url, self._base)
+            if self._api_key is not None and same_origin:
                 headers[API_KEY_HEADER] = self._api_key.reveal()
             else:
                 headers.pop(API_KEY_HEADER, None)
+            route = self._base_route if same_origin else self._route(url)
             async with self.limiter.slot():
                 self.stats.requests += 1
+                if request_hooks:
+                    event = RequestEvent(
+                        method, _public(url), attempt, self._event_headers(headers)
+                    )
+                    await emit(request_hooks, event)
+                started = time.perf_counter()
                 try:
                     async with session.request(
-                        method, url, headers=headers, data=data, allow_redirects=False
+                        method, url, headers=headers, data=data, allow_redirects=False, **route
                     ) as response:
                         body = await response.read()
+                        elapsed = time.perf_counter() - started
                         status = response.status
-                        location = response.headers.get("Location")
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                        answer_headers = response.headers
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     error = _transport_error(exc, method, _public(url))
                     self.stats.errors[type(error).__name__] += 1
                     raise error from exc
             self.stats.statuses[status] += 1
-            if status in _REDIRECTS and location:
-                url = url.join(URL(location))
-                if status == 303:
-                    method, data = "GET", None
-                continue
+            public = _public(url)
+            if response_hooks:
+                await emit(
+                    response_hooks,
+                    ResponseEvent(method, public, status, answer_headers, elapsed, attempt),
+                )
+            if status in _REDIRECTS:
+                location = answer_headers.get("Location")
+                if location:
+                    url = url.join(URL(location))
+                    if status == 303:
+                        method, data = "GET", None
+                    continue
             if status >= 400:
-                raise _api_error(status, method, _public(url), body, retry_after)
-            return _public(url), body
+                retry_after = parse_retry_after(answer_headers.get("Retry-After"))
+                raise _api_error(status, method, public, body, retry_after, answer_headers)
+            return status, answer_headers, body, public, method, elapsed
         raise UdataError(f"{method} {_public(url)}: more than {_MAX_REDIRECTS} redirects")
 
 
@@ -251,11 +346,18 @@ def _same_origin(a: URL, b: URL) -> bool:
 
 def _public(url: URL) -> str:
     """The URL as it may appear in errors and logs: no user info."""
+    if url.raw_user is None and url.raw_password is None:
+        return str(url)
     return str(url.with_user(None))
 
 
 def _api_error(
-    status: int, method: str, url: str, body: bytes, retry_after: float | None = None
+    status: int,
+    method: str,
+    url: str,
+    body: bytes,
+    retry_after: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> APIError:
     payload: Any = None
     try:
@@ -279,4 +381,5 @@ def _api_error(
         errors=errors,
         body=payload,
         retry_after=retry_after,
+        headers=headers,
     )

@@ -14,7 +14,7 @@ import msgspec
 
 from ._errors import DecodeError, StrictDecodeError
 
-__all__ = ["decode", "unknown_fields"]
+__all__ = ["decode", "decode_body", "unknown_fields"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,20 @@ def decode(data: bytes, type_: type[T], *, strict: bool = False, url: str | None
                 url=url,
             )
     return value
+
+
+def decode_body(body: bytes, type_: Any, *, strict: bool = False, url: str | None = None) -> Any:
+    """An operation's answer as its endpoint declares it: ``None``, raw ``bytes`` or a model.
+
+    An empty (or blank) JSON body decodes to ``None``.
+    """
+    if type_ is None:
+        return None
+    if type_ is bytes:
+        return body
+    if not body or body.isspace():
+        return None
+    return decode(body, type_, strict=strict, url=url)
 
 
 def unknown_fields(value: Any, raw: Any, path: str = "$") -> list[str]:

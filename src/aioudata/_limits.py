@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 __all__ = ["RateLimiter"]
 
@@ -40,29 +39,19 @@ class RateLimiter:
         self._slots: asyncio.Semaphore | None = None
         self._resume_at = 0.0
         self.in_flight = 0
+        self._slot = _Slot(self)
 
     def __repr__(self) -> str:
         return (
             f"<RateLimiter rate={self.rate} burst={self.burst} max_in_flight={self.max_in_flight}>"
         )
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait for the right to send one request; hold it until the answer is read."""
-        if self._slots is None and self.max_in_flight is not None:
-            self._slots = asyncio.Semaphore(self.max_in_flight)
-        if self._slots is not None:
-            await self._slots.acquire()
-        try:
-            await self._take()
-            self.in_flight += 1
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-        finally:
-            if self._slots is not None:
-                self._slots.release()
+    def slot(self) -> _Slot:
+        """Wait for the right to send one request; hold it until the answer is read.
+
+        ``async with limiter.slot(): ...``
+        """
+        return self._slot
 
     def cool_off(self, seconds: float) -> None:
         """Hold every request of the client back for ``seconds`` from now (extends, never cuts)."""
@@ -73,11 +62,32 @@ class RateLimiter:
         """Seconds left in the current cool-off (0 when none)."""
         return max(0.0, self._resume_at - time.monotonic())
 
+    async def _enter(self) -> None:
+        if self._slots is None and self.max_in_flight is not None:
+            self._slots = asyncio.Semaphore(self.max_in_flight)
+        if self._slots is not None:
+            await self._slots.acquire()
+        try:
+            await self._take()
+        except BaseException:
+            if self._slots is not None:
+                self._slots.release()
+            raise
+        self.in_flight += 1
+
+    def _exit(self) -> None:
+        self.in_flight -= 1
+        if self._slots is not None:
+            self._slots.release()
+
     async def _take(self) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        if self.rate is None and not lock.locked() and self._resume_at <= time.monotonic():
+            return  # unpaced, no cool-off, nobody waiting: nothing to wait for
         # One waiter at a time (asyncio.Lock is FIFO): tokens go out in arrival order.
-        async with self._lock:
+        async with lock:
             while True:
                 pause = self.cooling_off
                 if pause > 0:
@@ -92,3 +102,23 @@ class RateLimiter:
                     self._tokens -= 1
                     return
                 await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class _Slot:
+    """The async context manager :meth:`RateLimiter.slot` returns (one per limiter, reusable)."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        await self._limiter._enter()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._limiter._exit()

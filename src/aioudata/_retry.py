@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, RetryCallState
 
 from ._errors import APIError, ConnectError, TransportError
 from ._limits import RateLimiter
@@ -146,14 +146,43 @@ class Retrier:
         attempt: Callable[[], Awaitable[T]],
         *,
         method: str,
-        url: str,
+        url: Callable[[], str],
         unsafe_ok: bool | None = None,
     ) -> T:
+        """``attempt()`` until it succeeds or the policy gives up; ``url()`` names it in logs.
+
+        The first attempt runs directly: tenacity (and its per-call machinery) only comes in
+        once an attempt has failed with an error worth retrying.
+        """
+        started = time.monotonic()
+        try:
+            result = await attempt()
+        except Exception as error:
+            self.note_outcome(error)
+            if self.policy.max_attempts < 2 or not self.retryable(error, method, unsafe_ok):
+                raise
+            first: Exception | None = error
+        else:
+            self._refused_in_a_row = 0  # note_outcome(None)
+            return result
         policy = self.policy
+        deadline = started + policy.max_time
+
+        async def again() -> T:
+            # Tenacity's attempt 1 is the one already made: hand back its error, send nothing.
+            nonlocal first
+            if first is not None:
+                error, first = first, None
+                raise error
+            return await attempt()
+
+        def stop(state: RetryCallState) -> bool:
+            return state.attempt_number >= policy.max_attempts or time.monotonic() >= deadline
 
         def should_retry(state: RetryCallState) -> bool:
             error = state.outcome.exception() if state.outcome else None
-            self.note_outcome(error)
+            if state.attempt_number > 1:  # the first outcome was noted above
+                self.note_outcome(error)
             return error is not None and self.retryable(error, method, unsafe_ok)
 
         def before_sleep(state: RetryCallState) -> None:
@@ -165,7 +194,7 @@ class Retrier:
             logger.info(
                 "retrying %s %s after %s (attempt %d of %d) in %.2fs",
                 method,
-                url,
+                url(),
                 label,
                 state.attempt_number + 1,
                 policy.max_attempts,
@@ -173,10 +202,10 @@ class Retrier:
             )
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_time),
+            stop=stop,
             wait=self._wait,
             retry=should_retry,
             before_sleep=before_sleep,
             reraise=True,
         )
-        return await retrying(attempt)
+        return await retrying(again)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import assert_type
 
+import aioudata
 from aioudata import Client, PaginationStats, Paginator
 from aioudata.models import Dataset, DatasetInput, DatasetPage, HarvestSource, HarvestSourcePage
 
@@ -33,6 +34,27 @@ async def usage(client: Client) -> None:
     assert_type(await client.harvest.list_harvest_sources(page=2), HarvestSourcePage)
     assert_type(await client.organizations.get_datasets_csv("org"), bytes)
     await client.datasets.delete_dataset("id")
+
+
+async def raw_and_hooks(client: Client) -> None:
+    assert_type(await client.raw(client.datasets.get_dataset("x")), aioudata.Response[Dataset])
+    response = await client.raw(client.datasets.list_datasets(page=2))
+    assert_type(response, aioudata.Response[DatasetPage])
+    assert_type(response.parse(), DatasetPage)
+    assert_type(response.status, int)
+    assert_type(response.content, bytes)
+    assert_type(response.headers["Content-Type"], str)
+    assert_type((await client.raw(client.organizations.get_datasets_csv("o"))).parse(), bytes)
+
+    def on_request(event: aioudata.RequestEvent) -> None:
+        assert_type(event.attempt, int)
+
+    async def on_response(event: aioudata.ResponseEvent) -> None:
+        assert_type(event.elapsed, float)
+
+    hooks: aioudata.EventHooks = {"request": [on_request], "response": [on_response]}
+    aioudata.Client(event_hooks=hooks, page_concurrency=4)
+    aioudata.Client(event_hooks={"response": [on_request]})  # type: ignore[arg-type]
 
 
 async def misuse(client: Client) -> None:
