@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv clean
+.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv demo clean
 
 install: $(STAMP)
 
@@ -54,6 +54,42 @@ bench: install
 # A few repeats only: keeps the benchmarks working (no timing is asserted).
 bench-quick: install
 	$(PY) benchmarks/run.py --quick --out .cache/bench-quick.md
+
+# Offline demo of `aioudata mirror`: boots the local real udata server (the test harness, seeded),
+# mirrors it into .cache/demo.sqlite, mirrors again (incremental), queries the result, stops it.
+DEMO_DB      := .cache/demo.sqlite
+DEMO_SERVER  := .cache/demo-server
+DEMO_MIRROR  := $(VENV)/bin/aioudata mirror --db $(DEMO_DB) --rate 0 \
+	--entities datasets,organizations,reuses,harvest_sources,topics,posts,discussions
+DEMO_QUERIES := import sqlite3; db = sqlite3.connect("$(DEMO_DB)"); \
+	show = lambda title, sql: print(title, *(f"  {row}" for row in db.execute(sql)), sep="\n"); \
+	show("rows per table:", "SELECT (SELECT COUNT(*) FROM datasets), (SELECT COUNT(*) FROM resources), (SELECT COUNT(*) FROM organizations), (SELECT COUNT(*) FROM reuses)"); \
+	show("datasets per organization:", "SELECT o.name, COUNT(*) FROM datasets d JOIN organizations o ON o.id = d.organization_id GROUP BY o.id ORDER BY 2 DESC"); \
+	show("resource formats:", "SELECT format, COUNT(*) FROM resources GROUP BY format ORDER BY 2 DESC LIMIT 5"); \
+	show("last modified datasets:", "SELECT last_modified, title FROM datasets ORDER BY last_modified DESC LIMIT 3")
+
+demo: install udata-venv
+	@mkdir -p .cache && rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_SERVER).out
+	@set -e; \
+	udata_python=$$($(PYTHON) tests/udata_server/venv.py 2>/dev/null | tail -n 1); \
+	$$udata_python tests/udata_server/serve.py --datasets 300 --exit-with-parent \
+		--manifest $(DEMO_SERVER).manifest.json >$(DEMO_SERVER).out 2>$(DEMO_SERVER).log & \
+	server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null || true' EXIT HUP INT PIPE TERM; \
+	for second in $$(seq 1 180); do \
+		grep -q UDATA_SERVER_READY $(DEMO_SERVER).out && break; \
+		kill -0 $$server 2>/dev/null || { tail -n 20 $(DEMO_SERVER).log; exit 1; }; \
+		sleep 1; \
+	done; \
+	base_url=$$(awk '/^UDATA_SERVER_READY/ {print $$2}' $(DEMO_SERVER).out); \
+	test -n "$$base_url" || { echo "udata server not ready, see $(DEMO_SERVER).log"; exit 1; }; \
+	echo "== local udata server at $$base_url (pid $$server)"; \
+	echo "== first run: a full mirror"; \
+	$(DEMO_MIRROR) --base-url $$base_url; \
+	echo "== second run: incremental (only what changed since the first)"; \
+	$(DEMO_MIRROR) --base-url $$base_url; \
+	echo "== queries on $(DEMO_DB)"; \
+	$(PY) -c '$(DEMO_QUERIES)'
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._hooks import EventHooks, RequestEvent, ResponseEvent
 from ._limits import RateLimiter
+from ._mirror import EntitySummary, MirrorConfig, MirrorError, MirrorSummary, run_mirror
 from ._pagination import SEARCH_CAP, PaginationStats, Paginator
 from ._response import Response
 from ._retry import ClientStats, RetryPolicy
@@ -55,10 +56,14 @@ __all__ = [
     "ConnectionLostError",
     "DecodeError",
     "Endpoint",
+    "EntitySummary",
     "EventHooks",
     "GoneError",
     "Kind",
     "LockedError",
+    "MirrorConfig",
+    "MirrorError",
+    "MirrorSummary",
     "NotFoundError",
     "PaginationStats",
     "Paginator",
@@ -81,5 +86,6 @@ __all__ = [
     "__version__",
     "decode",
     "models",
+    "run_mirror",
     "unknown_fields",
 ]

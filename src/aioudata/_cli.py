@@ -1,0 +1,386 @@
+"""The ``aioudata`` command: ``mirror`` a catalog, ``get`` one object, ``ls`` a listing.
+
+Exit status: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 key refused, 130 interrupted;
+every failure is one line on stderr. The API key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import msgspec
+
+from ._client import DEFAULT_BASE_URL, Client
+from ._errors import (
+    APIError,
+    ArgumentError,
+    AuthenticationError,
+    BadRequestError,
+    GoneError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransportError,
+    UdataError,
+)
+from ._mirror.config import DEFAULT_DB, MAX_PAGE_SIZE, MirrorConfig, MirrorError
+from ._mirror.entities import DEFAULT_ENTITIES, ENTITIES, EntitySpec, RawPage, entity
+from ._mirror.job import make_client, run_mirror, v2_url
+from ._mirror.progress import Progress, progress_mode
+from ._pagination import Paginator
+from ._retry import RetryPolicy
+from ._version import __version__
+
+__all__ = ["main"]
+
+PROG = "aioudata"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _entities(text: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if part.strip() == "all":
+            names.extend(ENTITIES)
+            continue
+        try:
+            names.append(entity(part).name)
+        except KeyError:
+            choices = ", ".join(ENTITIES)
+            raise argparse.ArgumentTypeError(
+                f"unknown entity {part.strip()!r} (choose from {choices}, all)"
+            ) from None
+    if not names:
+        raise argparse.ArgumentTypeError("no entity given")
+    return tuple(dict.fromkeys(names))
+
+
+def _one_entity(text: str) -> EntitySpec:
+    try:
+        return entity(text)
+    except KeyError:
+        choices = ", ".join(spec.singular for spec in ENTITIES.values())
+        raise argparse.ArgumentTypeError(
+            f"unknown entity {text!r} (choose from {choices})"
+        ) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _page_size(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PAGE_SIZE}, not {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be positive (0: unlimited), not {value}")
+    return value
+
+
+def _connection() -> _Parser:
+    """Options every command takes, before or after its name."""
+    parent = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    group = parent.add_argument_group("connection")
+    group.add_argument(
+        "--base-url", metavar="URL", help=f"API v1 root of the portal (default {DEFAULT_BASE_URL})"
+    )
+    group.add_argument(
+        "--api-key", metavar="KEY", help="API key (default: the UDATA_API_KEY variable)"
+    )
+    output = group.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    output.add_argument("-v", "--verbose", action="store_true", help="log requests and retries")
+    return parent
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--q", metavar="TEXT", help="full-text query")
+    parser.add_argument("--organization", metavar="ID", help="only this organization's objects")
+    parser.add_argument(
+        "--tag", metavar="TAG", action="append", default=[], help="only objects with this tag"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    connection = _connection()
+    parser = _Parser(
+        prog=PROG,
+        description="Async client and mirror of a udata portal (data.gouv.fr by default).",
+        parents=[connection],
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    mirror = commands.add_parser(
+        "mirror",
+        parents=[connection],
+        allow_abbrev=False,
+        help="mirror the catalog into SQLite (or JSON Lines)",
+        description="Mirror a udata catalog into SQLite (default) or JSON Lines: resumable"
+        " after an interruption, incremental after a complete run.",
+    )
+    mirror.add_argument(
+        "--db", metavar="PATH", type=Path, default=DEFAULT_DB, help=f"(default {DEFAULT_DB})"
+    )
+    mirror.add_argument("--format", choices=("sqlite", "jsonl"), default="sqlite")
+    mirror.add_argument("--out", metavar="DIR", type=Path, help="directory of the JSON Lines")
+    mirror.add_argument(
+        "--entities",
+        type=_entities,
+        default=DEFAULT_ENTITIES,
+        metavar="LIST",
+        help=f"comma-separated, or all (default {','.join(DEFAULT_ENTITIES)};"
+        f" also: {', '.join(n for n in ENTITIES if n not in DEFAULT_ENTITIES)})",
+    )
+    mirror.add_argument(
+        "--concurrency", type=_positive, default=4, help="requests in flight (default 4)"
+    )
+    mirror.add_argument(
+        "--rate", type=_rate, default=5.0, help="requests per second, 0: unlimited (default 5)"
+    )
+    mirror.add_argument("--page-size", type=_page_size, default=100, help="(default 100)")
+    _filters(mirror)
+    mirror.add_argument(
+        "--full", action="store_true", help="a complete pass, even after a complete run"
+    )
+
+    get = commands.add_parser(
+        "get",
+        parents=[connection],
+        allow_abbrev=False,
+        help="one object as JSON on stdout",
+        description="Print one object (dataset, organization, reuse...) as JSON on stdout.",
+    )
+    get.add_argument("entity", type=_one_entity, metavar="ENTITY")
+    get.add_argument("id", metavar="ID", help="id or slug")
+
+    ls = commands.add_parser(
+        "ls",
+        parents=[connection],
+        allow_abbrev=False,
+        help="list objects, one line each",
+        description="List objects: id and title (or name) per line, or their JSON.",
+    )
+    ls.add_argument("entity", type=_one_entity, metavar="ENTITY")
+    _filters(ls)
+    ls.add_argument("--sort", metavar="FIELD", help="e.g. -created, title")
+    ls.add_argument(
+        "--limit", type=int, default=100, help="at most this many (default 100, 0: all)"
+    )
+    ls.add_argument("--page-size", type=_page_size, default=None)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def _option(args: argparse.Namespace, name: str, default: Any = None) -> Any:
+    return getattr(args, name, default)
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    return _option(args, "api_key") or os.environ.get("UDATA_API_KEY") or None
+
+
+def _base_url(args: argparse.Namespace) -> str:
+    return str(_option(args, "base_url") or DEFAULT_BASE_URL)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """``--verbose``: the client's logs on stderr; otherwise none (progress tells enough)."""
+    if not _option(args, "verbose", False):
+        logging.getLogger("aioudata").addHandler(logging.NullHandler())
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        log = logging.getLogger("aioudata")
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
+async def _mirror(args: argparse.Namespace) -> int:
+    config = MirrorConfig(
+        base_url=_base_url(args),
+        api_key=_api_key(args),
+        db=args.db,
+        format=args.format,
+        out=args.out,
+        entities=args.entities,
+        concurrency=args.concurrency,
+        rate=args.rate or None,
+        page_size=args.page_size,
+        organization=args.organization,
+        q=args.q,
+        tag=tuple(args.tag),
+        full=args.full,
+    )
+    quiet = bool(_option(args, "quiet", False))
+    progress = Progress(sys.stderr, progress_mode(sys.stderr, quiet))
+    summary = await run_mirror(config, progress=progress)
+    if not quiet:
+        for line in summary.lines():
+            print(line, file=sys.stderr)
+    return EXIT_OK
+
+
+#: get and ls are interactive: a few quick attempts, no client-wide cool-off.
+_INTERACTIVE = RetryPolicy(max_attempts=3, max_time=30.0, refused_burst=1_000_000)
+
+
+def _client(args: argparse.Namespace, spec: EntitySpec) -> Client:
+    config = MirrorConfig(
+        base_url=_base_url(args), api_key=_api_key(args), rate=None, retry=_INTERACTIVE
+    )
+    if spec.api_version == 2:
+        return make_client(config, v2_url(config.base_url))
+    return make_client(config)
+
+
+async def _get(args: argparse.Namespace) -> int:
+    spec: EntitySpec = args.entity
+    async with _client(args, spec) as client:
+        try:
+            body = await client.request(spec.get_endpoint, {spec.get_param: args.id})
+        except NotFoundError:
+            raise MirrorError(f"no {spec.singular} {args.id!r} at {client.base_url}") from None
+        except GoneError:
+            raise MirrorError(f"{spec.singular} {args.id!r} has been deleted") from None
+    sys.stdout.buffer.write(body.rstrip() + b"\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+async def _ls(args: argparse.Namespace) -> int:
+    spec: EntitySpec = args.entity
+    query: dict[str, Any] = {}
+    if args.q:
+        query["q"] = args.q
+    if args.organization:
+        query["organization" if spec.accepts("organization") else "org"] = args.organization
+    if args.tag:
+        query["tag"] = list(args.tag)
+    if args.sort:
+        query["sort"] = args.sort
+    for name in query:
+        if not spec.accepts(name):
+            raise MirrorError(f"{spec.name} cannot be filtered by --{name}", code=EXIT_USAGE)
+    limit = max(0, args.limit)
+    size = args.page_size or (min(limit, 100) if limit else 100)
+    query["page_size"] = size
+    shown = 0
+    out = sys.stdout
+    async with _client(args, spec) as client:
+        paginator: Paginator[RawPage, Any] = Paginator(
+            client.request, spec.list_endpoint, query, concurrency=2
+        )
+        async for page in paginator.pages():
+            for raw in page.data:
+                if limit and shown >= limit:
+                    return EXIT_OK
+                text = bytes(raw).decode("utf-8", "replace")
+                if args.json:
+                    out.write(text + "\n")
+                else:
+                    item = msgspec.json.decode(raw)
+                    label = item.get(spec.label) if isinstance(item, dict) else None
+                    item_id = item.get("id") if isinstance(item, dict) else None
+                    out.write(f"{item_id}\t{label}\n")
+                shown += 1
+            if limit and shown >= limit:
+                return EXIT_OK
+    return EXIT_OK
+
+
+def _failure(error: BaseException) -> tuple[int, str]:
+    """Exit status and one-line reason for an error."""
+    if isinstance(error, MirrorError):
+        return error.code, str(error)
+    if isinstance(error, AuthenticationError | PermissionDeniedError):
+        reason = error.message or f"status {error.status}"
+        hint = "" if error.status == 403 else " (check --api-key or UDATA_API_KEY)"
+        return EXIT_AUTH, f"access refused by {error.url}: {reason}{hint}"
+    if isinstance(error, BadRequestError):
+        return EXIT_USAGE, f"the server rejected the request: {error}"
+    if isinstance(error, APIError):
+        return EXIT_FAILED, str(error)
+    if isinstance(error, TransportError):
+        text = str(error).removeprefix(f"{error.method} {error.url}: ")
+        return EXIT_CONNECT, f"cannot reach {error.url}: {text}"
+    if isinstance(error, ArgumentError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, UdataError):
+        return EXIT_FAILED, str(error)
+    if isinstance(error, ValueError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, OSError):
+        return EXIT_FAILED, f"{type(error).__name__}: {error}"
+    return EXIT_FAILED, f"{type(error).__name__}: {error}"
+
+
+async def _run(args: argparse.Namespace) -> int:
+    """Run the command; SIGTERM cancels it like Ctrl-C (checkpoints are already committed)."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        if task is not None:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    command = {"mirror": _mirror, "get": _get, "ls": _ls}[args.command]
+    return await command(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aioudata`` command; the exit status."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+    try:
+        return asyncio.run(_run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(
+            f"{PROG}: interrupted"
+            + ("; run the same command again to resume" if args.command == "mirror" else ""),
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout.close()
+        return EXIT_OK
+    except Exception as error:  # every failure ends as one line and an exit status
+        code, reason = _failure(error)
+        line = " ".join(reason.split())
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+        return code

@@ -1,0 +1,152 @@
+"""What a mirror run is asked to do, and what it did."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from yarl import URL
+
+from .._client import DEFAULT_BASE_URL
+from .._errors import UdataError
+from .._retry import RetryPolicy
+from .entities import DEFAULT_ENTITIES
+
+__all__ = ["DEFAULT_DB", "EntitySummary", "MirrorConfig", "MirrorError", "MirrorSummary"]
+
+DEFAULT_DB = Path("udata-mirror.sqlite")
+#: Name of the state database kept next to the files of a JSON Lines mirror.
+JSONL_STATE = ".aioudata-mirror.sqlite"
+MAX_PAGE_SIZE = 1000
+
+
+class MirrorError(UdataError):
+    """The mirror cannot run or go on; ``code`` is the exit status the command line uses."""
+
+    def __init__(self, message: str, *, code: int = 1) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    """Options of one mirror run; the defaults are polite to a public portal.
+
+    ``api_key=None`` takes ``UDATA_API_KEY`` from the environment. ``rate`` is requests per
+    second for the whole run (``None``: unlimited), ``concurrency`` the requests in flight.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    db: Path = DEFAULT_DB
+    format: Literal["sqlite", "jsonl"] = "sqlite"
+    out: Path | None = None
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    concurrency: int = 4
+    rate: float | None = 5.0
+    page_size: int = 100
+    organization: str | None = None
+    q: str | None = None
+    tag: tuple[str, ...] = ()
+    full: bool = False
+    #: Ids missing from a complete pass are checked one by one (up to this many) before
+    #: being marked deleted: a catalog moving during the crawl can hide an id from a pass.
+    verify_deletions: int = 500
+    retry: RetryPolicy | None = None
+    user_agent: str | None = None
+    #: Seconds before a request without an answer is given up (then retried).
+    timeout: float = 120.0
+    #: Check the URL and the key with one ``GET /site/`` before anything else.
+    preflight: bool = True
+
+    def __post_init__(self) -> None:
+        url = URL(self.base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise MirrorError(f"--base-url must be an http(s) URL, not {self.base_url!r}", code=2)
+        if self.concurrency < 1:
+            raise MirrorError("--concurrency must be at least 1", code=2)
+        if self.rate is not None and self.rate <= 0:
+            raise MirrorError("--rate must be positive (0 on the command line: unlimited)", code=2)
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise MirrorError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}", code=2)
+        if self.format not in ("sqlite", "jsonl"):
+            raise MirrorError("--format must be sqlite or jsonl", code=2)
+        if self.format == "jsonl" and self.out is None:
+            raise MirrorError("--format jsonl needs --out DIR", code=2)
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file the run writes (for JSON Lines, the state file in the output dir)."""
+        if self.format == "jsonl" and self.out is not None:
+            return self.out / JSONL_STATE
+        return self.db
+
+    def filters(self) -> dict[str, Any]:
+        """The listing filters, as stored with the mirror (a mirror keeps one scope)."""
+        return {"organization": self.organization, "q": self.q, "tag": sorted(self.tag)}
+
+
+@dataclass(slots=True)
+class EntitySummary:
+    """What a run did for one entity."""
+
+    name: str
+    mode: str = ""
+    pages: int = 0
+    listed: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    errors: int = 0
+    retries: int = 0
+    #: Live rows in the table after the run.
+    stored: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass(slots=True)
+class MirrorSummary:
+    """What a run did: per entity (resources included), retries, quarantined records, time."""
+
+    base_url: str
+    database: str
+    entities: dict[str, EntitySummary] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    #: Rows of the errors table after the run (this run's quarantined records are per entity).
+    errors_stored: int = 0
+    elapsed: float = 0.0
+    status: str = "ok"
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        """Records this run put in the errors table."""
+        return sum(entity.errors for entity in self.entities.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """A human summary, one entity per line."""
+        out = [f"mirror of {self.base_url} into {self.database}: {self.status}"]
+        width = max((len(name) for name in self.entities), default=8)
+        for item in self.entities.values():
+            mode = f" [{item.mode}]" if item.mode else ""
+            out.append(
+                f"  {item.name:<{width}}  {item.stored:>8} stored  {item.new:>6} new"
+                f"  {item.updated:>6} updated  {item.deleted:>6} deleted"
+                f"  {item.errors:>4} quarantined  {item.pages:>5} pages{mode}"
+            )
+        out.append(
+            f"  {self.requests} requests, {self.retries} retries,"
+            f" {self.quarantined} quarantined this run ({self.errors_stored} in errors),"
+            f" {self.elapsed:.1f}s"
+        )
+        if self.files:
+            shown = ", ".join(f"{name}: {count}" for name, count in self.files.items())
+            out.append(f"  JSON Lines written: {shown}")
+        return out

@@ -1,0 +1,520 @@
+"""The SQLite mirror: one table per entity, checkpoints, errors; one writer thread off the loop.
+
+Every page is one transaction holding its rows, its resources, its quarantined records and the
+checkpoint that says it is done: a run killed at any point resumes from the last committed page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .entities import ENTITIES, RESOURCE_COLUMNS, EntitySpec
+from .records import Batch, ErrorRow, Row
+
+__all__ = ["AsyncStore", "Counts", "PassState", "Store", "export_jsonl", "utcnow"]
+
+T = TypeVar("T")
+SCHEMA_VERSION = "1"
+_CHUNK = 500  # ids per IN (...) clause, below SQLite's variable limit
+
+
+def utcnow() -> str:
+    """Now, as the ISO text stored in the database."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class Counts:
+    """What writing changed: objects new, updated (JSON differs), unchanged, deleted, errors."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    errors: int = 0
+    resources_new: int = 0
+    resources_updated: int = 0
+    resources_deleted: int = 0
+
+    def add(self, other: Counts) -> None:
+        """Add ``other`` into these counts."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class PassState:
+    """The checkpoint of one entity: the pass under way (or last finished) and its page."""
+
+    entity: str
+    pass_no: int = 0
+    kind: str | None = None
+    page: int = 0
+    page_size: int = 0
+    sort: str | None = None
+    t0: str | None = None
+    since: str | None = None
+    finished: bool = True
+    full_done: bool = False
+    hwm: str | None = None
+
+
+def _entity_ddl(spec: EntitySpec) -> list[str]:
+    columns = ", ".join(f"{name}" for name in spec.column_names())
+    table = spec.name
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, {columns},"
+        " json TEXT NOT NULL, seen_pass INTEGER NOT NULL DEFAULT 0, deleted_at TEXT)"
+    ]
+    for column in ("organization_id", "owner_id", "last_modified", "slug"):
+        if column in spec.column_names():
+            statements.append(f"CREATE INDEX IF NOT EXISTS {table}_{column} ON {table} ({column})")
+    return statements
+
+
+_RESOURCE_NAMES = ("dataset_id", *(name for name, _ in RESOURCE_COLUMNS))
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    *(ddl for spec in ENTITIES.values() for ddl in _entity_ddl(spec)),
+    f"CREATE TABLE IF NOT EXISTS resources (id TEXT PRIMARY KEY, {', '.join(_RESOURCE_NAMES)},"
+    " json TEXT NOT NULL, deleted_at TEXT)",
+    "CREATE INDEX IF NOT EXISTS resources_dataset_id ON resources (dataset_id)",
+    "CREATE TABLE IF NOT EXISTS errors (entity TEXT NOT NULL, key TEXT NOT NULL, item_id TEXT,"
+    " raw TEXT, reason TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (entity, key))",
+    "CREATE TABLE IF NOT EXISTS sync_state (entity TEXT PRIMARY KEY, pass_no INTEGER NOT NULL,"
+    " kind TEXT, page INTEGER NOT NULL, page_size INTEGER NOT NULL, sort TEXT, t0 TEXT,"
+    " since TEXT, finished INTEGER NOT NULL, full_done INTEGER NOT NULL, hwm TEXT,"
+    " updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL,"
+    " finished_at TEXT, status TEXT NOT NULL, options TEXT, summary TEXT)",
+]
+
+
+class Store:
+    """The database, used from one thread only (the writer thread of :class:`AsyncStore`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+        with self.transaction():
+            for statement in _DDL:
+                self.conn.execute(statement)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (SCHEMA_VERSION,),
+            )
+
+    def close(self) -> None:
+        """Close the connection (checkpoints the WAL)."""
+        self.conn.close()
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+    def transaction(self) -> Store._Tx:
+        """``with store.transaction():`` — everything inside commits together, or not at all."""
+        return Store._Tx(self.conn)
+
+    # --- meta and runs -------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the meta table."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: dict[str, str]) -> None:
+        """Set meta values."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
+    def start_run(self, options: dict[str, Any]) -> int:
+        """Record a new run; its id."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (started_at, status, options) VALUES (?, 'running', ?)",
+                (utcnow(), json.dumps(options, sort_keys=True)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        """Record how a run ended."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+                (utcnow(), status, json.dumps(summary, sort_keys=True), run_id),
+            )
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def load_state(self, entity: str) -> PassState:
+        """The entity's checkpoint (an empty one when it was never mirrored)."""
+        row = self.conn.execute(
+            "SELECT pass_no, kind, page, page_size, sort, t0, since, finished, full_done, hwm"
+            " FROM sync_state WHERE entity = ?",
+            (entity,),
+        ).fetchone()
+        if row is None:
+            return PassState(entity)
+        return PassState(
+            entity,
+            pass_no=row[0],
+            kind=row[1],
+            page=row[2],
+            page_size=row[3],
+            sort=row[4],
+            t0=row[5],
+            since=row[6],
+            finished=bool(row[7]),
+            full_done=bool(row[8]),
+            hwm=row[9],
+        )
+
+    def save_state(self, state: PassState) -> None:
+        """Write a checkpoint on its own."""
+        with self.transaction() as conn:
+            self._save_state(conn, state)
+
+    @staticmethod
+    def _save_state(conn: sqlite3.Connection, state: PassState) -> None:
+        conn.execute(
+            "INSERT INTO sync_state (entity, pass_no, kind, page, page_size, sort, t0, since,"
+            " finished, full_done, hwm, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(entity) DO UPDATE SET pass_no = excluded.pass_no, kind = excluded.kind,"
+            " page = excluded.page, page_size = excluded.page_size, sort = excluded.sort,"
+            " t0 = excluded.t0, since = excluded.since, finished = excluded.finished,"
+            " full_done = excluded.full_done, hwm = excluded.hwm,"
+            " updated_at = excluded.updated_at",
+            (
+                state.entity,
+                state.pass_no,
+                state.kind,
+                state.page,
+                state.page_size,
+                state.sort,
+                state.t0,
+                state.since,
+                int(state.finished),
+                int(state.full_done),
+                state.hwm,
+                utcnow(),
+            ),
+        )
+
+    # --- pages ---------------------------------------------------------------------------
+
+    def write_batch(
+        self, spec: EntitySpec, batch: Batch, pass_no: int, state: PassState | None
+    ) -> Counts:
+        """One transaction: the batch's rows, resources, errors, seen marks and checkpoint."""
+        counts = Counts()
+        with self.transaction() as conn:
+            self._upsert(conn, spec, batch.rows, pass_no, counts)
+            if spec.name == "datasets":
+                for dataset_id, resources in batch.resources.items():
+                    self._replace_resources(conn, dataset_id, resources, counts)
+            self._errors(conn, batch.errors, counts)
+            good = [row.id for row in batch.rows]
+            for chunk in _chunks(good):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(
+                    f"DELETE FROM errors WHERE entity = ? AND item_id IN ({marks})",
+                    (spec.name, *chunk),
+                )
+            written = set(good)
+            listed = [item for item in batch.listed if item not in written]
+            for chunk in _chunks(listed):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(
+                    f"UPDATE {spec.name} SET seen_pass = ? WHERE id IN ({marks})"
+                    " AND deleted_at IS NULL",
+                    (pass_no, *chunk),
+                )
+            if state is not None:
+                self._save_state(conn, state)
+        return counts
+
+    def _upsert(
+        self,
+        conn: sqlite3.Connection,
+        spec: EntitySpec,
+        rows: list[Row],
+        pass_no: int,
+        counts: Counts,
+    ) -> None:
+        if not rows:
+            return
+        unique = list({row.id: row for row in rows}.values())  # last one wins
+        existing = self._existing(conn, spec.name, [row.id for row in unique])
+        for row in unique:
+            before = existing.get(row.id)
+            if before is None:
+                counts.new += 1
+            elif before != (row.json, None):
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        names = spec.column_names()
+        columns = ", ".join(("id", *names, "json", "seen_pass", "deleted_at"))
+        marks = ", ".join("?" * (len(names) + 4))
+        updates = ", ".join(
+            f"{name} = excluded.{name}" for name in (*names, "json", "seen_pass", "deleted_at")
+        )
+        conn.executemany(
+            f"INSERT INTO {spec.name} ({columns}) VALUES ({marks})"
+            f" ON CONFLICT(id) DO UPDATE SET {updates}",
+            [(row.id, *row.values, row.json, pass_no, None) for row in unique],
+        )
+
+    @staticmethod
+    def _existing(
+        conn: sqlite3.Connection, table: str, ids: Sequence[str]
+    ) -> dict[str, tuple[str, str | None]]:
+        found: dict[str, tuple[str, str | None]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for item_id, text, deleted_at in conn.execute(
+                f"SELECT id, json, deleted_at FROM {table} WHERE id IN ({marks})", tuple(chunk)
+            ):
+                found[item_id] = (text, deleted_at)
+        return found
+
+    def _replace_resources(
+        self, conn: sqlite3.Connection, dataset_id: str, rows: list[Row], counts: Counts
+    ) -> None:
+        """The dataset's resources become ``rows``; the ones it no longer has are marked."""
+        unique = list({row.id: row for row in rows}.values())
+        existing = self._existing(conn, "resources", [row.id for row in unique])
+        for row in unique:
+            before = existing.get(row.id)
+            if before is None:
+                counts.resources_new += 1
+            elif before != (row.json, None):
+                counts.resources_updated += 1
+        keep = [row.id for row in unique]
+        marks = ",".join("?" * len(keep))
+        cursor = conn.execute(
+            "UPDATE resources SET deleted_at = ? WHERE dataset_id = ? AND deleted_at IS NULL"
+            + (f" AND id NOT IN ({marks})" if keep else ""),
+            (utcnow(), dataset_id, *keep),
+        )
+        counts.resources_deleted += max(cursor.rowcount, 0)
+        if not unique:
+            return
+        columns = ", ".join(("id", *_RESOURCE_NAMES, "json", "deleted_at"))
+        values = ", ".join("?" * (len(_RESOURCE_NAMES) + 3))
+        updates = ", ".join(
+            f"{name} = excluded.{name}" for name in (*_RESOURCE_NAMES, "json", "deleted_at")
+        )
+        conn.executemany(
+            f"INSERT INTO resources ({columns}) VALUES ({values})"
+            f" ON CONFLICT(id) DO UPDATE SET {updates}",
+            [(row.id, *row.values, row.json, None) for row in unique],
+        )
+
+    @staticmethod
+    def _errors(conn: sqlite3.Connection, errors: Iterable[ErrorRow], counts: Counts) -> None:
+        rows = [(e.entity, e.key, e.item_id, e.raw, e.reason, utcnow()) for e in errors]
+        counts.errors += len(rows)
+        conn.executemany(
+            "INSERT INTO errors (entity, key, item_id, raw, reason, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity, key) DO UPDATE SET"
+            " item_id = excluded.item_id, raw = excluded.raw, reason = excluded.reason,"
+            " recorded_at = excluded.recorded_at",
+            rows,
+        )
+
+    def clear_position_errors(self, entity: str) -> None:
+        """Forget the items recorded by position only: a new full pass records them afresh."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM errors WHERE entity = ? AND key LIKE 'position:%'", (entity,))
+
+    # --- the id pass and deletions ---------------------------------------------------------
+
+    def stamps(
+        self, spec: EntitySpec, ids: Sequence[str]
+    ) -> dict[str, tuple[dict[str, str | None], str | None]]:
+        """id → ({stamp field: stored value}, deleted_at) for the stored ones among ``ids``."""
+        fields = [name for name in spec.stamps if name in spec.column_names()]
+        selected = ", ".join(("id", "deleted_at", *fields))
+        found: dict[str, tuple[dict[str, str | None], str | None]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT {selected} FROM {spec.name} WHERE id IN ({marks})", tuple(chunk)
+            ):
+                found[row[0]] = (dict(zip(fields, row[2:], strict=True)), row[1])
+        return found
+
+    def unseen(self, spec: EntitySpec, pass_no: int) -> list[str]:
+        """Ids stored as live but not listed during pass ``pass_no``."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                f"SELECT id FROM {spec.name} WHERE seen_pass < ? AND deleted_at IS NULL"
+                " ORDER BY id",
+                (pass_no,),
+            )
+        ]
+
+    def finish_pass(
+        self,
+        spec: EntitySpec,
+        batch: Batch,
+        deleted: Sequence[str],
+        pass_no: int,
+        state: PassState,
+    ) -> Counts:
+        """One transaction: last refreshed rows, deletion marks and the finished checkpoint."""
+        counts = Counts()
+        now = utcnow()
+        with self.transaction() as conn:
+            self._upsert(conn, spec, batch.rows, pass_no, counts)
+            if spec.name == "datasets":
+                for dataset_id, resources in batch.resources.items():
+                    self._replace_resources(conn, dataset_id, resources, counts)
+            self._errors(conn, batch.errors, counts)
+            for chunk in _chunks(deleted):
+                marks = ",".join("?" * len(chunk))
+                cursor = conn.execute(
+                    f"UPDATE {spec.name} SET deleted_at = ? WHERE id IN ({marks})"
+                    " AND deleted_at IS NULL",
+                    (now, *chunk),
+                )
+                counts.deleted += max(cursor.rowcount, 0)
+                if spec.name == "datasets":
+                    cursor = conn.execute(
+                        f"UPDATE resources SET deleted_at = ? WHERE dataset_id IN ({marks})"
+                        " AND deleted_at IS NULL",
+                        (now, *chunk),
+                    )
+                    counts.resources_deleted += max(cursor.rowcount, 0)
+            self._save_state(conn, state)
+        return counts
+
+    # --- reading -------------------------------------------------------------------------
+
+    def count(self, table: str) -> int:
+        """Live rows of a table (errors: every row)."""
+        where = "" if table == "errors" else " WHERE deleted_at IS NULL"
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}{where}").fetchone()[0])
+
+
+class AsyncStore:
+    """A :class:`Store` driven from asyncio: every call runs in one writer thread, in order."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aioudata-sqlite")
+        self._store: Store | None = None
+
+    async def open(self) -> AsyncStore:
+        """Open (and create) the database in the writer thread."""
+        self._store = await self._run(Store, self.path)
+        return self
+
+    @property
+    def sync(self) -> Store:
+        """The underlying store (only to be called through :meth:`call`)."""
+        if self._store is None:
+            raise RuntimeError("store is not open")
+        return self._store
+
+    async def call(self, method: Callable[..., T], *args: Any) -> T:
+        """Run ``method(*args)`` in the writer thread; a cancelled caller lets it finish."""
+        return await self._run(method, *args)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, functools.partial(function, *args))
+        # Shielded: a transaction under way always ends (commit) before the caller goes on.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Wait for pending writes, close the database and the thread."""
+        if self._store is not None:
+            store, self._store = self._store, None
+            await asyncio.get_running_loop().run_in_executor(self._pool, store.close)
+        self._pool.shutdown(wait=True)
+
+
+def export_jsonl(store: Store, out: Path, entities: Sequence[str]) -> dict[str, int]:
+    """Write ``<entity>.jsonl`` (live objects, JSON as received), resources, errors, deletions."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, int] = {}
+    tables = [*entities, *(["resources"] if "datasets" in entities else [])]
+    for table in tables:
+        written[table] = _write_lines(
+            out / f"{table}.jsonl",
+            (
+                row[0]
+                for row in store.conn.execute(
+                    f"SELECT json FROM {table} WHERE deleted_at IS NULL ORDER BY id"
+                )
+            ),
+        )
+    written["errors"] = _write_lines(
+        out / "errors.jsonl",
+        (
+            json.dumps(
+                {"entity": e, "id": i, "reason": r, "raw": raw, "recorded_at": at},
+                ensure_ascii=False,
+            )
+            for e, i, r, raw, at in store.conn.execute(
+                "SELECT entity, item_id, reason, raw, recorded_at FROM errors ORDER BY entity, key"
+            )
+        ),
+    )
+    deletions = (
+        json.dumps({"entity": table, "id": item_id, "deleted_at": at})
+        for table in tables
+        for item_id, at in store.conn.execute(
+            f"SELECT id, deleted_at FROM {table} WHERE deleted_at IS NOT NULL ORDER BY id"
+        )
+    )
+    written["deletions"] = _write_lines(out / "deletions.jsonl", deletions)
+    return written
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> int:
+    """Write atomically (temporary file, then rename); the number of lines."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    count = 0
+    with temporary.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line)
+            handle.write("\n")
+            count += 1
+    temporary.replace(path)
+    return count

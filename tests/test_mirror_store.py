@@ -1,0 +1,185 @@
+"""The mirror's SQLite store: upserts, one transaction per page, errors, deletions, JSON Lines."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from aioudata._mirror.entities import ENTITIES
+from aioudata._mirror.records import Batch, ErrorRow, decode_records
+from aioudata._mirror.store import AsyncStore, PassState, Store, export_jsonl
+
+ROOT = Path(__file__).resolve().parent
+DATASETS = ENTITIES["datasets"]
+
+
+def dataset(number: int, *, resources: int = 2, title: str | None = None) -> dict[str, Any]:
+    """A dataset as the real server sends it (recorded fixture), with its own ids."""
+    body = json.loads((ROOT / "fixtures" / "responses" / "dataset.json").read_text())["body"]
+    item = copy.deepcopy(body)
+    item["id"] = f"{number:024x}"
+    item["slug"] = f"dataset-{number}"
+    item["title"] = title or f"Dataset {number}"
+    template = item["resources"][0]
+    item["resources"] = []
+    for index in range(resources):
+        resource = copy.deepcopy(template)
+        resource["id"] = f"00000000-0000-4000-8000-{number:06d}{index:06d}"
+        item["resources"].append(resource)
+    return item
+
+
+def raw(*items: Any) -> list[msgspec.Raw]:
+    return [msgspec.Raw(json.dumps(item).encode()) for item in items]
+
+
+def state(page: int, pass_no: int = 1) -> PassState:
+    return PassState(
+        "datasets", pass_no=pass_no, kind="full", page=page, page_size=2, finished=False
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "mirror.sqlite")
+
+
+def rows(store: Store, table: str) -> list[tuple[Any, ...]]:
+    return sorted(store.conn.execute(f"SELECT * FROM {table}").fetchall())
+
+
+def test_a_page_is_stored_with_its_columns_its_json_and_its_resources(store: Store) -> None:
+    items = [dataset(1), dataset(2, resources=3)]
+    batch = decode_records(DATASETS, raw(*items))
+    counts = store.write_batch(DATASETS, batch, 1, state(1))
+    assert (counts.new, counts.updated, counts.resources_new) == (2, 0, 5)
+    found = store.conn.execute("SELECT id, title, slug, json FROM datasets ORDER BY id").fetchall()
+    assert [(r[0], r[1], r[2]) for r in found] == [
+        (items[0]["id"], "Dataset 1", "dataset-1"),
+        (items[1]["id"], "Dataset 2", "dataset-2"),
+    ]
+    assert json.loads(found[0][3]) == items[0]  # the JSON as received
+    resources = store.conn.execute("SELECT id, dataset_id, json FROM resources").fetchall()
+    assert {(r[0], r[1]) for r in resources} == {
+        (res["id"], item["id"]) for item in items for res in item["resources"]
+    }
+    assert all(json.loads(r[2])["id"] == r[0] for r in resources)
+    assert store.load_state("datasets").page == 1
+
+
+def test_upserting_the_same_page_again_changes_nothing(store: Store) -> None:
+    batch = decode_records(DATASETS, raw(dataset(1), dataset(2)))
+    store.write_batch(DATASETS, batch, 1, state(1))
+    before = {t: rows(store, t) for t in ("datasets", "resources")}
+    again = store.write_batch(
+        DATASETS, decode_records(DATASETS, raw(dataset(1), dataset(2))), 1, state(1)
+    )
+    assert (again.new, again.updated, again.unchanged, again.resources_new) == (0, 0, 2, 0)
+    assert {t: rows(store, t) for t in ("datasets", "resources")} == before
+
+
+def test_a_changed_object_is_updated_in_place(store: Store) -> None:
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(1))), 1, state(1))
+    counts = store.write_batch(
+        DATASETS, decode_records(DATASETS, raw(dataset(1, title="Renamed"))), 1, state(1)
+    )
+    assert (counts.new, counts.updated) == (0, 1)
+    assert store.conn.execute("SELECT title FROM datasets").fetchall() == [("Renamed",)]
+
+
+def test_a_failing_batch_leaves_neither_rows_nor_checkpoint(store: Store) -> None:
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(1))), 1, state(1))
+    batch = decode_records(DATASETS, raw(dataset(2), dataset(3)))
+    # An error row without a reason violates NOT NULL: the whole page must roll back.
+    batch.errors.append(ErrorRow("datasets", "k", None, "{}", None))  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write_batch(DATASETS, batch, 1, state(2))
+    assert [r[0] for r in store.conn.execute("SELECT id FROM datasets")] == [dataset(1)["id"]]
+    assert store.conn.execute("SELECT COUNT(*) FROM resources").fetchone() == (2,)
+    assert store.load_state("datasets").page == 1
+
+
+def test_an_undecodable_record_goes_to_errors_and_leaves_when_fixed(store: Store) -> None:
+    bad = dataset(2)
+    bad["created_at"] = "not a date"
+    batch = decode_records(DATASETS, raw(dataset(1), bad))
+    assert [row.id for row in batch.rows] == [dataset(1)["id"]]
+    counts = store.write_batch(DATASETS, batch, 1, state(1))
+    assert counts.errors == 1
+    entity, item_id, stored_raw, reason = store.conn.execute(
+        "SELECT entity, item_id, raw, reason FROM errors"
+    ).fetchone()
+    assert (entity, item_id) == ("datasets", bad["id"])
+    assert json.loads(stored_raw) == bad
+    assert "created_at" in reason
+    # The same record, fixed: stored, and out of the errors table.
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(2))), 1, state(2))
+    assert store.conn.execute("SELECT COUNT(*) FROM errors").fetchone() == (0,)
+    assert store.count("datasets") == 2
+
+
+def test_a_record_that_is_not_even_an_object_is_kept_by_digest() -> None:
+    batch = decode_records(DATASETS, [msgspec.Raw(b"[1, 2]")])
+    assert not batch.rows
+    (error,) = batch.errors
+    assert error.item_id is None and error.key.startswith("sha1:") and error.raw == "[1, 2]"
+
+
+def test_resources_a_dataset_no_longer_has_are_marked_deleted(store: Store) -> None:
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(1, resources=3))), 1, state(1))
+    counts = store.write_batch(
+        DATASETS, decode_records(DATASETS, raw(dataset(1, resources=1))), 1, state(1)
+    )
+    assert counts.resources_deleted == 2
+    live = store.conn.execute("SELECT id FROM resources WHERE deleted_at IS NULL").fetchall()
+    assert len(live) == 1 and store.conn.execute("SELECT COUNT(*) FROM resources").fetchone() == (
+        3,
+    )
+
+
+def test_objects_a_complete_pass_did_not_list_are_marked_not_dropped(store: Store) -> None:
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(1), dataset(2))), 1, state(1))
+    # Pass 2 lists only dataset 1 (the id pass marks it seen).
+    listed = Batch(listed=[dataset(1)["id"]])
+    store.write_batch(DATASETS, listed, 2, state(1, pass_no=2))
+    unseen = store.unseen(DATASETS, 2)
+    assert unseen == [dataset(2)["id"]]
+    counts = store.finish_pass(DATASETS, Batch(), unseen, 2, PassState("datasets", pass_no=2))
+    assert (counts.deleted, counts.resources_deleted) == (1, 2)
+    deleted = store.conn.execute("SELECT id, deleted_at FROM datasets WHERE deleted_at IS NOT NULL")
+    (item_id, when), *_ = deleted.fetchall()
+    assert item_id == dataset(2)["id"] and when
+    assert store.count("datasets") == 1 and store.conn.execute(
+        "SELECT COUNT(*) FROM datasets"
+    ).fetchone() == (2,)
+    # Listed again later: alive again.
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(2))), 3, state(1, 3))
+    assert store.count("datasets") == 2
+
+
+def test_jsonl_export_writes_the_json_as_received(store: Store, tmp_path: Path) -> None:
+    items = [dataset(1), dataset(2)]
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(*items)), 1, state(1))
+    written = export_jsonl(store, tmp_path / "out", ["datasets"])
+    assert written["datasets"] == 2 and written["resources"] == 4
+    lines = (tmp_path / "out" / "datasets.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == sorted(items, key=lambda d: d["id"])
+
+
+async def test_the_async_store_writes_from_its_own_thread(tmp_path: Path) -> None:
+    store = await AsyncStore(tmp_path / "a.sqlite").open()
+    try:
+        batch = decode_records(DATASETS, raw(dataset(1)))
+        counts = await store.call(store.sync.write_batch, DATASETS, batch, 1, state(1))
+        assert counts.new == 1
+        assert await store.call(store.sync.count, "datasets") == 1
+    finally:
+        await store.close()
+    mode = sqlite3.connect(tmp_path / "a.sqlite").execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)
