@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.udata_server.fixture import REQUIRE_ENV, UdataServer, UdataServerError
-from tests.udata_server.venv import VenvError, ensure_venv
+from tests.udata_server.fixture import UdataServer, running_server
 
 pytestmark = pytest.mark.udata_server
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,21 +160,7 @@ def test_kill_9_then_resume_gives_the_database_of_an_uninterrupted_run(
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[UdataServer]:
     """A server of this module's own: the incremental test changes its catalog."""
-    try:
-        python = ensure_venv()
-    except VenvError as error:
-        if os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0", "false", "no"):
-            pytest.fail(f"cannot build the udata venv: {error}", pytrace=False)
-        pytest.skip(f"cannot build the udata venv: {error}")
-    server = UdataServer(python=python, datasets=30)
-    try:
-        server.start()
-    except UdataServerError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_server(datasets=30)
 
 
 def call(server: UdataServer, method: str, path: str, body: Any = None) -> Any:

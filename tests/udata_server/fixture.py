@@ -18,7 +18,7 @@ import pytest
 from .launcher import UdataServer, UdataServerError
 from .venv import VenvError, ensure_venv
 
-__all__ = ["REQUIRE_ENV", "UdataServer", "UdataServerError", "udata_server"]
+__all__ = ["REQUIRE_ENV", "UdataServer", "UdataServerError", "running_server", "udata_server"]
 
 REQUIRE_ENV = "AIOUDATA_REQUIRE_UDATA"
 
@@ -27,9 +27,11 @@ def _required() -> bool:
     return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0", "false", "no")
 
 
-@pytest.fixture(scope="session")
-def udata_server() -> Iterator[UdataServer]:
-    """A running, seeded udata server; see tests/udata_server/README.md for the manifest."""
+def running_server(**options: int) -> Iterator[UdataServer]:
+    """Start a seeded udata server (``options`` go to UdataServer), yield it, stop it.
+
+    Skips the test when the venv cannot be built, or fails it when ``REQUIRE_ENV`` is set.
+    """
     try:
         python = ensure_venv()
     except VenvError as error:
@@ -37,7 +39,7 @@ def udata_server() -> Iterator[UdataServer]:
         if _required():
             pytest.fail(f"{reason} ({REQUIRE_ENV} is set)", pytrace=False)
         pytest.skip(f"{reason} (set {REQUIRE_ENV}=1 to fail instead)")
-    server = UdataServer(python=python)
+    server = UdataServer(python=python, **options)
     try:
         server.start()
     except UdataServerError as error:
@@ -46,3 +48,9 @@ def udata_server() -> Iterator[UdataServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def udata_server() -> Iterator[UdataServer]:
+    """A running, seeded udata server; see tests/udata_server/README.md for the manifest."""
+    yield from running_server()

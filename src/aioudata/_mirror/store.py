@@ -234,17 +234,28 @@ class Store:
 
     # --- pages ---------------------------------------------------------------------------
 
+    def _write_rows(
+        self,
+        conn: sqlite3.Connection,
+        spec: EntitySpec,
+        batch: Batch,
+        pass_no: int,
+        counts: Counts,
+    ) -> None:
+        """Upsert the batch's rows (a dataset's resources replaced with it) and its errors."""
+        self._upsert(conn, spec, batch.rows, pass_no, counts)
+        if spec.name == "datasets":
+            for dataset_id, resources in batch.resources.items():
+                self._replace_resources(conn, dataset_id, resources, counts)
+        self._errors(conn, batch.errors, counts)
+
     def write_batch(
         self, spec: EntitySpec, batch: Batch, pass_no: int, state: PassState | None
     ) -> Counts:
         """One transaction: the batch's rows, resources, errors, seen marks and checkpoint."""
         counts = Counts()
         with self.transaction() as conn:
-            self._upsert(conn, spec, batch.rows, pass_no, counts)
-            if spec.name == "datasets":
-                for dataset_id, resources in batch.resources.items():
-                    self._replace_resources(conn, dataset_id, resources, counts)
-            self._errors(conn, batch.errors, counts)
+            self._write_rows(conn, spec, batch, pass_no, counts)
             good = [row.id for row in batch.rows]
             for chunk in _chunks(good):
                 marks = ",".join("?" * len(chunk))
@@ -400,11 +411,7 @@ class Store:
         counts = Counts()
         now = utcnow()
         with self.transaction() as conn:
-            self._upsert(conn, spec, batch.rows, pass_no, counts)
-            if spec.name == "datasets":
-                for dataset_id, resources in batch.resources.items():
-                    self._replace_resources(conn, dataset_id, resources, counts)
-            self._errors(conn, batch.errors, counts)
+            self._write_rows(conn, spec, batch, pass_no, counts)
             for chunk in _chunks(deleted):
                 marks = ",".join("?" * len(chunk))
                 cursor = conn.execute(
