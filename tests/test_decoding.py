@@ -94,3 +94,15 @@ def test_long_snippets_are_cut() -> None:
     with pytest.raises(DecodeError) as info:
         decode(body, Item)
     assert len(info.value.snippet) == 80 and info.value.snippet.endswith("…")
+
+
+def test_generated_models_are_not_tracked_by_the_garbage_collector() -> None:
+    import gc
+
+    from aioudata.models import Dataset, DatasetPage
+
+    assert Dataset.__struct_config__.gc is False and DatasetPage.__struct_config__.gc is False
+    page = decode(
+        b'{"data": [], "page": 1, "page_size": 20, "total": 0, "next_page": null}', DatasetPage
+    )
+    assert not gc.is_tracked(page)

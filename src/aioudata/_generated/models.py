@@ -4,6 +4,10 @@
 Responses decode leniently: unknown fields are ignored, every optional field accepts null, and
 fields with a fixed set of values are plain ``str`` (see the StrEnums below for known values),
 so what a newer udata adds still decodes. ``aioudata.decode(..., strict=True)`` reports drift.
+
+Structs are not tracked by the garbage collector (``gc=False``): decoded JSON holds no reference
+cycles, and a page of thousands of objects then costs no collection passes (about a third of
+decoding time otherwise). Do not build reference cycles out of them.
 """
 
 from __future__ import annotations
@@ -876,7 +880,9 @@ class YAxisUnitPosition(StrEnum):
     SUFFIX = "suffix"
 
 
-class ContactPointRoles(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ContactPointRoles(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """ContactPointRoles"""
 
     id: str | None = None
@@ -886,7 +892,7 @@ class ContactPointRoles(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The contact role display name"""
 
 
-class BaseReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class BaseReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """BaseReference"""
 
     class_: str = field(name="class")
@@ -896,13 +902,15 @@ class BaseReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """The object unique identifier"""
 
 
-class Badge(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Badge(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Badge"""
 
     kind: str
 
 
-class OrganizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class OrganizationPermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """OrganizationPermissions"""
 
     delete: bool | None = None
@@ -912,7 +920,9 @@ class OrganizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omi
     private: bool | None = None
 
 
-class UserReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UserReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """UserReference"""
 
     first_name: str
@@ -934,7 +944,9 @@ class UserReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_d
     """Link to the API endpoint for this user"""
 
 
-class ContactPointInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ContactPointInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """ContactPointInput"""
 
     role: str
@@ -950,7 +962,7 @@ class ContactPointInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
 
-class AccessAudience(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class AccessAudience(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """AccessAudience"""
 
     condition: str | None = None
@@ -960,7 +972,9 @@ class AccessAudience(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """(Known values: :class:`AccessAudienceRole`.)"""
 
 
-class HarvestDataserviceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestDataserviceMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestDataserviceMetadata"""
 
     archived_at: datetime | None = None
@@ -987,14 +1001,18 @@ class HarvestDataserviceMetadata(Struct, kw_only=True, omit_defaults=True, repr_
     """RDF node ID if it's an `URIRef`. `None` if it's not present or if it's a random auto-generated ID inside the graph."""
 
 
-class DataservicePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataservicePermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DataservicePermissions"""
 
     delete: bool | None = None
     edit: bool | None = None
 
 
-class AccessAudienceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class AccessAudienceInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """AccessAudienceInput"""
 
     condition: str | None = None
@@ -1004,14 +1022,16 @@ class AccessAudienceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_de
     """(Known values: :class:`AccessAudienceRole`.)"""
 
 
-class DataserviceDatasetsAdd(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataserviceDatasetsAdd(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DataserviceDatasetsAdd"""
 
     id: str
     """Id of the dataset to add"""
 
 
-class Follow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Follow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Follow"""
 
     follower: UserReference
@@ -1022,7 +1042,9 @@ class Follow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The date from which the user started following"""
 
 
-class DataserviceSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataserviceSuggestion(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DataserviceSuggestion"""
 
     acronym: str | None = None
@@ -1041,13 +1063,13 @@ class DataserviceSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """The dataservice title"""
 
 
-class BadgeInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class BadgeInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """BadgeInput"""
 
     kind: str
 
 
-class Checksum(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Checksum(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Checksum"""
 
     value: str
@@ -1057,7 +1079,9 @@ class Checksum(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The hashing algorithm used to compute the checksum (Known values: :class:`ChecksumType`.)"""
 
 
-class GeopfResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfResourceMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfResourceMetadata"""
 
     offering_id: str | None = None
@@ -1067,7 +1091,9 @@ class GeopfResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """Push status to Géoplateforme, if this resource has ever been pushed (Known values: :class:`GeopfResourceMetadataPushStatus`.)"""
 
 
-class HarvestResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestResourceMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestResourceMetadata"""
 
     issued_at: datetime | None = None
@@ -1083,7 +1109,9 @@ class HarvestResourceMetadata(Struct, kw_only=True, omit_defaults=True, repr_omi
     """The resource harvest uri"""
 
 
-class ResourceInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ResourceInternals(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """ResourceInternals"""
 
     created_at_internal: datetime
@@ -1093,7 +1121,7 @@ class ResourceInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The resource's internal last modification date"""
 
 
-class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Schema"""
 
     name: str | None = None
@@ -1101,7 +1129,9 @@ class Schema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     version: str | None = None
 
 
-class DatasetReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DatasetReference"""
 
     title: str | None = None
@@ -1117,7 +1147,9 @@ class DatasetReference(BaseReference, kw_only=True, omit_defaults=True, repr_omi
     """The dataset API URI"""
 
 
-class DatasetPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetPermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DatasetPermissions"""
 
     delete: bool | None = None
@@ -1125,14 +1157,18 @@ class DatasetPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     edit_resources: bool | None = None
 
 
-class GeopfDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfDatasetMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfDatasetMetadata"""
 
     datasheet_url: str | None = None
     """Public Géoplateforme fiche (dashboard) url, once pushed"""
 
 
-class HarvestDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestDatasetMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestDatasetMetadata"""
 
     archived_at: datetime | None = None
@@ -1181,7 +1217,7 @@ class HarvestDatasetMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit
     """The dataset harveted uri"""
 
 
-class DatasetInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DatasetInternals"""
 
     created_at_internal: datetime
@@ -1191,7 +1227,7 @@ class DatasetInternals(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """The dataset's internal last modification date"""
 
 
-class GeoJSON(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeoJSON(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeoJSON"""
 
     coordinates: list[Any] | None = None
@@ -1201,7 +1237,7 @@ class GeoJSON(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The GeoJSON Type (Known values: :class:`GeoJSONType`.)"""
 
 
-class GeoGranularity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeoGranularity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeoGranularity"""
 
     id: str
@@ -1211,7 +1247,9 @@ class GeoGranularity(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The granularity name"""
 
 
-class GeoZoneReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeoZoneReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeoZoneReference"""
 
     code: str
@@ -1230,7 +1268,7 @@ class GeoZoneReference(BaseReference, kw_only=True, omit_defaults=True, repr_omi
     """The zone uri"""
 
 
-class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TemporalCoverage"""
 
     start: date
@@ -1240,7 +1278,7 @@ class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """The temporal coverage end date"""
 
 
-class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Frequency"""
 
     id: str | None = None
@@ -1250,7 +1288,7 @@ class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The frequency display name"""
 
 
-class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """License"""
 
     id: str
@@ -1275,7 +1313,7 @@ class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The license official URL"""
 
 
-class ResourceType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ResourceType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ResourceType"""
 
     id: str | None = None
@@ -1285,21 +1323,27 @@ class ResourceType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The resource type display name"""
 
 
-class CatalogSchemaExample(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class CatalogSchemaExample(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """CatalogSchemaExample"""
 
     path: str | None = None
     title: str | None = None
 
 
-class CatalogSchemaVersion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class CatalogSchemaVersion(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """CatalogSchemaVersion"""
 
     schema_url: str | None = None
     version_name: str | None = None
 
 
-class DatasetSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetSuggestion(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DatasetSuggestion"""
 
     acronym: str | None = None
@@ -1322,7 +1366,7 @@ class DatasetSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
 
 
 class DiscussionMessagePermissions(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """DiscussionMessagePermissions"""
 
@@ -1330,7 +1374,9 @@ class DiscussionMessagePermissions(
     edit: bool | None = None
 
 
-class DiscussionPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DiscussionPermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DiscussionPermissions"""
 
     close: bool | None = None
@@ -1338,7 +1384,7 @@ class DiscussionPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_
     edit: bool | None = None
 
 
-class ModelReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ModelReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ModelReference"""
 
     class_: str = field(name="class")
@@ -1348,14 +1394,16 @@ class ModelReference(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The object identifier"""
 
 
-class DiscussionEditComment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DiscussionEditComment(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DiscussionEditComment"""
 
     comment: str
     """The new comment"""
 
 
-class DiscussionEdit(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DiscussionEdit(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DiscussionEdit"""
 
     title: str
@@ -1363,7 +1411,7 @@ class DiscussionEdit(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 
 
 class GeopfResourceOfferingMetadata(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """GeopfResourceOfferingMetadata"""
 
@@ -1374,7 +1422,9 @@ class GeopfResourceOfferingMetadata(
     """Last successful pull date for this offering"""
 
 
-class GeopfDatasetPullMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfDatasetPullMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfDatasetPullMetadata"""
 
     error: str | None = None
@@ -1390,7 +1440,9 @@ class GeopfDatasetPullMetadata(Struct, kw_only=True, omit_defaults=True, repr_om
     """The last pull Celery task's id"""
 
 
-class GeopfDatasetPushMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfDatasetPushMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfDatasetPushMetadata"""
 
     datasheet_url: str | None = None
@@ -1400,7 +1452,9 @@ class GeopfDatasetPushMetadata(Struct, kw_only=True, omit_defaults=True, repr_om
     """The geopf datastore configured for this dataset's pushes"""
 
 
-class GeopfResourcePushMetadata(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfResourcePushMetadata(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfResourcePushMetadata"""
 
     error: str | None = None
@@ -1419,7 +1473,7 @@ class GeopfResourcePushMetadata(Struct, kw_only=True, omit_defaults=True, repr_o
     """The last push Celery task's id"""
 
 
-class GeopfDatastore(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfDatastore(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeopfDatastore"""
 
     datastore_id: str | None = None
@@ -1432,21 +1486,21 @@ class GeopfDatastore(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The current user's rights on this datastore"""
 
 
-class GeopfTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeopfTask"""
 
     task_id: str | None = None
     """The id of the enqueued Celery task"""
 
 
-class GeopfPushRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfPushRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeopfPushRequest"""
 
     datastore_id: str | None = None
     """The datastore to push to. Optional if the dataset already has one configured from a previous push."""
 
 
-class GeopfStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeopfStatus"""
 
     connected: bool | None = None
@@ -1456,7 +1510,7 @@ class GeopfStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """The stored geopf token's expiration date"""
 
 
-class HarvestError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestError"""
 
     created_at: datetime
@@ -1470,14 +1524,16 @@ class HarvestError(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 
 
 class HarvestSourceReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """HarvestSourceReference"""
 
     pass
 
 
-class HarvestSourcePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestSourcePermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestSourcePermissions"""
 
     delete: bool | None = None
@@ -1488,7 +1544,9 @@ class HarvestSourcePermissions(Struct, kw_only=True, omit_defaults=True, repr_om
     validate: bool | None = None
 
 
-class HarvestSourceValidation(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestSourceValidation(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestSourceValidation"""
 
     state: str
@@ -1504,7 +1562,9 @@ class HarvestSourceValidation(Struct, kw_only=True, omit_defaults=True, repr_omi
     """Date on which validation was performed"""
 
 
-class HarvestSourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestSourceInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestSourceInput"""
 
     backend: str
@@ -1535,7 +1595,9 @@ class HarvestSourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
 
-class HarvestExtraConfig(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestExtraConfig(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestExtraConfig"""
 
     default: str | None = None
@@ -1551,7 +1613,7 @@ class HarvestExtraConfig(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """A localized human-readable and descriptive label"""
 
 
-class HarvestFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestFeature"""
 
     default: bool | None = None
@@ -1567,7 +1629,7 @@ class HarvestFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """A localized human-readable and descriptive label"""
 
 
-class HarvestFilter(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestFilter(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestFilter"""
 
     description: str | None = None
@@ -1584,7 +1646,7 @@ class HarvestFilter(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
 
 
 class DataserviceReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """DataserviceReference"""
 
@@ -1596,14 +1658,16 @@ class DataserviceReference(
     """Link to the udata web page for this dataservice"""
 
 
-class HarvestLog(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestLog(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestLog"""
 
     level: str
     message: str
 
 
-class DataservicePreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataservicePreview(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DataservicePreview"""
 
     title: str
@@ -1615,7 +1679,7 @@ class DataservicePreview(Struct, kw_only=True, omit_defaults=True, repr_omit_def
 
 
 class HarvestSourceValidationInput(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """HarvestSourceValidationInput"""
 
@@ -1626,7 +1690,7 @@ class HarvestSourceValidationInput(
     """A comment about the validation. Required on rejection"""
 
 
-class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ApiToken"""
 
     created_at: datetime
@@ -1658,7 +1722,7 @@ class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """User agents that have used this token"""
 
 
-class ApiTokenInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ApiTokenInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ApiTokenInput"""
 
     expires_at: datetime | None = None
@@ -1671,14 +1735,14 @@ class ApiTokenInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """Token scopes (Known values: :class:`ApiTokenScopes`.)"""
 
 
-class GenericReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GenericReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GenericReference"""
 
     class_: str | None = field(name="class", default=None)
     id: str | None = None
 
 
-class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UploadedImage"""
 
     image: str | None = None
@@ -1686,7 +1750,7 @@ class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """Whether the upload succeeded or not."""
 
 
-class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """MyMetrics"""
 
     id: str
@@ -1708,14 +1772,14 @@ class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The user's resources availability percentage"""
 
 
-class ReusePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReusePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReusePermissions"""
 
     delete: bool | None = None
     edit: bool | None = None
 
 
-class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UserInput"""
 
     email: str
@@ -1729,7 +1793,9 @@ class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     website: str | None = None
 
 
-class NotificationFollow(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationFollow(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """NotificationFollow"""
 
     followed: bool
@@ -1742,7 +1808,7 @@ class NotificationFollow(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """A notification type or a prefix of some, every notification without one"""
 
 
-class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Notification"""
 
     created_at: datetime
@@ -1762,7 +1828,7 @@ class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     user: UserReference | None = None
 
 
-class LazyReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class LazyReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """LazyReference"""
 
     class_: str | None = field(name="class", default=None)
@@ -1770,7 +1836,7 @@ class LazyReference(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
 
 
 class UserReferenceWithEmail(
-    UserReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    UserReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """UserReferenceWithEmail"""
 
@@ -1780,13 +1846,15 @@ class UserReferenceWithEmail(
     last_login_at: datetime | None = None
 
 
-class Team(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Team(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Team"""
 
     pass
 
 
-class OrganizationInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class OrganizationInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """OrganizationInput"""
 
     description: str
@@ -1809,7 +1877,9 @@ class OrganizationInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     url: str | None = None
 
 
-class MembershipRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class MembershipRequest(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """MembershipRequest"""
 
     status: str
@@ -1837,7 +1907,7 @@ class MembershipRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     user: UserReferenceWithEmail | None = None
 
 
-class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """MembershipInvite"""
 
     assignments: list[GenericReference] | None = None
@@ -1856,7 +1926,7 @@ class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """User ID to invite"""
 
 
-class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """OrganizationRole"""
 
     description: str | None = None
@@ -1869,20 +1939,24 @@ class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """The role label"""
 
 
-class MembershipRequestInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class MembershipRequestInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """MembershipRequestInput"""
 
     comment: str | None = None
 
 
-class RefuseMembership(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class RefuseMembership(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """RefuseMembership"""
 
     comment: str | None = None
     """The refusal comment."""
 
 
-class OrganizationSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class OrganizationSuggestion(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """OrganizationSuggestion"""
 
     acronym: str | None = None
@@ -1904,20 +1978,20 @@ class OrganizationSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit
     """The organization permalink string"""
 
 
-class Error(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Error(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Error"""
 
     message: str | None = None
 
 
-class MemberInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class MemberInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """MemberInput"""
 
     role: str | None = None
     """(Known values: :class:`MemberRole`.)"""
 
 
-class PostAncestor(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class PostAncestor(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PostAncestor"""
 
     id: str | None = None
@@ -1930,7 +2004,9 @@ class PostAncestor(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The post web page URL"""
 
 
-class ReuseReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReuseReference(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """ReuseReference"""
 
     title: str
@@ -1947,7 +2023,7 @@ class ReuseReference(BaseReference, kw_only=True, omit_defaults=True, repr_omit_
     """Link to the API endpoint for this reuse"""
 
 
-class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PostInput"""
 
     name: str
@@ -1984,7 +2060,7 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """Some keywords to help in search"""
 
 
-class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Report"""
 
     id: str
@@ -2014,7 +2090,7 @@ class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Title or slug of the subject, saved at report creation for future reference."""
 
 
-class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReportInput"""
 
     reason: str
@@ -2030,7 +2106,7 @@ class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
 
 
-class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReportPage"""
 
     page: int
@@ -2052,7 +2128,7 @@ class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The previous page URL if exists"""
 
 
-class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReuseInput"""
 
     description: str
@@ -2081,7 +2157,7 @@ class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     tags: list[str] | None = None
 
 
-class ReuseTopic(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReuseTopic(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReuseTopic"""
 
     id: str | None = None
@@ -2091,7 +2167,7 @@ class ReuseTopic(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The reuse topic display name"""
 
 
-class ReuseType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReuseType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReuseType"""
 
     id: str | None = None
@@ -2101,7 +2177,7 @@ class ReuseType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The reuse type display name"""
 
 
-class ReuseSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReuseSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReuseSuggestion"""
 
     id: str | None = None
@@ -2120,7 +2196,7 @@ class ReuseSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """The reuse title"""
 
 
-class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Site"""
 
     feed_size: int
@@ -2137,7 +2213,7 @@ class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The current version of udata"""
 
 
-class SiteInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class SiteInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """SiteInput"""
 
     feed_size: int
@@ -2150,7 +2226,7 @@ class SiteInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     reuses_blocs: list[dict[str, Any]] | None = None
 
 
-class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeoJSONFeature"""
 
     geometry: GeoJSON
@@ -2161,7 +2237,7 @@ class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     properties: dict[str, Any] | None = None
 
 
-class GeoLevel(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeoLevel(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeoLevel"""
 
     id: str
@@ -2171,7 +2247,9 @@ class GeoLevel(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The level name"""
 
 
-class TerritorySuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class TerritorySuggestion(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """TerritorySuggestion"""
 
     code: str
@@ -2190,7 +2268,7 @@ class TerritorySuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_de
     """The zone uri"""
 
 
-class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Transfer"""
 
     comment: str | None = None
@@ -2224,7 +2302,7 @@ class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The user who requested the transfer"""
 
 
-class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TransferRequest"""
 
     comment: str
@@ -2237,7 +2315,7 @@ class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """The transfered subject"""
 
 
-class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TransferResponse"""
 
     response: str
@@ -2247,7 +2325,7 @@ class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """An optional comment about the transfer response"""
 
 
-class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UserSuggestion"""
 
     avatar_url: str | None = None
@@ -2269,21 +2347,23 @@ class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The user permalink string"""
 
 
-class UserRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UserRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UserRole"""
 
     name: str | None = None
     """The role name"""
 
 
-class VisualizationPermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class VisualizationPermissions(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """VisualizationPermissions"""
 
     delete: bool | None = None
     edit: bool | None = None
 
 
-class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataSeries"""
 
     resource_id: str
@@ -2297,7 +2377,7 @@ class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """(Known values: :class:`DataSeriesType`.)"""
 
 
-class XAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class XAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """XAxis"""
 
     column_x: str
@@ -2311,7 +2391,7 @@ class XAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """(Known values: :class:`XAxisSortXDirection`.)"""
 
 
-class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """YAxis"""
 
     label: str | None = None
@@ -2322,7 +2402,7 @@ class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """(Known values: :class:`YAxisUnitPosition`.)"""
 
 
-class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataSeriesInput"""
 
     resource_id: str
@@ -2336,7 +2416,7 @@ class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """(Known values: :class:`DataSeriesType`.)"""
 
 
-class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """XAxisInput"""
 
     column_x: str
@@ -2350,7 +2430,7 @@ class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """(Known values: :class:`XAxisSortXDirection`.)"""
 
 
-class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """YAxisInput"""
 
     label: str | None = None
@@ -2361,7 +2441,7 @@ class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """(Known values: :class:`YAxisUnitPosition`.)"""
 
 
-class Crontab(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Crontab(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Crontab"""
 
     day_of_month: str
@@ -2371,7 +2451,7 @@ class Crontab(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     month_of_year: str
 
 
-class Interval(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Interval(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Interval"""
 
     every: int
@@ -2379,7 +2459,7 @@ class Interval(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """(Known values: :class:`IntervalPeriod`.)"""
 
 
-class Task(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Task(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Task"""
 
     exc: str | None = None
@@ -2398,7 +2478,7 @@ class Task(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The execution traceback"""
 
 
-class CrontabInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class CrontabInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """CrontabInput"""
 
     day_of_month: str
@@ -2408,7 +2488,7 @@ class CrontabInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     month_of_year: str
 
 
-class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """IntervalInput"""
 
     every: int
@@ -2417,27 +2497,31 @@ class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
 
 
 class DataserviceReferenceInput(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """DataserviceReferenceInput"""
 
     title: str | None = None
 
 
-class GeopfDatasetMetadataInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfDatasetMetadataInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfDatasetMetadataInput"""
 
     pass
 
 
-class GeopfResourceMetadataInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfResourceMetadataInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfResourceMetadataInput"""
 
     pass
 
 
 class HarvestDatasetMetadataInput(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """HarvestDatasetMetadataInput"""
 
@@ -2476,7 +2560,7 @@ class HarvestDatasetMetadataInput(
 
 
 class HarvestResourceMetadataInput(
-    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """HarvestResourceMetadataInput"""
 
@@ -2485,7 +2569,7 @@ class HarvestResourceMetadataInput(
 
 
 class OrganizationReferenceInput(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """OrganizationReferenceInput"""
 
@@ -2493,7 +2577,7 @@ class OrganizationReferenceInput(
     name: str | None = None
 
 
-class ResourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ResourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ResourceInput"""
 
     checksum: Checksum | None = None
@@ -2530,7 +2614,9 @@ class ResourceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """The resource URL"""
 
 
-class UserReferenceInput(BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UserReferenceInput(
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """UserReferenceInput"""
 
     first_name: str | None = None
@@ -2538,7 +2624,7 @@ class UserReferenceInput(BaseReference, kw_only=True, omit_defaults=True, repr_o
 
 
 class OrganizationReference(
-    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """OrganizationReference"""
 
@@ -2560,7 +2646,7 @@ class OrganizationReference(
     """Link to the API endpoint for this organization"""
 
 
-class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataserviceInput"""
 
     title: str
@@ -2609,7 +2695,7 @@ class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """HTML version of a Swagger…"""
 
 
-class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """FollowPage"""
 
     page: int
@@ -2631,7 +2717,7 @@ class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The previous page URL if exists"""
 
 
-class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Resource"""
 
     filetype: str
@@ -2695,7 +2781,7 @@ class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """Resource type (documentation, API...) (Known values: :class:`ResourceTypeValue`.)"""
 
 
-class SpatialCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class SpatialCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """SpatialCoverage"""
 
     geom: GeoJSON | None = None
@@ -2708,7 +2794,7 @@ class SpatialCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """The covered zones identifiers (full GeoZone objects if `X-Get-Datasets-Full-Objects` is set, IDs of the zones otherwise)"""
 
 
-class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """CatalogSchema"""
 
     consolidation_dataset_id: str | None = None
@@ -2741,14 +2827,16 @@ class CatalogSchema(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     versions: list[CatalogSchemaVersion] | None = None
 
 
-class UploadedResource(Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UploadedResource(
+    Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """UploadedResource"""
 
     success: bool | None = None
     """Whether the upload succeeded or not."""
 
 
-class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Message"""
 
     content: str
@@ -2771,7 +2859,9 @@ class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The organization to show to users"""
 
 
-class DiscussionResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DiscussionResponse(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """DiscussionResponse"""
 
     comment: str
@@ -2784,7 +2874,7 @@ class DiscussionResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """Publish in the name of this organization"""
 
 
-class DiscussionStart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DiscussionStart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DiscussionStart"""
 
     comment: str
@@ -2803,7 +2893,9 @@ class DiscussionStart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """Publish in the name of this organization"""
 
 
-class GeopfOfferingResource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfOfferingResource(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfOfferingResource"""
 
     format: str | None = None
@@ -2820,7 +2912,9 @@ class GeopfOfferingResource(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """The resource url"""
 
 
-class GeopfPushableResource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfPushableResource(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfPushableResource"""
 
     format: str | None = None
@@ -2837,7 +2931,7 @@ class GeopfPushableResource(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """The resource url"""
 
 
-class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestJob"""
 
     created: datetime
@@ -2863,7 +2957,7 @@ class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The job start date"""
 
 
-class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestBackend"""
 
     extra_configs: list[HarvestExtraConfig] | None = None
@@ -2882,7 +2976,7 @@ class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The backend display name"""
 
 
-class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestItem"""
 
     created: datetime
@@ -2922,7 +3016,7 @@ class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """The item start date"""
 
 
-class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestJobPage"""
 
     page: int
@@ -2944,14 +3038,16 @@ class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The previous page URL if exists"""
 
 
-class ApiTokenCreated(ApiToken, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ApiTokenCreated(
+    ApiToken, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """ApiTokenCreated"""
 
     token: str | None = None
     """The plaintext token (shown only once at creation)"""
 
 
-class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """User"""
 
     first_name: str
@@ -2992,7 +3088,9 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     website: str | None = None
 
 
-class PendingInvitation(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class PendingInvitation(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """PendingInvitation"""
 
     assignments: list[GenericReference] | None = None
@@ -3010,7 +3108,9 @@ class PendingInvitation(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The role to assign (Known values: :class:`MemberRole`.)"""
 
 
-class NotificationSubjectSummary(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationSubjectSummary(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """NotificationSubjectSummary"""
 
     organization: OrganizationReference | None = None
@@ -3023,7 +3123,9 @@ class NotificationSubjectSummary(Struct, kw_only=True, omit_defaults=True, repr_
     """The subject title"""
 
 
-class NotificationSetting(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationSetting(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """NotificationSetting"""
 
     enabled: bool
@@ -3041,7 +3143,7 @@ class NotificationSetting(Struct, kw_only=True, omit_defaults=True, repr_omit_de
     """The subject as the user may see it today, null once out of reach"""
 
 
-class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """NotificationPage"""
 
     page: int
@@ -3063,7 +3165,9 @@ class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """The previous page URL if exists"""
 
 
-class NotificationSettingInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationSettingInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """NotificationSettingInput"""
 
     enabled: bool
@@ -3074,7 +3178,7 @@ class NotificationSettingInput(Struct, kw_only=True, omit_defaults=True, repr_om
     """The subject the rule is about, null for everywhere"""
 
 
-class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Member"""
 
     label: str | None = None
@@ -3085,7 +3189,7 @@ class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     user: UserReferenceWithEmail | None = None
 
 
-class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Organization"""
 
     created_at: datetime
@@ -3136,7 +3240,7 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     zone: str | None = None
 
 
-class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Assignment"""
 
     id: str
@@ -3146,7 +3250,7 @@ class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     created_at: datetime | None = None
 
 
-class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """OrganizationPage"""
 
     page: int
@@ -3168,7 +3272,7 @@ class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """The previous page URL if exists"""
 
 
-class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Activity"""
 
     actor: dict[str, Any]
@@ -3209,7 +3313,9 @@ class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The activity target url"""
 
 
-class GeoJSONFeatureCollection(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeoJSONFeatureCollection(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeoJSONFeatureCollection"""
 
     features: list[GeoJSONFeature]
@@ -3217,7 +3323,7 @@ class GeoJSONFeatureCollection(Struct, kw_only=True, omit_defaults=True, repr_om
     """(Known values: :class:`GeoJSONFeatureCollectionType`.)"""
 
 
-class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UserPage"""
 
     page: int
@@ -3239,7 +3345,7 @@ class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The previous page URL if exists"""
 
 
-class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Chart"""
 
     created_at: datetime
@@ -3267,7 +3373,7 @@ class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     y_axis: YAxis | None = None
 
 
-class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ChartInput"""
 
     description: str
@@ -3285,7 +3391,7 @@ class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     y_axis: YAxisInput | None = None
 
 
-class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ChartPage"""
 
     page: int
@@ -3307,7 +3413,7 @@ class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The previous page URL if exists"""
 
 
-class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PeriodicTask"""
 
     id: str
@@ -3338,7 +3444,9 @@ class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The schedule display"""
 
 
-class PeriodicTaskInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class PeriodicTaskInput(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """PeriodicTaskInput"""
 
     name: str
@@ -3363,7 +3471,7 @@ class PeriodicTaskInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
 
 
 class CommunityResourceInput(
-    ResourceInput, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    ResourceInput, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """CommunityResourceInput"""
 
@@ -3379,7 +3487,7 @@ class CommunityResourceInput(
     permissions: DatasetPermissions | None = None
 
 
-class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DatasetInput"""
 
     access_audiences: list[AccessAudience] | None = None
@@ -3447,7 +3555,7 @@ class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The dataset title"""
 
 
-class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ContactPoint"""
 
     id: str
@@ -3464,7 +3572,7 @@ class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
 
-class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Dataservice"""
 
     created_at: datetime
@@ -3530,7 +3638,7 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """HTML version of a Swagger…"""
 
 
-class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataservicePage"""
 
     page: int
@@ -3552,7 +3660,9 @@ class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """The previous page URL if exists"""
 
 
-class CommunityResource(Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class CommunityResource(
+    Resource, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """CommunityResource"""
 
     dataset: DatasetReference | None = None
@@ -3567,7 +3677,7 @@ class CommunityResource(Resource, kw_only=True, omit_defaults=True, repr_omit_de
     permissions: DatasetPermissions | None = None
 
 
-class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Dataset"""
 
     created_at: datetime
@@ -3674,7 +3784,9 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True)
     """The API URI for this dataset"""
 
 
-class CommunityResourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class CommunityResourcePage(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """CommunityResourcePage"""
 
     page: int
@@ -3696,7 +3808,7 @@ class CommunityResourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_
     """The previous page URL if exists"""
 
 
-class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DatasetPage"""
 
     page: int
@@ -3719,7 +3831,7 @@ class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 
 
 class UploadedCommunityResource(
-    CommunityResource, kw_only=True, omit_defaults=True, repr_omit_defaults=True
+    CommunityResource, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """UploadedCommunityResource"""
 
@@ -3727,7 +3839,7 @@ class UploadedCommunityResource(
     """Whether the upload succeeded or not."""
 
 
-class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Discussion"""
 
     created: datetime
@@ -3769,7 +3881,7 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """The discussion author"""
 
 
-class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DiscussionPage"""
 
     page: int
@@ -3791,7 +3903,9 @@ class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The previous page URL if exists"""
 
 
-class GeopfDatasetStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class GeopfDatasetStatus(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """GeopfDatasetStatus"""
 
     offerings: list[GeopfOfferingResource] | None = None
@@ -3803,7 +3917,7 @@ class GeopfDatasetStatus(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """Resources eligible for a push"""
 
 
-class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestSource"""
 
     backend: str
@@ -3854,7 +3968,7 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """Has the source been validated"""
 
 
-class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestItemPage"""
 
     page: int
@@ -3876,7 +3990,9 @@ class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """The previous page URL if exists"""
 
 
-class HarvestSourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestSourcePage(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestSourcePage"""
 
     page: int
@@ -3898,7 +4014,7 @@ class HarvestSourcePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defa
     """The previous page URL if exists"""
 
 
-class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DatasetPreview"""
 
     created_at: datetime
@@ -4005,7 +4121,7 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """The dataset API URL (fake)"""
 
 
-class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Reuse"""
 
     created_at: datetime
@@ -4053,7 +4169,9 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """Link to the API endpoint for this reuse"""
 
 
-class NotificationResolved(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationResolved(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """NotificationResolved"""
 
     event: str | None = None
@@ -4084,7 +4202,9 @@ class NotificationResolved(Struct, kw_only=True, omit_defaults=True, repr_omit_d
     """The subject as the user may see it, null when out of reach"""
 
 
-class NotificationSettingPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class NotificationSettingPage(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """NotificationSettingPage"""
 
     page: int
@@ -4106,7 +4226,7 @@ class NotificationSettingPage(Struct, kw_only=True, omit_defaults=True, repr_omi
     """The previous page URL if exists"""
 
 
-class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ContactPointPage"""
 
     page: int
@@ -4128,7 +4248,7 @@ class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """The previous page URL if exists"""
 
 
-class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Post"""
 
     created_at: datetime
@@ -4189,7 +4309,7 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
     """The API URI for this post"""
 
 
-class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PostPage"""
 
     page: int
@@ -4211,7 +4331,7 @@ class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     """The previous page URL if exists"""
 
 
-class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReusePage"""
 
     page: int
@@ -4233,7 +4353,7 @@ class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The previous page URL if exists"""
 
 
-class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ActivityPage"""
 
     page: int
@@ -4255,7 +4375,9 @@ class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """The previous page URL if exists"""
 
 
-class HarvestItemPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestItemPreview(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestItemPreview"""
 
     created: datetime
@@ -4295,7 +4417,9 @@ class HarvestItemPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_def
     """The item start date"""
 
 
-class HarvestJobPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True):
+class HarvestJobPreview(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
     """HarvestJobPreview"""
 
     created: datetime
