@@ -66,7 +66,7 @@ async def test_concurrent_unordered_walk_and_the_real_404_past_the_end(
     pages = [page async for page in listing.pages()]
     ids = [dataset.id for page in pages for dataset in page.data or ()]
     assert sorted(ids) == sorted(public) and len(ids) == len(public)
-    assert len(pages) == -(-len(public) // 3) and listing.stats.max_held <= 5
+    assert len(pages) == -(-len(public) // 3) and listing.stats.max_held <= 9
     past = len(public) // 3 + 2
     with pytest.raises(NotFoundError):  # the real server: 404 for a page past the end
         await anonymous.datasets.list_datasets(page=past, page_size=3)

@@ -95,8 +95,9 @@ class Paginator(Generic[PageT, ItemT]):
     immediate rather than at the generator's finalisation.
 
     Args:
-        concurrency: pages requested at once; also bounds how many pages are held in memory
-            when the consumer is slower than the network.
+        concurrency: pages requested at once. At most twice as many are held (in flight or
+            waiting for the consumer), however long the listing and however slow the consumer:
+            the slack keeps requests going while an earlier page is slow or retried.
         ordered: hand out pages in page order (default) or as they arrive.
         mode: ``"concurrent"`` needs the listing's ``total``; ``"sequential"`` follows
             ``next_page`` one request at a time; ``"auto"`` is concurrent when a total is known.
@@ -315,7 +316,7 @@ class Paginator(Generic[PageT, ItemT]):
     async def _concurrent_pages(
         self, stats: PaginationStats, first: PageT, start: int, size: int
     ) -> AsyncGenerator[PageT, None]:
-        """Pages in order (or as they arrive), at most ``concurrency`` requested ahead."""
+        """Pages in order (or as they arrive): ``concurrency`` in flight, twice that held."""
         window: dict[int, asyncio.Future[PageT | None]] = {}
         plan = _Plan(start, size, stats.total_last)
         head = start + 1
@@ -326,13 +327,20 @@ class Paginator(Generic[PageT, ItemT]):
                 if self._ordered:
                     if head not in window:
                         break
-                    await asyncio.wait([window[head]])
+                    if not window[head].done():
+                        # Any page arriving frees a request slot: keep requesting ahead
+                        # (within the held bound) while the head is slow or being retried.
+                        waiting = [f for f in window.values() if not f.done()]
+                        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                        self._launch(window, plan, stats, size)
+                        continue
                     numbers = [head]
                 else:
-                    done, _ = await asyncio.wait(
-                        window.values(), return_when=asyncio.FIRST_COMPLETED
+                    await asyncio.wait(
+                        [f for f in window.values() if not f.done()] or window.values(),
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
-                    numbers = sorted(n for n, f in window.items() if f in done)
+                    numbers = sorted(n for n, f in window.items() if f.done())
                 for number in numbers:
                     page = window.pop(number).result()
                     if page is None or not _data(page):
@@ -354,19 +362,25 @@ class Paginator(Generic[PageT, ItemT]):
     def _launch(
         self,
         window: dict[int, asyncio.Future[PageT | None]],
-        state: _Plan,
+        plan: _Plan,
         stats: PaginationStats,
         size: int,
     ) -> None:
-        """Request the next pages until ``concurrency`` are held or the plan ends."""
+        """Request the next pages: ``concurrency`` in flight, twice that held at most."""
         cap = self._max_results
-        while len(window) < self._concurrency and state.next <= state.last:
-            number = state.next
+        in_flight = sum(1 for future in window.values() if not future.done())
+        while (
+            in_flight < self._concurrency
+            and len(window) < 2 * self._concurrency
+            and plan.next <= plan.last
+        ):
+            number = plan.next
             if cap is not None and number * size > cap:
-                state.capped_at = number
+                plan.capped_at = number
                 break
             window[number] = asyncio.ensure_future(self._get(number, size, past_end_ok=True))
-            state.next += 1
+            plan.next += 1
+            in_flight += 1
         stats.max_held = max(stats.max_held, len(window) + 1)
 
     # Helpers.
