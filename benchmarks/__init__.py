@@ -1,0 +1,1 @@
+"""aioudata's benchmarks against their baselines: ``make bench`` (benchmarks/run.py)."""

@@ -1,0 +1,177 @@
+"""The mirror (issue 6): against a sequential walker storing the same rows, and its peak RSS.
+
+- Speed: ``run_mirror`` (the Python entry point of ``aioudata mirror``) of 10,000 datasets
+  and their resources into a fresh SQLite file, each page answered after 100 ms, at
+  concurrency 16 and no rate limit, against a sequential next_page walker in datagouv-client's
+  style (see _baselines.py) that stores the same rows: it decodes each page's records and
+  writes them with the mirror's own code (``decode_records``, ``Store.write_batch``), one page
+  after another in the event loop. Only the fetching differs.
+- Memory: peak RSS of the mirror of 100,000 datasets against 10,000 (no latency), each in its
+  own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ._baselines import raw_session
+from ._common import Settings, child, row
+from ._server import CatalogConfig, ServerProcess
+
+GROUP = "mirror (issue 6)"
+PAGE_SIZE = 100
+
+
+async def mirror_once(base_url: str, db: Path, concurrency: int) -> dict[str, Any]:
+    """One mirror run of the datasets into ``db``: seconds, datasets and resources stored."""
+    from aioudata._mirror import MirrorConfig, run_mirror
+
+    config = MirrorConfig(
+        base_url=base_url,
+        api_key="",
+        db=db,
+        entities=("datasets",),
+        concurrency=concurrency,
+        rate=None,
+        page_size=PAGE_SIZE,
+    )
+    started = time.perf_counter()
+    summary = await run_mirror(config)
+    seconds = time.perf_counter() - started
+    if summary.status != "ok":
+        raise RuntimeError(f"mirror ended {summary.status}")
+    resources = summary.entities.get("resources")
+    return {
+        "seconds": seconds,
+        "datasets": summary.entities["datasets"].stored,
+        "resources": resources.stored if resources else None,
+        "requests": summary.requests,
+    }
+
+
+async def walker_once(origin: str, db: Path) -> dict[str, Any]:
+    """datagouv-client's loop over the listing, each page stored with the mirror's code."""
+    from aioudata._mirror.entities import RawPage, entity
+    from aioudata._mirror.records import decode_records
+    from aioudata._mirror.store import Store
+
+    spec = entity("datasets")
+    decode_page = msgspec.json.Decoder(RawPage).decode
+    started = time.perf_counter()
+    store = Store(db)
+    try:
+        async with raw_session() as session:
+            next_url: str | None = f"{origin}/api/1/datasets/?page_size={PAGE_SIZE}"
+            while next_url:
+                async with session.get(next_url) as r:
+                    body = await r.read()
+                    r.raise_for_status()
+                page = decode_page(body)
+                store.write_batch(spec, decode_records(spec, page.data), 1, None)
+                next_url = page.next_page
+        datasets, resources = store.count("datasets"), store.count("resources")
+    finally:
+        store.close()
+    return {
+        "seconds": time.perf_counter() - started,
+        "datasets": datasets,
+        "resources": resources,
+    }
+
+
+async def mirror_in_child(args: dict[str, Any]) -> dict[str, Any]:
+    """``_child.py`` scenario "mirror": one run into a fresh temporary directory."""
+    folder = Path(tempfile.mkdtemp(prefix="aioudata-bench-"))
+    try:
+        return await mirror_once(args["base_url"], folder / "mirror.db", int(args["concurrency"]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_speed(settings: Settings) -> list[dict[str, Any]]:
+    datasets, latency, concurrency, repeat = settings.pick(
+        (10_000, 0.1, 16, 3), (1_000, 0.01, 16, 1)
+    )
+    mine: list[float] = []
+    theirs: list[float] = []
+    seen: list[dict[str, Any]] = []
+    with ServerProcess(CatalogConfig(datasets=datasets, latency=latency)) as server:
+        for r in range(repeat):
+            for side in ("mirror", "walker") if r % 2 == 0 else ("walker", "mirror"):
+                folder = Path(tempfile.mkdtemp(prefix="aioudata-bench-"))
+                try:
+                    db = folder / "mirror.db"
+                    if side == "mirror":
+                        result = asyncio.run(mirror_once(server.base_url, db, concurrency))
+                        mine.append(result["seconds"])
+                    else:
+                        result = asyncio.run(walker_once(server.origin, db))
+                        theirs.append(result["seconds"])
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                assert result["datasets"] == datasets, (side, result)
+                seen.append(result)
+    resources = {r["resources"] for r in seen}
+    assert len(resources) == 1, f"the two sides stored different resources: {resources}"
+    pages = -(-datasets // PAGE_SIZE)
+    return [
+        row(
+            f"mirror {datasets:,} datasets ({pages} pages, {latency * 1000:.0f} ms):"
+            f" aioudata at {concurrency} vs a sequential walker",
+            ours=mine,
+            theirs=theirs,
+            baseline="sequential next_page walker storing the same rows with the mirror's code",
+            unit="s",
+            direction="speedup",
+            target=8.0,
+            group=GROUP,
+            note=f"both stored {datasets:,} datasets and {resources.pop():,} resources in SQLite",
+        )
+    ]
+
+
+def run_memory(settings: Settings) -> list[dict[str, Any]]:
+    small, large, repeat = settings.pick((10_000, 100_000, 2), (1_000, 5_000, 1))
+    concurrency = 16
+    peaks: dict[int, list[float]] = {small: [], large: []}
+    details: list[dict[str, Any]] = []
+    with ServerProcess(CatalogConfig(datasets=small)) as server:
+        from .bench_pagination import configure
+
+        for r in range(repeat):
+            for datasets in (small, large) if r % 2 == 0 else (large, small):
+                configure(server, datasets=datasets)
+                args = {"scenario": "mirror", "base_url": server.base_url}
+                result = child("_child", {**args, "concurrency": concurrency})
+                assert result["datasets"] == datasets, result
+                peaks[datasets].append(result["peak_rss_mb"])
+                details.append(result)
+    slowest = max(d["seconds"] for d in details)
+    return [
+        row(
+            f"peak RSS of the mirror: {large:,} vs {small:,} datasets",
+            ours=peaks[large],
+            theirs=peaks[small],
+            baseline=f"the same mirror of {small:,} datasets",
+            unit="MB",
+            direction="cost",
+            target=1.2,
+            group=GROUP,
+            note=(
+                f"concurrency {concurrency}, no latency, SQLite, each run in its own process;"
+                f" RSS after the imports {details[0]['rss_after_imports_mb']:.0f} MB;"
+                f" slowest run {slowest:.0f} s"
+            ),
+        )
+    ]
+
+
+def run(settings: Settings) -> list[dict[str, Any]]:
+    return run_speed(settings) + run_memory(settings)
