@@ -183,3 +183,77 @@ async def test_the_async_store_writes_from_its_own_thread(tmp_path: Path) -> Non
         await store.close()
     mode = sqlite3.connect(tmp_path / "a.sqlite").execute("PRAGMA journal_mode").fetchone()
     assert mode == ("wal",)
+
+
+def _per_dataset(store: Store, batch: Batch, pass_no: int) -> Any:
+    """``write_batch`` with each dataset's resources written one dataset after another."""
+    original = store._replace_all_resources
+    store._replace_all_resources = store._replace_each  # type: ignore[method-assign]
+    try:
+        return store.write_batch(DATASETS, batch, pass_no, state(1, pass_no))
+    finally:
+        store._replace_all_resources = original  # type: ignore[method-assign]
+
+
+def _moved(item: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
+    moved = copy.deepcopy(item)
+    moved["resources"] = [*moved["resources"], copy.deepcopy(resource)]
+    return moved
+
+
+@pytest.mark.parametrize(
+    "scenario", ["same", "changed", "fewer", "moved within the page", "listed twice", "moved in"]
+)
+def test_resources_of_a_page_at_once_equal_dataset_after_dataset(
+    tmp_path: Path, scenario: str
+) -> None:
+    first = [dataset(1, resources=3), dataset(2, resources=2), dataset(3, resources=1)]
+    later = copy.deepcopy(first)
+    if scenario == "changed":
+        later[0]["resources"][1]["title"] = "Renamed"
+    elif scenario == "fewer":
+        later[1]["resources"] = later[1]["resources"][:1]
+    elif scenario == "moved within the page":  # dataset 1's resource now under dataset 3
+        later[2] = _moved(later[2], later[0]["resources"].pop())
+    elif scenario == "listed twice":
+        later[2] = _moved(later[2], later[0]["resources"][0])
+    elif scenario == "moved in":  # from a dataset of another page
+        other = dataset(9, resources=2)
+        first.append(other)
+        later[1] = _moved(later[1], other["resources"][0])
+    results = []
+    for name, write in (("batched", None), ("each", _per_dataset)):
+        store = Store(tmp_path / f"{name}.sqlite")
+        store.write_batch(DATASETS, decode_records(DATASETS, raw(*first)), 1, state(1))
+        batch = decode_records(DATASETS, raw(*later))
+        if write is None:
+            counts = store.write_batch(DATASETS, batch, 2, state(1, 2))
+        else:
+            counts = write(store, batch, 2)
+        tables = {
+            t: store.conn.execute(f"SELECT * FROM {t} ORDER BY id").fetchall()
+            for t in ("datasets", "resources")
+        }
+        store.close()
+        results.append((counts, tables))
+    (batched, tables), (each, expected) = results
+    assert batched == each
+    strip = lambda rows: [r[:-1] if r[-1] is None else (*r[:-1], "set") for r in rows]  # noqa: E731
+    assert strip(tables["resources"]) == strip(expected["resources"])
+    assert tables["datasets"] == expected["datasets"]
+
+
+def test_an_unchanged_row_only_gets_its_seen_mark(store: Store) -> None:
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(1))), 1, state(1))
+    counts = store.write_batch(
+        DATASETS, decode_records(DATASETS, raw(dataset(1))), 2, state(1, pass_no=2)
+    )
+    assert (counts.new, counts.updated, counts.unchanged) == (0, 0, 1)
+    assert store.conn.execute("SELECT seen_pass FROM datasets").fetchall() == [(2,)]
+    # Stored columns that differ from what the JSON gives now are rewritten, JSON unchanged.
+    store.conn.execute("UPDATE datasets SET title = 'stale'")
+    counts = store.write_batch(
+        DATASETS, decode_records(DATASETS, raw(dataset(1))), 2, state(1, pass_no=2)
+    )
+    assert counts.unchanged == 1
+    assert store.conn.execute("SELECT title FROM datasets").fetchall() == [("Dataset 1",)]

@@ -67,16 +67,35 @@ def _value(value: Any) -> Any:
     return str(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A column's getter that says what it reads: an attribute path, then ``_value`` or not.
+
+    Called on a model, it is the generic extraction (any object, missing attributes give
+    None); :func:`compile_columns` turns a spec's fields into one function for its model.
+    """
+
+    path: tuple[str, ...]
+    #: True: the value as :func:`_value` stores it; False: as is (an embedded object's id).
+    convert: bool = True
+
+    def __call__(self, model: Any) -> Any:
+        value = model
+        for name in self.path:
+            value = getattr(value, name, None)
+        return _value(value) if self.convert else value
+
+
 def _field(name: str) -> Getter:
-    return lambda model: _value(getattr(model, name, None))
+    return Field((name,))
 
 
 def _ref(name: str) -> Getter:
-    return lambda model: getattr(getattr(model, name, None), "id", None)
+    return Field((name, "id"), convert=False)
 
 
 def _subject(part: str) -> Getter:
-    return lambda model: getattr(getattr(model, "subject", None), part, None)
+    return Field(("subject", part), convert=False)
 
 
 @dataclass(frozen=True, slots=True)

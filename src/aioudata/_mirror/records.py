@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ import msgspec
 
 from .._decoding import decode
 from .._errors import DecodeError
+from .columns import Extractor, extractor, generic
 from .entities import RESOURCE_COLUMNS, EntitySpec
 
 __all__ = ["Batch", "ErrorRow", "Row", "decode_records", "error_key", "stamps_of"]
@@ -81,15 +82,25 @@ def _id_of(raw: bytes) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
+def _text(raw: bytes | msgspec.Raw) -> str:
+    return str(raw, "utf-8", "replace")
 
 
 def decode_records(
     spec: EntitySpec, raws: Sequence[msgspec.Raw | bytes], *, url: str | None = None
 ) -> Batch:
-    """Decode each raw record into its model; bad ones become error rows, never exceptions."""
+    """Decode each raw record into its model; bad ones become error rows, never exceptions.
+
+    Each record is decoded once into its model (which checks all of it), and once more into a
+    small side struct for the text of its datetime columns and its resources' raw JSON; the
+    columns are read by the spec's compiled extraction (:mod:`.columns`).
+    """
     batch = Batch()
+    datasets = spec.name == "datasets"
+    plan = extractor(spec.model, spec.columns, resources=datasets)
+    extract, side_decode, model_type = plan.function, plan.side, plan.model
+    items = None if plan.item is None else extractor(plan.item, RESOURCE_COLUMNS, lead=True)
+    rows, listed = batch.rows, batch.listed
     for raw_item in raws:
         raw = bytes(raw_item)
         text = _text(raw)
@@ -102,7 +113,7 @@ def decode_records(
                 ErrorRow(spec.name, error_key(item_id, text, "?"), item_id, text, reason)
             )
             if item_id:
-                batch.listed.append(item_id)
+                listed.append(item_id)
             continue
         item_id = getattr(model, "id", None)
         if not isinstance(item_id, str) or not item_id:
@@ -110,20 +121,53 @@ def decode_records(
                 ErrorRow(spec.name, error_key(None, text, "?"), None, text, "record without an id")
             )
             continue
-        batch.rows.append(Row(item_id, spec.extract(model), text))
-        batch.listed.append(item_id)
-        if spec.name == "datasets":
-            batch.resources[item_id] = _resources(item_id, raw, model, batch)
+        side = _side(side_decode, raw) if type(model) is model_type else _FAILED
+        values = generic(spec.columns, model) if side is _FAILED else extract(model, side)
+        rows.append(Row(item_id, values, text))
+        listed.append(item_id)
+        if datasets:
+            raws_of = None if side is _FAILED else side.resources
+            batch.resources[item_id] = _resources(item_id, raw, raws_of, model, items, batch)
     return batch
 
 
-def _resources(dataset_id: str, raw: bytes, model: Any, batch: Batch) -> list[Row]:
-    """The dataset's resources as rows, each with its own JSON as received."""
+#: The side decode did not take the record (or was not tried): the getters read its columns.
+_FAILED: Any = object()
+
+
+def _side(
+    side_decode: Callable[[bytes | msgspec.Raw], Any] | None, raw: bytes | msgspec.Raw
+) -> Any:
+    """The record's side struct (None when its plan needs none), or ``_FAILED``."""
+    if side_decode is None:
+        return None
+    try:
+        return side_decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _FAILED
+
+
+def _resources(
+    dataset_id: str,
+    raw: bytes,
+    raws: list[msgspec.Raw] | None,
+    model: Any,
+    plan: Extractor | None,
+    batch: Batch,
+) -> list[Row]:
+    """The dataset's resources as rows, each with its own JSON as received.
+
+    ``raws``: the resources' raw JSON from the side decode (None: decoded here); ``plan``:
+    the compiled extraction of their columns (None: their getters).
+    """
     parsed = getattr(model, "resources", None) or []
-    raws = msgspec.json.decode(raw, type=_RawResources).resources or []
+    if not parsed:
+        return []
+    if raws is None:
+        raws = msgspec.json.decode(raw, type=_RawResources).resources
     rows: list[Row] = []
-    for resource, resource_raw in zip(parsed, raws, strict=False):
-        text = _text(bytes(resource_raw))
+    for resource, resource_raw in zip(parsed, raws or [], strict=False):
+        text = _text(resource_raw)
         rid = getattr(resource, "id", None)
         if not isinstance(rid, str) or not rid:
             key = error_key(None, text, "?")
@@ -131,8 +175,12 @@ def _resources(dataset_id: str, raw: bytes, model: Any, batch: Batch) -> list[Ro
                 ErrorRow("resources", key, None, text, f"resource without an id in {dataset_id}")
             )
             continue
-        values = (dataset_id, *(getter(resource) for _, getter in RESOURCE_COLUMNS))
-        rows.append(Row(rid, values, text))
+        if plan is not None and type(resource) is plan.model:
+            side = _side(plan.side, resource_raw)
+            if side is not _FAILED:
+                rows.append(Row(rid, plan.function(dataset_id, resource, side), text))
+                continue
+        rows.append(Row(rid, (dataset_id, *generic(RESOURCE_COLUMNS, resource)), text))
     return rows
 
 

@@ -87,6 +87,12 @@ def _entity_ddl(spec: EntitySpec) -> list[str]:
 
 
 _RESOURCE_NAMES = ("dataset_id", *(name for name, _ in RESOURCE_COLUMNS))
+_RESOURCE_WRITTEN = (*_RESOURCE_NAMES, "json", "deleted_at")
+_RESOURCE_UPSERT = (
+    f"INSERT INTO resources (id, {', '.join(_RESOURCE_WRITTEN)})"
+    f" VALUES ({', '.join('?' * (len(_RESOURCE_WRITTEN) + 1))}) ON CONFLICT(id) DO UPDATE SET"
+    f" {', '.join(f'{name} = excluded.{name}' for name in _RESOURCE_WRITTEN)}"
+)
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -113,6 +119,9 @@ class Store:
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # WAL with synchronous=NORMAL: a commit is not synced to disk (only checkpoints are),
+        # so it survives the process being killed (kill -9, a crash), which is what resuming
+        # needs; only an OS crash or power loss can lose the last commits.
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
@@ -244,10 +253,10 @@ class Store:
     ) -> None:
         """Upsert the batch's rows (a dataset's resources replaced with it) and its errors."""
         self._upsert(conn, spec, batch.rows, pass_no, counts)
-        if spec.name == "datasets":
-            for dataset_id, resources in batch.resources.items():
-                self._replace_resources(conn, dataset_id, resources, counts)
-        self._errors(conn, batch.errors, counts)
+        if spec.name == "datasets" and batch.resources:
+            self._replace_all_resources(conn, batch.resources, counts)
+        if batch.errors:
+            self._errors(conn, batch.errors, counts)
 
     def write_batch(
         self, spec: EntitySpec, batch: Batch, pass_no: int, state: PassState | None
@@ -284,29 +293,61 @@ class Store:
         pass_no: int,
         counts: Counts,
     ) -> None:
+        """Write the rows that are new or differ; the unchanged ones only get their seen mark."""
         if not rows:
             return
         unique = list({row.id: row for row in rows}.values())  # last one wins
-        existing = self._existing(conn, spec.name, [row.id for row in unique])
+        names = spec.column_names()
+        stored = self._stored(
+            conn, spec.name, ("json", "deleted_at", "seen_pass", *names), [r.id for r in unique]
+        )
+        changed: list[Row] = []
+        seen: list[str] = []
         for row in unique:
-            before = existing.get(row.id)
+            before = stored.get(row.id)
             if before is None:
                 counts.new += 1
-            elif before != (row.json, None):
+                changed.append(row)
+            elif before[0] != row.json or before[1] is not None:
                 counts.updated += 1
+                changed.append(row)
             else:
                 counts.unchanged += 1
-        names = spec.column_names()
-        columns = ", ".join(("id", *names, "json", "seen_pass", "deleted_at"))
-        marks = ", ".join("?" * (len(names) + 4))
-        updates = ", ".join(
-            f"{name} = excluded.{name}" for name in (*names, "json", "seen_pass", "deleted_at")
-        )
-        conn.executemany(
-            f"INSERT INTO {spec.name} ({columns}) VALUES ({marks})"
-            f" ON CONFLICT(id) DO UPDATE SET {updates}",
-            [(row.id, *row.values, row.json, pass_no, None) for row in unique],
-        )
+                if before[3:] != row.values:  # same JSON, columns read otherwise: rewritten
+                    changed.append(row)
+                elif before[2] != pass_no:
+                    seen.append(row.id)
+        if changed:
+            columns = ", ".join(("id", *names, "json", "seen_pass", "deleted_at"))
+            marks = ", ".join("?" * (len(names) + 4))
+            updates = ", ".join(
+                f"{name} = excluded.{name}" for name in (*names, "json", "seen_pass", "deleted_at")
+            )
+            conn.executemany(
+                f"INSERT INTO {spec.name} ({columns}) VALUES ({marks})"
+                f" ON CONFLICT(id) DO UPDATE SET {updates}",
+                [(row.id, *row.values, row.json, pass_no, None) for row in changed],
+            )
+        for chunk in _chunks(seen):
+            conn.execute(
+                f"UPDATE {spec.name} SET seen_pass = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                (pass_no, *chunk),
+            )
+
+    @staticmethod
+    def _stored(
+        conn: sqlite3.Connection, table: str, columns: Sequence[str], ids: Sequence[str]
+    ) -> dict[str, tuple[Any, ...]]:
+        """id → the ``columns`` stored for it, for the stored ones among ``ids``."""
+        found: dict[str, tuple[Any, ...]] = {}
+        selected = ", ".join(("id", *columns))
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT {selected} FROM {table} WHERE id IN ({marks})", tuple(chunk)
+            ):
+                found[row[0]] = row[1:]
+        return found
 
     @staticmethod
     def _existing(
@@ -320,6 +361,66 @@ class Store:
             ):
                 found[item_id] = (text, deleted_at)
         return found
+
+    def _replace_all_resources(
+        self, conn: sqlite3.Connection, resources: dict[str, list[Row]], counts: Counts
+    ) -> None:
+        """Each dataset's resources become its rows, for all the batch's datasets at once.
+
+        The same as :meth:`_replace_resources` dataset after dataset, with a few statements
+        for the whole batch. That holds while no resource goes from one of the batch's
+        datasets to another (or is listed under two): then the datasets are done one by one.
+        """
+        owner: dict[str, str] = {}
+        unique: list[Row] = []
+        for dataset_id, rows in resources.items():
+            for row in {row.id: row for row in rows}.values():
+                if owner.setdefault(row.id, dataset_id) != dataset_id:
+                    self._replace_each(conn, resources, counts)
+                    return
+                unique.append(row)
+        stored = self._stored(conn, "resources", ("json", "deleted_at", *_RESOURCE_NAMES), [*owner])
+        for rid, (_, _, stored_in, *_) in stored.items():
+            if stored_in != owner[rid] and stored_in in resources:
+                self._replace_each(conn, resources, counts)
+                return
+        changed: list[Row] = []
+        for row in unique:
+            before = stored.get(row.id)
+            if before is None:
+                counts.resources_new += 1
+                changed.append(row)
+            elif before[0] != row.json or before[1] is not None:
+                counts.resources_updated += 1
+                changed.append(row)
+            elif before[2:] != row.values:  # same JSON, columns read otherwise: rewritten
+                changed.append(row)
+        gone: list[str] = []
+        for chunk in _chunks(list(resources)):
+            marks = ",".join("?" * len(chunk))
+            for rid, dataset_id in conn.execute(
+                f"SELECT id, dataset_id FROM resources WHERE dataset_id IN ({marks})"
+                " AND deleted_at IS NULL",
+                tuple(chunk),
+            ):
+                if owner.get(rid) != dataset_id:
+                    gone.append(rid)
+        if gone:
+            now = utcnow()
+            conn.executemany(
+                "UPDATE resources SET deleted_at = ? WHERE id = ?", [(now, rid) for rid in gone]
+            )
+            counts.resources_deleted += len(gone)
+        if changed:
+            conn.executemany(
+                _RESOURCE_UPSERT, [(row.id, *row.values, row.json, None) for row in changed]
+            )
+
+    def _replace_each(
+        self, conn: sqlite3.Connection, resources: dict[str, list[Row]], counts: Counts
+    ) -> None:
+        for dataset_id, rows in resources.items():
+            self._replace_resources(conn, dataset_id, rows, counts)
 
     def _replace_resources(
         self, conn: sqlite3.Connection, dataset_id: str, rows: list[Row], counts: Counts
@@ -343,15 +444,8 @@ class Store:
         counts.resources_deleted += max(cursor.rowcount, 0)
         if not unique:
             return
-        columns = ", ".join(("id", *_RESOURCE_NAMES, "json", "deleted_at"))
-        values = ", ".join("?" * (len(_RESOURCE_NAMES) + 3))
-        updates = ", ".join(
-            f"{name} = excluded.{name}" for name in (*_RESOURCE_NAMES, "json", "deleted_at")
-        )
         conn.executemany(
-            f"INSERT INTO resources ({columns}) VALUES ({values})"
-            f" ON CONFLICT(id) DO UPDATE SET {updates}",
-            [(row.id, *row.values, row.json, None) for row in unique],
+            _RESOURCE_UPSERT, [(row.id, *row.values, row.json, None) for row in unique]
         )
 
     @staticmethod
