@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv demo clean
+.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv mirror demo clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ bench: install
 # A few repeats only: keeps the benchmarks working (no timing is asserted).
 bench-quick: install
 	$(PY) benchmarks/run.py --quick --out .cache/bench-quick.md
+
+# The main job: mirror data.gouv.fr (or ARGS="--base-url URL ...") into udata-mirror.sqlite.
+mirror: install
+	$(VENV)/bin/aioudata mirror $(ARGS)
 
 # Offline demo of `aioudata mirror`: boots the local real udata server (the test harness, seeded),
 # mirrors it into .cache/demo.sqlite, mirrors again (incremental), queries the result, stops it.
