@@ -221,3 +221,31 @@ def test_version_and_help() -> None:
     assert helped.returncode == 0
     for option in ("--base-url", "--api-key", "--entities", "--full", "--db", "--format"):
         assert option in helped.stdout
+
+
+async def test_ls_with_a_limit_closes_its_page_requests_with_the_client() -> None:
+    import asyncio
+
+    from tests.catalog import Catalog, catalog_server
+
+    catalog = Catalog(500)
+    catalog.slow_pages = {page: 1.0 for page in range(2, 11)}  # still in flight at the limit
+    env = {k: v for k, v in os.environ.items() if k != "UDATA_API_KEY"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    async for server in catalog_server(catalog):
+        command = ["ls", "datasets", "--base-url", server.base_url, "--limit", "3"]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "aioudata",
+            *command,
+            "--page-size",
+            "50",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    assert out.decode().splitlines() == [f"00000{n}\tthing {n}" for n in range(3)]
+    assert b"Unclosed" not in err, err.decode()  # no session outlived the command

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from aioudata import RetryPolicy
+from aioudata import PermissionDeniedError, RetryPolicy
 from aioudata._mirror import MirrorConfig, MirrorError, run_mirror
 from tests.faults import serve_local
 from tests.test_mirror_store import dataset
@@ -36,6 +36,12 @@ class FakeCatalog:
     def __init__(self) -> None:
         self.items: dict[str, list[dict[str, Any]]] = {"datasets": [], "organizations": []}
         self.broken: set[str] = set()
+        #: Listing pages answering one spurious 404 each (then normally).
+        self.spurious_404: set[int] = set()
+        #: Ids whose own URL answers 403; the others answer after ``get_delay`` seconds.
+        self.forbidden: set[str] = set()
+        self.get_delay = 0.0
+        self.served: list[str] = []
         self.port = 0
         self.requests = 0
         self._runner: web.AppRunner | None = None
@@ -66,14 +72,19 @@ class FakeCatalog:
             items.sort(key=lambda item: str(item.get(field) or ""), reverse=True)
         page = int(request.query.get("page", 1))
         size = int(request.query.get("page_size", 20))
+        if page in self.spurious_404:
+            self.spurious_404.discard(page)
+            return web.json_response({"message": "not found"}, status=404)
         chunk = items[(page - 1) * size : page * size]
         if not chunk and page > 1:
             return web.json_response({"message": "not found"}, status=404)
         masked = request.headers.get("X-Fields", "").startswith("data{id")
         if size > 1 and not masked and any(item.get("id") in self.broken for item in chunk):
             return web.json_response({"message": "Internal Server Error"}, status=500)
-        if request.headers.get("X-Fields", "").startswith("data{id"):
-            chunk = [{"id": item.get("id")} for item in chunk]  # a mask: nothing breaks
+        if masked:  # an X-Fields mask, as udata applies it: only those fields; nothing breaks
+            mask = request.headers["X-Fields"]
+            fields = mask[len("data{") : mask.index("}")].split(",")
+            chunk = [{name: item.get(name) for name in fields} for item in chunk]
         elif size == 1 and chunk and chunk[0].get("id") in self.broken:
             return web.json_response({"message": "Internal Server Error"}, status=500)
         more = page * size < len(items)
@@ -91,6 +102,11 @@ class FakeCatalog:
     async def _get(self, request: web.Request) -> web.Response:
         self.requests += 1
         wanted = request.match_info["id"]
+        if wanted in self.forbidden:
+            return web.json_response({"message": "forbidden"}, status=403)
+        self.served.append(wanted)  # as it arrives
+        if self.get_delay:
+            await asyncio.sleep(self.get_delay)
         if wanted in self.broken:
             return web.json_response({"message": "Internal Server Error"}, status=500)
         for item in self.items.get(request.match_info["entity"], []):
@@ -223,3 +239,38 @@ async def test_a_cancelled_run_resumes_to_the_same_database(
         columns = "*" if table != "errors" else "entity, key, item_id, raw, reason"
         sql = f"SELECT {columns} FROM {table} ORDER BY 1"
         assert query(resumed, sql) == query(reference, sql), table
+
+
+async def test_a_listing_ending_early_marks_nothing_deleted(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    db = tmp_path / "short.sqlite"
+    catalog.items["datasets"] = [dataset(n, resources=0) for n in range(1, 31)]
+    first = await run_mirror(config(catalog, db, entities=("datasets",), page_size=5))
+    assert first.entities["datasets"].stored == 30
+
+    catalog.spurious_404 = {3}  # one spurious 404 in the middle of the listing
+    again = await run_mirror(
+        config(catalog, db, entities=("datasets",), page_size=5, full=True, verify_deletions=0)
+    )
+    assert not catalog.spurious_404  # it was met
+    assert again.status == "ok" and again.entities["datasets"].deleted == 0
+    assert query(db, "SELECT COUNT(*) FROM datasets WHERE deleted_at IS NULL") == [(30,)]
+
+
+async def test_an_unexpected_error_fetching_by_id_stops_every_other_fetch(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    db = tmp_path / "denied.sqlite"
+    catalog.items["datasets"] = [dataset(n, resources=0) for n in range(1, 21)]
+    await run_mirror(config(catalog, db, entities=("datasets",), page_size=100))
+    for item in catalog.items["datasets"]:  # edited without moving last_update: the id pass
+        item["last_modified"] = "2030-01-01T00:00:00+00:00"  # fetches each by id
+        item["last_update"] = "2020-01-01T00:00:00+00:00"
+    catalog.forbidden = {catalog.items["datasets"][10]["id"]}
+    catalog.get_delay = 0.3
+    with pytest.raises(PermissionDeniedError):
+        await run_mirror(config(catalog, db, entities=("datasets",), page_size=2, concurrency=8))
+    arrived = len(catalog.served)
+    await asyncio.sleep(0.8)
+    assert len(catalog.served) == arrived  # no request was sent after the run failed

@@ -307,21 +307,23 @@ async def _ls(args: argparse.Namespace) -> int:
         paginator: Paginator[RawPage, Any] = Paginator(
             client.request, spec.list_endpoint, query, concurrency=2
         )
-        async for page in paginator.pages():
-            for raw in page.data:
+        # Closed on leaving, so that page requests still in flight end with the client.
+        async with contextlib.aclosing(paginator.pages()) as pages:
+            async for page in pages:
+                for raw in page.data:
+                    if limit and shown >= limit:
+                        return EXIT_OK
+                    text = bytes(raw).decode("utf-8", "replace")
+                    if args.json:
+                        out.write(text + "\n")
+                    else:
+                        item = msgspec.json.decode(raw)
+                        label = item.get(spec.label) if isinstance(item, dict) else None
+                        item_id = item.get("id") if isinstance(item, dict) else None
+                        out.write(f"{item_id}\t{label}\n")
+                    shown += 1
                 if limit and shown >= limit:
                     return EXIT_OK
-                text = bytes(raw).decode("utf-8", "replace")
-                if args.json:
-                    out.write(text + "\n")
-                else:
-                    item = msgspec.json.decode(raw)
-                    label = item.get(spec.label) if isinstance(item, dict) else None
-                    item_id = item.get("id") if isinstance(item, dict) else None
-                    out.write(f"{item_id}\t{label}\n")
-                shown += 1
-            if limit and shown >= limit:
-                return EXIT_OK
     return EXIT_OK
 
 

@@ -221,7 +221,7 @@ class Paginator(Generic[PageT, ItemT]):
 
     # Every page.
 
-    def pages(self) -> AsyncIterator[PageT]:
+    def pages(self) -> AsyncGenerator[PageT, None]:
         """Every page from the requested one to the last (see the class for the options)."""
         self.stats = PaginationStats()
         return self._walk(self.stats)

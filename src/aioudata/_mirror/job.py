@@ -8,9 +8,9 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from .._client import Client
 from .._errors import GoneError, NotFoundError, ServerError
@@ -101,6 +101,8 @@ class _Job:
         self._v2: Client | None = None
         #: Resources written by the datasets passes.
         self.resource_counts = Counts()
+        #: Entities whose listing ended before its total this run: no deletions marked.
+        self.short: set[str] = set()
 
     def client_for(self, spec: EntitySpec) -> Client:
         """The v1 client, or a v2 one (same options) for topics."""
@@ -193,6 +195,8 @@ class _Job:
             self.progress.note(f"{spec.name}: id pass")
         if state.kind == "ids":
             live.phase = "id pass"
+            # Items count what the id pass lists: the whole catalog, the changes counted apart.
+            live.items, summary.listed = 0, 0
             mask = "data{" + ",".join(("id", *spec.stamps)) + "},page,page_size,total,next_page"
             await self.walk(spec, state, mask, self.ids_handler(spec, state, counts, summary))
         elif state.kind == "full":
@@ -270,7 +274,7 @@ class _Job:
                 ordered=True,
             )
             try:
-                pages = cast(AsyncGenerator[RawPage, None], paginator.pages())
+                pages = paginator.pages()
                 async with contextlib.aclosing(pages):
                     async for page in pages:
                         if page.total is not None and live.pages == done_before:
@@ -284,6 +288,19 @@ class _Job:
                         number += 1
                         if stop:
                             return
+                missed = paginator.stats.missed
+                if missed:
+                    # The listing ended early (a 404 or an empty page before its total): what
+                    # it did not list may still exist, so nothing is marked deleted this run.
+                    self.short.add(spec.name)
+                    logger.warning(
+                        "%s: the listing ended %d items short of its total (%s);"
+                        " no deletions are marked this run",
+                        spec.name,
+                        missed,
+                        paginator.stats.total_last,
+                    )
+                    self.progress.note(f"{spec.name}: listing ended {missed} items short")
                 return
             except ServerError as error:
                 logger.warning(
@@ -431,7 +448,7 @@ class _Job:
                         stale.append(item_id)
                         break
             batch, _ = await self.fetch_each(spec, stale)
-            batch.listed.extend(ids)
+            batch.listed = list(ids)  # every id of the page (the fetched ones among them)
             batch.errors.extend(extra)
             await self.write(spec, state, number, batch, counts, summary)
             live.items += len(page.data)
@@ -483,12 +500,20 @@ class _Job:
                     return
             batch.extend(decode_records(spec, [raw]))
 
-        await asyncio.gather(*(one(item_id) for item_id in ids))
+        try:
+            # A task group: one unexpected failure (401, 403...) cancels the other fetches.
+            async with asyncio.TaskGroup() as group:
+                for item_id in ids:
+                    group.create_task(one(item_id))
+        except BaseExceptionGroup as failure:
+            raise _first_error(failure) from None
         return batch, gone
 
     async def finish(self, spec: EntitySpec, state: PassState, counts: Counts) -> None:
         """End a complete pass: mark what it no longer lists as deleted, save the mark."""
         unseen = await self.store.call(self.store.sync.unseen, spec, state.pass_no)
+        if spec.name in self.short:
+            unseen = []  # an incomplete listing says nothing of what was deleted
         deleted: list[str] = list(unseen)
         refreshed = Batch()
         if unseen and not self.filters(spec) and len(unseen) <= self.config.verify_deletions:
