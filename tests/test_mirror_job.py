@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from aioudata import PermissionDeniedError, RetryPolicy
+from aioudata import AuthenticationError, RetryPolicy
 from aioudata._mirror import MirrorConfig, MirrorError, run_mirror
 from tests.faults import serve_local
 from tests.test_mirror_store import dataset
@@ -38,8 +38,9 @@ class FakeCatalog:
         self.broken: set[str] = set()
         #: Listing pages answering one spurious 404 each (then normally).
         self.spurious_404: set[int] = set()
-        #: Ids whose own URL answers 403; the others answer after ``get_delay`` seconds.
+        #: Ids whose own URL answers 403, or 401; the others answer after ``get_delay`` s.
         self.forbidden: set[str] = set()
+        self.unauthorized: set[str] = set()
         self.get_delay = 0.0
         self.served: list[str] = []
         self.port = 0
@@ -104,6 +105,8 @@ class FakeCatalog:
         wanted = request.match_info["id"]
         if wanted in self.forbidden:
             return web.json_response({"message": "forbidden"}, status=403)
+        if wanted in self.unauthorized:
+            return web.json_response({"message": "Invalid API token"}, status=401)
         self.served.append(wanted)  # as it arrives
         if self.get_delay:
             await asyncio.sleep(self.get_delay)
@@ -267,10 +270,19 @@ async def test_an_unexpected_error_fetching_by_id_stops_every_other_fetch(
     for item in catalog.items["datasets"]:  # edited without moving last_update: the id pass
         item["last_modified"] = "2030-01-01T00:00:00+00:00"  # fetches each by id
         item["last_update"] = "2020-01-01T00:00:00+00:00"
-    catalog.forbidden = {catalog.items["datasets"][10]["id"]}
+    catalog.unauthorized = {catalog.items["datasets"][10]["id"]}
     catalog.get_delay = 0.3
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(AuthenticationError):
         await run_mirror(config(catalog, db, entities=("datasets",), page_size=2, concurrency=8))
     arrived = len(catalog.served)
     await asyncio.sleep(0.8)
     assert len(catalog.served) == arrived  # no request was sent after the run failed
+
+    # A 403 on one object (made private meanwhile) is recorded; the run goes on.
+    catalog.unauthorized, catalog.get_delay = set(), 0.0
+    private = catalog.items["datasets"][5]["id"]
+    catalog.forbidden = {private}
+    done = await run_mirror(config(catalog, db, entities=("datasets",), page_size=2))
+    assert done.status == "ok" and done.entities["datasets"].errors == 1
+    reasons = query(db, "SELECT item_id, reason FROM errors")
+    assert len(reasons) == 1 and reasons[0][0] == private and "refused" in reasons[0][1]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .._client import Client
-from .._errors import GoneError, NotFoundError, ServerError
+from .._errors import GoneError, NotFoundError, PermissionDeniedError, ServerError
 from .._generated.operations.site import _GET_SITE
 from .._pagination import Paginator
 from .._retry import RetryPolicy
@@ -498,10 +498,17 @@ class _Job:
                         ErrorRow(spec.name, item_id, item_id, None, f"fails server-side: {error}")
                     )
                     return
+                except PermissionDeniedError as error:
+                    # Listed, yet refused on its own (made private meanwhile): recorded, the
+                    # run goes on. A 401 (the key itself refused) still ends the run.
+                    batch.errors.append(
+                        ErrorRow(spec.name, item_id, item_id, None, f"refused: {error}")
+                    )
+                    return
             batch.extend(decode_records(spec, [raw]))
 
         try:
-            # A task group: one unexpected failure (401, 403...) cancels the other fetches.
+            # A task group: one unexpected failure (401, 429...) cancels the other fetches.
             async with asyncio.TaskGroup() as group:
                 for item_id in ids:
                     group.create_task(one(item_id))
