@@ -321,7 +321,7 @@ class Paginator(Generic[PageT, ItemT]):
         plan = _Plan(start, size, stats.total_last)
         head = start + 1
         try:
-            self._launch(window, plan, stats, size)
+            self._launch(window, plan, stats)
             yield first
             while window:
                 if self._ordered:
@@ -332,7 +332,7 @@ class Paginator(Generic[PageT, ItemT]):
                         # (within the held bound) while the head is slow or being retried.
                         waiting = [f for f in window.values() if not f.done()]
                         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                        self._launch(window, plan, stats, size)
+                        self._launch(window, plan, stats)
                         continue
                     numbers = [head]
                 else:
@@ -350,10 +350,10 @@ class Paginator(Generic[PageT, ItemT]):
                         continue
                     self._note(stats, page)
                     plan.grow(stats.total_last)
-                    self._launch(window, plan, stats, size)
+                    self._launch(window, plan, stats)
                     yield page
                     head = number + 1
-                self._launch(window, plan, stats, size)
+                self._launch(window, plan, stats)
             if plan.capped_at is not None and plan.capped_at <= plan.last:
                 self._capped(plan.capped_at, size, stats)
         finally:
@@ -364,7 +364,6 @@ class Paginator(Generic[PageT, ItemT]):
         window: dict[int, asyncio.Future[PageT | None]],
         plan: _Plan,
         stats: PaginationStats,
-        size: int,
     ) -> None:
         """Request the next pages: ``concurrency`` in flight, twice that held at most."""
         cap = self._max_results
@@ -375,10 +374,10 @@ class Paginator(Generic[PageT, ItemT]):
             and plan.next <= plan.last
         ):
             number = plan.next
-            if cap is not None and number * size > cap:
+            if cap is not None and number * plan.size > cap:
                 plan.capped_at = number
                 break
-            window[number] = asyncio.ensure_future(self._get(number, size, past_end_ok=True))
+            window[number] = asyncio.ensure_future(self._get(number, plan.size, past_end_ok=True))
             plan.next += 1
             in_flight += 1
         stats.max_held = max(stats.max_held, len(window) + 1)

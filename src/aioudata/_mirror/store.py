@@ -32,6 +32,19 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _change(row: Row, before: tuple[Any, ...] | None, *, values_at: int) -> str:
+    """How ``row`` differs from its stored ``(json, deleted_at, ..., *columns)``.
+
+    ``new`` (not stored), ``updated`` (other JSON, or marked deleted), ``rewrite`` (same JSON
+    but its columns were read otherwise: written again, counted unchanged) or ``same``.
+    """
+    if before is None:
+        return "new"
+    if before[0] != row.json or before[1] is not None:
+        return "updated"
+    return "rewrite" if before[values_at:] != row.values else "same"
+
+
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -305,18 +318,17 @@ class Store:
         seen: list[str] = []
         for row in unique:
             before = stored.get(row.id)
-            if before is None:
+            change = _change(row, before, values_at=3)
+            if change == "new":
                 counts.new += 1
-                changed.append(row)
-            elif before[0] != row.json or before[1] is not None:
+            elif change == "updated":
                 counts.updated += 1
-                changed.append(row)
             else:
                 counts.unchanged += 1
-                if before[3:] != row.values:  # same JSON, columns read otherwise: rewritten
-                    changed.append(row)
-                elif before[2] != pass_no:
-                    seen.append(row.id)
+            if change != "same":
+                changed.append(row)
+            elif before is not None and before[2] != pass_no:
+                seen.append(row.id)
         if changed:
             columns = ", ".join(("id", *names, "json", "seen_pass", "deleted_at"))
             marks = ", ".join("?" * (len(names) + 4))
@@ -386,14 +398,12 @@ class Store:
                 return
         changed: list[Row] = []
         for row in unique:
-            before = stored.get(row.id)
-            if before is None:
+            change = _change(row, stored.get(row.id), values_at=2)
+            if change == "new":
                 counts.resources_new += 1
-                changed.append(row)
-            elif before[0] != row.json or before[1] is not None:
+            elif change == "updated":
                 counts.resources_updated += 1
-                changed.append(row)
-            elif before[2:] != row.values:  # same JSON, columns read otherwise: rewritten
+            if change != "same":
                 changed.append(row)
         gone: list[str] = []
         for chunk in _chunks(list(resources)):
