@@ -87,6 +87,8 @@ class Catalog:
         self.on_page: dict[int, Callable[[Catalog], None]] = {}
         #: Reported total override (a stale total, as a moving catalog gives).
         self.total_override: int | None = None
+        #: Items per page actually served whatever ``page_size`` asks (which is echoed).
+        self.served_size: int | None = None
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -161,6 +163,7 @@ class Catalog:
         hook = self.on_page.pop(page, None)
         if hook is not None:
             hook(self)
+        echoed, size = size, self.served_size or size
         start = (page - 1) * size
         chunk = self.items[start : start + size]
         if not chunk and page != 1:
@@ -172,8 +175,8 @@ class Catalog:
         body: dict[str, Any] = {
             "data": chunk,
             "page": page,
-            "page_size": size,
-            "next_page": f"{url}?page={page + 1}&page_size={size}" if more else None,
+            "page_size": echoed,
+            "next_page": f"{url}?page={page + 1}&page_size={echoed}" if more else None,
             "previous_page": f"{url}?page={page - 1}&page_size={size}" if page > 1 else None,
         }
         if self.with_total:

@@ -23,6 +23,7 @@ from aioudata import (
     SearchCapError,
 )
 from tests.catalog import BareThingPage, Catalog, Thing, ThingPage, catalog_server, make_item
+from tests.catalog import things_endpoint
 from tests.catalog import things_endpoint as endpoint
 
 PATIENT = RetryPolicy(max_attempts=12, backoff=0.002, max_backoff=0.01, max_time=30)
@@ -330,3 +331,36 @@ async def test_awaiting_a_listing_gives_one_page_and_options_do_not_change_it() 
     assert "list_things" in repr(tuned) and "concurrency=2" in repr(tuned)
     with pytest.raises(ArgumentError):
         things.options(concurrency=0)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_total_lower_than_what_is_served_is_walked_past(concurrency: int) -> None:
+    catalog = Catalog(250)
+    catalog.total_override = 10  # the listing says 10 while it serves 250 and a next_page
+    async with serving(catalog) as client:
+        things = listing(client, page_size=100).options(concurrency=concurrency)
+        got = [thing.id async for thing in things]
+    assert got == ids(250)
+    assert things.stats.overran == 2 and things.stats.moved
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_a_server_serving_fewer_items_than_the_page_size_it_echoes(ordered: bool) -> None:
+    catalog = Catalog(250)
+    catalog.served_size = 20  # asked 100, serves 20, says page_size 100
+    async with serving(catalog) as client:
+        things = listing(client, page_size=100).options(concurrency=4, ordered=ordered)
+        got = [thing.id async for thing in things]
+    assert sorted(got) == ids(250) and len(got) == 250
+    assert things.stats.served_page_size == 20 and things.stats.missed == 0
+
+
+async def test_a_full_last_page_without_next_page_costs_one_probe() -> None:
+    catalog = Catalog(200)
+    catalog.total_override = 100  # pages are full and the total ends at page 1
+    async with serving(catalog) as client:
+        bare = client.paginate(things_endpoint(response=BareThingPage), {"page_size": 50}, Thing)
+        got = [thing.id async for thing in bare.options(mode="sequential")]
+    assert got == ids(200)
+    # Four full pages, then one request past the end (404) says the listing is over.
+    assert catalog.pages_served == [1, 2, 3, 4] and catalog.requests == 5

@@ -13,7 +13,11 @@ What the real API does and how it is handled here:
   recover them;
 - search-backed listings refuse page × page_size beyond 10,000 results: :class:`SearchCapError`
   names the cap instead of a 400 at page 101;
-- listings without a total are walked one page after another until ``next_page`` is null.
+- listings without a total are walked one page after another until ``next_page`` is null;
+- a walk trusts what it receives over what it is told: a ``total`` lower than what the listing
+  really serves (the last planned page still has a ``next_page``, or is full) is walked past, and
+  a server serving fewer items per page than the ``page_size`` it echoes is walked at the size it
+  really serves.
 """
 
 from __future__ import annotations
@@ -73,11 +77,24 @@ class PaginationStats:
     expected: int | None = None
     #: Peak number of pages requested and not yet handed out (in flight or buffered).
     max_held: int = 0
+    #: Pages whose ``total`` differed from the first page's (the listing changed meanwhile).
+    total_changes: int = 0
+    #: Pages walked past the last one the first page's total announced.
+    overran: int = 0
+    #: Items per page the server really served, when less than the ``page_size`` it echoed.
+    served_page_size: int | None = None
 
     @property
     def moved(self) -> bool:
-        """True when the listing visibly changed while it was walked."""
-        return self.total_first != self.total_last or self.duplicates > 0 or self.missed > 0
+        """True when the listing visibly changed (or was not what it said) while walked."""
+        return (
+            self.total_first != self.total_last
+            or self.total_changes > 0
+            or self.duplicates > 0
+            or self.missed > 0
+            or self.overran > 0
+            or self.served_page_size is not None
+        )
 
 
 def _item_id(item: Any) -> Hashable | None:
@@ -275,10 +292,9 @@ class Paginator(Generic[PageT, ItemT]):
         if first is None:
             return
         self._note(stats, first)
-        stats.total_first = stats.total_last
-        size = getattr(first, "page_size", None) or size or len(_data(first)) or None
+        size = self._served_size(stats, first, start, size)
         total = _total(first)
-        if _is_last(first, start, size):
+        if not _has_more(first, start, size):
             yield first
             self._finish(stats, start, size)
             return
@@ -295,6 +311,23 @@ class Paginator(Generic[PageT, ItemT]):
                 yield page
         self._finish(stats, start, size)
 
+    def _served_size(
+        self, stats: PaginationStats, first: PageT, start: int, asked: int | None
+    ) -> int | None:
+        """The page size to walk at: what the first page really holds when the server serves
+        fewer items than the ``page_size`` it echoes (then its pages are that many apart)."""
+        echoed = getattr(first, "page_size", None)
+        size = echoed if isinstance(echoed, int) and echoed > 0 else asked
+        served = len(_data(first))
+        if size is None:
+            return served or None
+        total = _total(first)
+        says_more = _next_page(first) or (total is not None and total > served)
+        if start == 1 and 0 < served < size and says_more:
+            stats.served_page_size = served
+            return served
+        return size
+
     async def _sequential(
         self, stats: PaginationStats, first: PageT, start: int, size: int | None
     ) -> AsyncGenerator[PageT, None]:
@@ -302,7 +335,7 @@ class Paginator(Generic[PageT, ItemT]):
         page, number = first, start
         stats.max_held = max(stats.max_held, 1)
         yield page
-        while not _is_last(page, number, size):
+        while _has_more(page, number, size):
             number += 1
             if size is not None and self._capped(number, size, stats):
                 return
@@ -321,6 +354,7 @@ class Paginator(Generic[PageT, ItemT]):
         plan = _Plan(start, size, stats.total_last)
         head = start + 1
         try:
+            self._extend(plan, first, start)
             self._launch(window, plan, stats)
             yield first
             while window:
@@ -350,6 +384,9 @@ class Paginator(Generic[PageT, ItemT]):
                         continue
                     self._note(stats, page)
                     plan.grow(stats.total_last)
+                    if number > plan.announced:
+                        stats.overran = max(stats.overran, number - plan.announced)
+                    self._extend(plan, page, number)
                     self._launch(window, plan, stats)
                     yield page
                     head = number + 1
@@ -358,6 +395,11 @@ class Paginator(Generic[PageT, ItemT]):
                 self._capped(plan.capped_at, size, stats)
         finally:
             await _cancel(window.values())
+
+    def _extend(self, plan: _Plan, page: PageT, number: int) -> None:
+        """Plan further pages when the last planned one says there is more than the total."""
+        if number == plan.last and _has_more(page, number, plan.size):
+            plan.last += self._concurrency if _next_page(page) else 1
 
     def _launch(
         self,
@@ -439,9 +481,14 @@ class Paginator(Generic[PageT, ItemT]):
 
     @staticmethod
     def _note(stats: PaginationStats, page: Any) -> None:
+        first = stats.pages == 0
         stats.pages += 1
         stats.items += len(_data(page))
         total = _total(page)
+        if first:
+            stats.total_first = total
+        elif total != stats.total_first:
+            stats.total_changes += 1
         if total is not None:
             stats.total_last = total
 
@@ -461,12 +508,14 @@ class Paginator(Generic[PageT, ItemT]):
 class _Plan:
     """Which page to request next, and the last one the listing's total implies."""
 
-    __slots__ = ("capped_at", "last", "next", "size")
+    __slots__ = ("announced", "capped_at", "last", "next", "size")
 
     def __init__(self, start: int, size: int, total: int | None) -> None:
         self.next = start + 1
         self.size = size
-        self.last = math.ceil((total or 0) / size)
+        #: At least the page just fetched: a total below it was under-reported.
+        self.last = max(start, math.ceil((total or 0) / size))
+        self.announced = self.last
         self.capped_at: int | None = None
 
     def grow(self, total: int | None) -> None:
@@ -496,14 +545,25 @@ def _total(page: Any) -> int | None:
     return total if isinstance(total, int) else None
 
 
-def _is_last(page: Any, number: int, size: int | None) -> bool:
-    """True when nothing follows ``page`` (page ``number`` of ``size`` items)."""
+def _next_page(page: Any) -> bool:
+    return bool(getattr(page, "next_page", None))
+
+
+def _has_more(page: Any, number: int, size: int | None) -> bool:
+    """True when something may follow ``page`` (page ``number`` of ``size`` items).
+
+    What the page holds wins over what it says: a ``next_page`` means more, and so does a
+    full page (a total or a null ``next_page`` can under-report: one more request tells).
+    An empty page ends the listing.
+    """
     data = _data(page)
     if not data:
+        return False
+    if _next_page(page):
+        return True
+    if size is not None and len(data) >= size:
         return True
     if hasattr(page, "next_page"):
-        return not page.next_page
+        return False
     total = _total(page)
-    if total is not None and size:
-        return number * size >= total
-    return size is not None and len(data) < size
+    return total is not None and size is not None and number * size < total
