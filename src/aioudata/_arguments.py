@@ -2,6 +2,14 @@
 
 Every check happens here, before any I/O: a missing, empty or wrongly typed argument raises
 :class:`ArgumentError` (a ``ValueError``) or ``TypeError`` naming the operation and parameter.
+
+Path parameters are percent-encoded whole, ``/`` included: a value is one path segment, never
+more. A value that would make a segment ``.`` or ``..`` is refused with :class:`ArgumentError`
+rather than sent: ``get_dataset("..")`` would request ``/datasets/../``, which the URL library,
+proxies and the server resolve to another endpoint (``/api/1/``). Encoding the dots instead
+(``%2E%2E``) is no cure: RFC 3986 (6.2.2.2) makes ``%2E`` equivalent to ``.``, so a normalising
+hop may still resolve it (yarl itself does when it parses such a URL again, e.g. from a
+redirect), and no udata id or slug is ``.`` or ``..``, so refusing loses nothing.
 """
 
 from __future__ import annotations
@@ -63,7 +71,31 @@ def prepare(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> PreparedRequest
         )
     if path_values:
         request.path = endpoint.path.format_map(path_values)
+        _refuse_dot_segments(endpoint, request.path)
     return request
+
+
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _refuse_dot_segments(endpoint: Endpoint[Any], path: str) -> None:
+    """Raise :class:`ArgumentError` when a path parameter made a ``.`` or ``..`` segment.
+
+    The filled path is checked, not the values alone, so that a template gluing a parameter to
+    other text (``rdf.{_format}``) is judged by the segment that goes on the wire. Values cannot
+    add segments (their ``/`` are escaped), so segments line up with the template's.
+    """
+    segments = path.split("/")
+    if _DOT_SEGMENTS.isdisjoint(segments):
+        return
+    for template, segment in zip(endpoint.path.split("/"), segments, strict=True):
+        if segment in _DOT_SEGMENTS and template != segment:
+            names = [p.name for p in endpoint.params if "{" + p.wire + "}" in template]
+            name = names[0] if len(names) == 1 else "a path argument"
+            raise ArgumentError(
+                f"{endpoint.operation_id}(): {name} must not be {segment!r}: a path segment"
+                f" {segment!r} would make the URL name another endpoint"
+            )
 
 
 def _fail(endpoint: Endpoint[Any], param: Param, problem: str) -> ArgumentError:

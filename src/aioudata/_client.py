@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
+import aiohttp.compression_utils
+import aiohttp.http_exceptions
 import msgspec
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
@@ -22,6 +25,7 @@ from ._errors import (
     ConnectError,
     ConnectionLostError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     TransportError,
     TruncatedBodyError,
     UdataError,
@@ -47,6 +51,16 @@ API_KEY_HEADER = "X-API-KEY"
 _MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_ROUTES = 64
+#: 512 MiB: see ``max_response_size`` in :class:`Client`.
+DEFAULT_MAX_RESPONSE_SIZE = 512 * 2**20
+#: What aiohttp raises (as the cause of a ClientPayloadError) when a compressed body inflates
+#: past its decompression limit; aiohttp before 3.13 has no such limit.
+_INFLATE_LIMIT_ERRORS: tuple[type[BaseException], ...] = tuple(
+    cls
+    for cls in (getattr(aiohttp.http_exceptions, "DecompressSizeError", None),)
+    if isinstance(cls, type) and issubclass(cls, BaseException)
+)
+_INFLATE_LIMIT: int = getattr(aiohttp.compression_utils, "DEFAULT_MAX_DECOMPRESS_SIZE", 2**25)
 
 #: What one HTTP exchange gave: status, headers, body, public URL, method, elapsed seconds.
 _Answer = tuple[int, CIMultiDictProxy[str], bytes, str, str, float]
@@ -83,6 +97,15 @@ class Client(Namespaces):
             redirect included) and a :class:`ResponseEvent` after each answer (error statuses
             included, before the error is raised). Events never carry the API key. An
             exception raised by a hook propagates to the caller of the operation.
+        max_response_size: the largest body accepted, in bytes (decoded size; 512 MiB by
+            default). A body is held whole in memory to be decoded, so this bounds what one
+            answer may take: a larger one raises :class:`ResponseTooLargeError` (not retried),
+            refused by its Content-Length when announced, else once the bytes read pass the
+            limit, so no more than the limit is ever held. The default is generous: the largest
+            answers of the API (a listing page of 1,000 datasets with all their resources, an
+            organization's CSV exports) stay in the tens of MiB, and a mirror's machine can hold
+            a few such bodies at once (one per request in flight); it stops a runaway or hostile
+            answer before it exhausts memory.
 
     Proxies come from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``; .netrc
     for credentials), read when the connection pool is created.
@@ -106,6 +129,7 @@ class Client(Namespaces):
         retry: RetryPolicy | None = None,
         page_concurrency: int = 8,
         event_hooks: EventHooks | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in {"http", "https"} or not url.host:
@@ -122,6 +146,11 @@ class Client(Namespaces):
             user_agent or f"aioudata/{__version__} (+https://pypi.org/project/aioudata/)"
         )
         self._strict = strict
+        if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
+            raise TypeError(f"max_response_size must be an int, not {max_response_size!r}")
+        if max_response_size < 1:
+            raise ValueError(f"max_response_size must be at least 1, not {max_response_size!r}")
+        self._max_response_size = max_response_size
         if page_concurrency < 1:
             raise ValueError(f"page_concurrency must be at least 1, not {page_concurrency!r}")
         #: Pages a listing requests at once when iterated (the default of its paginators).
@@ -297,10 +326,15 @@ class Client(Namespaces):
                     async with session.request(
                         method, url, headers=headers, data=data, allow_redirects=False, **route
                     ) as response:
-                        body = await response.read()
+                        body = await _read_body(
+                            response, self._max_response_size, method, _public(url)
+                        )
                         elapsed = time.perf_counter() - started
                         status = response.status
                         answer_headers = response.headers
+                except ResponseTooLargeError as too_large:
+                    self.stats.errors[type(too_large).__name__] += 1
+                    raise
                 except (TimeoutError, aiohttp.ClientError) as exc:
                     error = _transport_error(exc, method, _public(url))
                     self.stats.errors[type(error).__name__] += 1
@@ -326,9 +360,69 @@ class Client(Namespaces):
         raise UdataError(f"{method} {_public(url)}: more than {_MAX_REDIRECTS} redirects")
 
 
-def _transport_error(exc: BaseException, method: str, url: str) -> TransportError:
-    """The typed error for an aiohttp failure (most specific first)."""
+async def _read_body(response: aiohttp.ClientResponse, limit: int, method: str, url: str) -> bytes:
+    """The whole body, or :class:`ResponseTooLargeError` as soon as it is known to pass ``limit``.
+
+    Read chunk by chunk (as aiohttp hands them, decompressed): at most ``limit`` bytes are held.
+    The Content-Length is checked first when it is the body's size (no content coding; a HEAD
+    answer announces a body it does not carry).
+    """
+    length = response.content_length
+    coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if length is not None and length > limit and coding == "identity" and method != "HEAD":
+        raise ResponseTooLargeError(
+            f"Content-Length {length} is over max_response_size={limit} bytes",
+            method=method,
+            url=url,
+            limit=limit,
+            size=length,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLargeError(
+                f"more than max_response_size={limit} bytes",
+                method=method,
+                url=url,
+                limit=limit,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _inflate_limit(exc: BaseException) -> BaseException | None:
+    """aiohttp's decompression-limit error behind ``exc`` (a few causes deep), if any."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, _INFLATE_LIMIT_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _transport_error(exc: BaseException, method: str, url: str) -> UdataError:
+    """The typed error for an aiohttp failure (most specific first).
+
+    A body that inflates past aiohttp's decompression limit is not a transport failure: the
+    server answered, and would answer the same again. It is a :class:`ResponseTooLargeError`.
+    """
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    inflated = _inflate_limit(exc) if _INFLATE_LIMIT_ERRORS else None
+    if inflated is not None:
+        message = " ".join(str(getattr(inflated, "message", None) or inflated).split())
+        found = re.search(r"(\d+) bytes", message)
+        limit = int(found[1]) if found else _INFLATE_LIMIT
+        return ResponseTooLargeError(
+            f"the compressed body inflates past aiohttp's decompression limit of {limit} bytes"
+            f" ({message})",
+            method=method,
+            url=url,
+            limit=limit,
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError(text, method=method, url=url)
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts derive from it

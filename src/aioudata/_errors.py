@@ -24,6 +24,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "SearchCapError",
     "ServerError",
     "StrictDecodeError",
@@ -164,6 +165,27 @@ class ConnectionLostError(TransportError):
 
 class TruncatedBodyError(TransportError):
     """The answer's body ended before its announced length."""
+
+
+class ResponseTooLargeError(UdataError):
+    """The answer's body is larger than the client accepts; the request is not retried.
+
+    Raised for a body over the client's ``max_response_size`` (by its Content-Length before
+    reading, or while reading, so no more than ``limit`` bytes are held), and for a compressed
+    body inflating past the decompression limit of aiohttp (a compression bomb). Not a
+    :class:`TransportError`: the server was reached and answered; asking again would get the same
+    answer. ``limit`` is the limit in bytes that was crossed, ``size`` the announced or decoded
+    size when known.
+    """
+
+    def __init__(
+        self, reason: str, *, method: str, url: str, limit: int, size: int | None = None
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.limit = limit
+        self.size = size
+        super().__init__(f"{method} {url}: answer too large: {reason}")
 
 
 class DecodeError(UdataError):

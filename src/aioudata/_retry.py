@@ -30,7 +30,14 @@ class RetryPolicy:
 
     GET, HEAD, PUT and DELETE are retried on ``statuses`` and transport errors; POST and PATCH
     only with ``retry_unsafe`` (they may have taken effect), except on a refused connection,
-    where nothing was sent. Waits grow exponentially with full jitter, or follow Retry-After.
+    where nothing was sent. Waits grow exponentially with full jitter, or follow Retry-After
+    (at most ``max_retry_after``).
+
+    ``max_time`` is a budget in seconds, counted from the first attempt: no retry starts after
+    it, and no wait outlasts what is left of it. When the next wait (backoff, Retry-After, or a
+    client-wide cool-off still running) would end past the budget, the call gives up at once
+    with the last error (:class:`RateLimitedError`, :class:`ServerError`...) instead of
+    sleeping; such a 429 does not pause the client's other tasks either.
     """
 
     max_attempts: int = 5
@@ -130,15 +137,12 @@ class Retrier:
             self._refused_in_a_row = 0
 
     def _wait(self, state: RetryCallState) -> float:
+        """The wait before the next attempt (no side effect: the budget may still refuse it)."""
         error = state.outcome.exception() if state.outcome else None
         delay = self.policy.backoff_for(state.attempt_number)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             delay = min(float(retry_after), self.policy.max_retry_after)
-            if isinstance(error, APIError) and error.status == 429:
-                # A 429 concerns the whole client: every task pauses, not only this one.
-                self.limiter.cool_off(delay)
-                self.stats.cool_offs += 1
         return delay
 
     async def run(
@@ -176,8 +180,28 @@ class Retrier:
                 raise error
             return await attempt()
 
+        planned: dict[int, float] = {}  # attempt number -> the wait after it, drawn once
+
+        def planned_wait(state: RetryCallState) -> float:
+            # Asked by stop and by tenacity (in either order, by version): the same draw.
+            if state.attempt_number not in planned:
+                planned[state.attempt_number] = self._wait(state)
+            return planned[state.attempt_number]
+
         def stop(state: RetryCallState) -> bool:
-            return state.attempt_number >= policy.max_attempts or time.monotonic() >= deadline
+            # The next attempt cannot start before its wait, nor before a client-wide cool-off
+            # ends (it would block in the limiter): past the budget, give up now rather than
+            # sleep and fail later.
+            delay = planned_wait(state)
+            fits = time.monotonic() + max(delay, self.limiter.cooling_off) < deadline
+            error = state.outcome.exception() if state.outcome else None
+            rate_limited = isinstance(error, APIError) and error.status == 429
+            if fits and rate_limited and getattr(error, "retry_after", None) is not None:
+                # A 429 concerns the whole client: every task pauses, not only this one; but
+                # not for a wait past the budget, that none of them would take.
+                self.limiter.cool_off(delay)
+                self.stats.cool_offs += 1
+            return not fits or state.attempt_number >= policy.max_attempts
 
         def should_retry(state: RetryCallState) -> bool:
             error = state.outcome.exception() if state.outcome else None
@@ -203,7 +227,7 @@ class Retrier:
 
         retrying = AsyncRetrying(
             stop=stop,
-            wait=self._wait,
+            wait=planned_wait,
             retry=should_retry,
             before_sleep=before_sleep,
             reraise=True,
