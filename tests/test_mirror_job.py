@@ -6,7 +6,7 @@ import asyncio
 import copy
 import json
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,12 @@ class FakeCatalog:
         self.forbidden: set[str] = set()
         self.unauthorized: set[str] = set()
         self.get_delay = 0.0
+        #: Entities whose listing answers this status (401: needs a key, 403: an admin one).
+        self.refused: dict[str, int] = {}
+        #: Run before each unmasked listing page is served: ``hook(catalog, page)``.
+        self.on_list: Callable[[FakeCatalog, int], None] | None = None
+        #: Added to every reported total (a total that over-reports).
+        self.total_extra = 0
         self.served: list[str] = []
         self.port = 0
         self.requests = 0
@@ -67,6 +73,11 @@ class FakeCatalog:
 
     async def _list(self, request: web.Request) -> web.Response:
         self.requests += 1
+        refused = self.refused.get(request.match_info["entity"])
+        if refused:
+            return web.json_response({"message": "Unauthorized"}, status=refused)
+        if self.on_list is not None and "X-Fields" not in request.headers:
+            self.on_list(self, int(request.query.get("page", 1)))
         items = list(self.items.get(request.match_info["entity"], []))
         if request.query.get("sort", "").startswith("-"):
             field = request.query["sort"][1:].replace("last_update", "last_update")
@@ -94,7 +105,7 @@ class FakeCatalog:
                 "data": chunk,
                 "page": page,
                 "page_size": size,
-                "total": len(items),
+                "total": len(items) + self.total_extra,
                 "next_page": f"{self.base_url}/x/?page={page + 1}" if more else None,
                 "previous_page": None,
             }
@@ -152,22 +163,26 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-async def test_an_undecodable_record_is_quarantined_and_the_run_succeeds(
+async def test_a_record_off_the_model_is_stored_with_a_warning_and_the_run_succeeds(
     catalog: FakeCatalog, tmp_path: Path
 ) -> None:
     bad = catalog.items["datasets"][4]
     bad["last_update"] = {"not": "a date"}
     summary = await run_mirror(config(catalog, tmp_path / "m.sqlite"))
     assert summary.status == "ok"
-    assert summary.entities["datasets"].errors == 1 and summary.quarantined == 1
-    assert summary.entities["datasets"].stored == 10
-    ((entity, item_id, raw, reason),) = query(
-        tmp_path / "m.sqlite", "SELECT entity, item_id, raw, reason FROM errors"
+    assert summary.entities["datasets"].errors == 0 and summary.quarantined == 0
+    assert summary.entities["datasets"].stored == 11
+    assert query(tmp_path / "m.sqlite", "SELECT COUNT(*) FROM errors") == [(0,)]
+    assert query(
+        tmp_path / "m.sqlite", "SELECT entity, item_id, path, reason FROM schema_warnings"
+    ) == [("datasets", bad["id"], "$.last_update", "Expected `datetime`, got `object`")]
+    ((raw, last_update, title),) = query(
+        tmp_path / "m.sqlite",
+        f"SELECT json, last_update, title FROM datasets WHERE id = '{bad['id']}'",
     )
-    assert (entity, item_id) == ("datasets", bad["id"])
-    assert json.loads(raw) == bad and "last_update" in reason
+    assert json.loads(raw) == bad and last_update is None and title == bad["title"]
     stored = {row[0] for row in query(tmp_path / "m.sqlite", "SELECT id FROM datasets")}
-    assert stored == {d["id"] for d in catalog.items["datasets"]} - {bad["id"]}
+    assert stored == {d["id"] for d in catalog.items["datasets"]}
 
 
 async def test_an_item_failing_server_side_is_recorded_not_fatal(

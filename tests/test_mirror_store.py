@@ -105,22 +105,30 @@ def test_a_failing_batch_leaves_neither_rows_nor_checkpoint(store: Store) -> Non
     assert store.load_state("datasets").page == 1
 
 
-def test_an_undecodable_record_goes_to_errors_and_leaves_when_fixed(store: Store) -> None:
+def test_a_record_off_the_model_is_stored_with_a_warning_until_fixed(store: Store) -> None:
     bad = dataset(2)
     bad["created_at"] = "not a date"
+    # Recorded in errors earlier (it failed server-side): storing it takes it out.
+    failed = ErrorRow("datasets", bad["id"], bad["id"], None, "fails server-side: 500")
+    assert store.write_batch(DATASETS, Batch(errors=[failed]), 1, state(1)).errors == 1
     batch = decode_records(DATASETS, raw(dataset(1), bad))
-    assert [row.id for row in batch.rows] == [dataset(1)["id"]]
-    counts = store.write_batch(DATASETS, batch, 1, state(1))
-    assert counts.errors == 1
-    entity, item_id, stored_raw, reason = store.conn.execute(
-        "SELECT entity, item_id, raw, reason FROM errors"
-    ).fetchone()
-    assert (entity, item_id) == ("datasets", bad["id"])
-    assert json.loads(stored_raw) == bad
-    assert "created_at" in reason
-    # The same record, fixed: stored, and out of the errors table.
-    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(2))), 1, state(2))
+    assert [row.id for row in batch.rows] == [dataset(1)["id"], bad["id"]]
+    assert batch.errors == []
+    counts = store.write_batch(DATASETS, batch, 1, state(2))
+    assert (counts.new, counts.errors, counts.warned) == (2, 0, 1)
     assert store.conn.execute("SELECT COUNT(*) FROM errors").fetchone() == (0,)
+    assert store.conn.execute(
+        "SELECT entity, item_id, path, reason FROM schema_warnings"
+    ).fetchall() == [("datasets", bad["id"], "$.created_at", "Invalid RFC3339 encoded datetime")]
+    assert store.conn.execute(
+        "SELECT created_at, json FROM datasets WHERE id = ?", (bad["id"],)
+    ).fetchone() == (None, json.dumps(bad))
+    # The same record, fixed: its columns read, its warning gone.
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(dataset(2))), 1, state(3))
+    assert store.conn.execute("SELECT COUNT(*) FROM schema_warnings").fetchone() == (0,)
+    assert store.conn.execute(
+        "SELECT created_at FROM datasets WHERE id = ?", (bad["id"],)
+    ).fetchone() == (dataset(2)["created_at"],)
     assert store.count("datasets") == 2
 
 

@@ -22,8 +22,15 @@ from aioudata import (
     RetryPolicy,
     SearchCapError,
 )
-from tests.catalog import BareThingPage, Catalog, Thing, ThingPage, catalog_server, make_item
-from tests.catalog import things_endpoint
+from tests.catalog import (
+    BareThingPage,
+    Catalog,
+    Thing,
+    ThingPage,
+    catalog_server,
+    make_item,
+    things_endpoint,
+)
 from tests.catalog import things_endpoint as endpoint
 
 PATIENT = RetryPolicy(max_attempts=12, backoff=0.002, max_backoff=0.01, max_time=30)

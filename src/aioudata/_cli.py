@@ -1,7 +1,8 @@
 """The ``aioudata`` command: ``mirror`` a catalog, ``get`` one object, ``ls`` a listing.
 
-Exit status: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 key refused, 130 interrupted;
-every failure is one line on stderr. The API key is never printed.
+Exit status: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 key refused, 5 partial (the
+mirror finished, but an entity was skipped or may lack objects its listing serves: the summary
+says which), 130 interrupted; every failure is one line on stderr. The API key is never printed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = ["main"]
 
 PROG = "aioudata"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_AUTH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_PARTIAL = 5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,7 +120,15 @@ def _connection() -> _Parser:
         "--base-url", metavar="URL", help=f"API v1 root of the portal (default {DEFAULT_BASE_URL})"
     )
     group.add_argument(
-        "--api-key", metavar="KEY", help="API key (default: the UDATA_API_KEY variable)"
+        "--api-key",
+        metavar="KEY",
+        help="API key (default: the UDATA_API_KEY variable, better: a command line is visible"
+        " to every user of the machine in the process list, the environment is not)",
+    )
+    group.add_argument(
+        "--api-key-file",
+        metavar="PATH",
+        help="read the API key from this file ('-': standard input), kept out of the process list",
     )
     output = group.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="no progress, no summary")
@@ -216,6 +226,44 @@ def _api_key(args: argparse.Namespace) -> str | None:
     return _option(args, "api_key") or os.environ.get("UDATA_API_KEY") or None
 
 
+#: More than any API key (udata's are a few hundred characters): a bigger file is not one.
+_MAX_KEY_FILE = 64 * 1024
+
+
+def _read_api_key_file(args: argparse.Namespace) -> None:
+    """``--api-key-file PATH``: the key, stripped, into ``args.api_key``; bad usage otherwise.
+
+    ``-`` reads standard input. The file must hold the key alone (no inner whitespace or
+    control character: the key goes into a header). Errors name the file, never its content.
+    """
+    path = _option(args, "api_key_file")
+    if path is None:
+        return
+    if _option(args, "api_key") is not None:
+        raise MirrorError("--api-key and --api-key-file are mutually exclusive", code=EXIT_USAGE)
+    where = "standard input" if path == "-" else f"API key file {path!r}"
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read(_MAX_KEY_FILE + 1)
+        else:
+            with open(path, "rb") as handle:
+                raw = handle.read(_MAX_KEY_FILE + 1)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise MirrorError(f"cannot read the {where}: {reason}", code=EXIT_USAGE) from None
+    if len(raw) > _MAX_KEY_FILE:
+        raise MirrorError(f"the {where} is too large to hold an API key", code=EXIT_USAGE)
+    try:
+        key = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise MirrorError(f"the {where} is not UTF-8 text", code=EXIT_USAGE) from None
+    if not key:
+        raise MirrorError(f"the {where} is empty: no API key in it", code=EXIT_USAGE)
+    if not key.isprintable() or any(char.isspace() for char in key):
+        raise MirrorError(f"the {where} must hold the API key alone, on one line", code=EXIT_USAGE)
+    args.api_key = key
+
+
 def _base_url(args: argparse.Namespace) -> str:
     return str(_option(args, "base_url") or DEFAULT_BASE_URL)
 
@@ -254,6 +302,14 @@ async def _mirror(args: argparse.Namespace) -> int:
     if not quiet:
         for line in summary.lines():
             print(line, file=sys.stderr)
+    if summary.status == "partial":
+        short = ", ".join(
+            f"{item.name} {item.status}"
+            for item in summary.entities.values()
+            if item.status != "ok"
+        )
+        print(f"{PROG}: partial mirror ({short}): see the summary", file=sys.stderr)
+        return EXIT_PARTIAL
     return EXIT_OK
 
 
@@ -333,7 +389,7 @@ def _failure(error: BaseException) -> tuple[int, str]:
         return error.code, str(error)
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         reason = error.message or f"status {error.status}"
-        hint = "" if error.status == 403 else " (check --api-key or UDATA_API_KEY)"
+        hint = "" if error.status == 403 else " (check the key: --api-key-file or UDATA_API_KEY)"
         return EXIT_AUTH, f"access refused by {error.url}: {reason}{hint}"
     if isinstance(error, BadRequestError):
         return EXIT_USAGE, f"the server rejected the request: {error}"
@@ -369,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args)
     try:
+        _read_api_key_file(args)  # before the loop: reading stdin blocks
         return asyncio.run(_run(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(

@@ -6,7 +6,7 @@ validate arguments, build the request and decode the answer. Nothing here does I
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
@@ -61,10 +61,6 @@ class Endpoint(Generic[T]):
     params: tuple[Param, ...] = ()
     item: Any = None
     tag: str = ""
-    idempotent: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "idempotent", self.method in {"GET", "HEAD", "PUT", "DELETE"})
 
     @property
     def paginated(self) -> bool:

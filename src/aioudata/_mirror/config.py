@@ -104,6 +104,17 @@ class EntitySummary:
     #: Live rows in the table after the run.
     stored: int = 0
     elapsed: float = 0.0
+    #: ``ok``; ``partial`` (the table may lack objects the portal lists: see ``note``);
+    #: ``skipped`` (the listing is refused to this key).
+    status: str = "ok"
+    #: Why the status is not ``ok``.
+    note: str = ""
+    #: Verification rounds (id passes) the run needed to trust the listing.
+    rounds: int = 0
+    #: Objects the listing pass did not store that verification found (missed or new).
+    repaired: int = 0
+    #: Objects written this run off their model, stored with notes in ``schema_warnings``.
+    warned: int = 0
 
 
 @dataclass(slots=True)
@@ -122,6 +133,11 @@ class MirrorSummary:
     files: dict[str, int] = field(default_factory=dict)
 
     @property
+    def complete(self) -> bool:
+        """True when every entity holds everything its listing served (none partial/skipped)."""
+        return all(entity.status == "ok" for entity in self.entities.values())
+
+    @property
     def quarantined(self) -> int:
         """Records this run put in the errors table."""
         return sum(entity.errors for entity in self.entities.values())
@@ -136,11 +152,23 @@ class MirrorSummary:
         width = max((len(name) for name in self.entities), default=8)
         for item in self.entities.values():
             mode = f" [{item.mode}]" if item.mode else ""
+            if item.status == "skipped":
+                out.append(f"  {item.name:<{width}}  skipped: {item.note}")
+                continue
             out.append(
                 f"  {item.name:<{width}}  {item.stored:>8} stored  {item.new:>6} new"
                 f"  {item.updated:>6} updated  {item.deleted:>6} deleted"
                 f"  {item.errors:>4} quarantined  {item.pages:>5} pages{mode}"
             )
+            if item.warned:
+                out.append(f"  {'':<{width}}  {item.warned} stored with schema warnings")
+            if item.repaired:
+                out.append(
+                    f"  {'':<{width}}  verification found {item.repaired} objects the listing"
+                    f" pass had not stored ({item.rounds} rounds)"
+                )
+            if item.status == "partial":
+                out.append(f"  {'':<{width}}  partial: {item.note}")
         out.append(
             f"  {self.requests} requests, {self.retries} retries,"
             f" {self.quarantined} quarantined this run ({self.errors_stored} in errors),"

@@ -135,9 +135,9 @@ class EntitySpec:
         """The queried columns, in table order."""
         return tuple(name for name, _ in self.columns)
 
-    def extract(self, model: Any) -> tuple[Any, ...]:
-        """The queried columns' values from a decoded model."""
-        return tuple(getter(model) for _, getter in self.columns)
+    def id_mask(self, *fields: str) -> str:
+        """The ``X-Fields`` mask of a listing giving only ``id`` and ``fields`` of each item."""
+        return "data{" + ",".join(("id", *fields)) + "},page,page_size,total,next_page"
 
     def hidden_in(self, values: tuple[Any, ...]) -> bool:
         """True when a row's columns say the object is no longer listed (deleted, private...)."""

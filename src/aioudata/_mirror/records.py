@@ -1,21 +1,31 @@
-"""Raw records to table rows: decode each one alone, quarantine what does not decode."""
+"""Raw records to table rows: each decoded alone; one off the model is still stored, with notes.
+
+A record that decodes into its model takes the fast path: compiled extraction of its columns
+(:mod:`.columns`). One that does not (another udata version: a required field missing, a value
+of another type, a date in another format...) but is a JSON object with a non-empty string id
+is stored all the same, its JSON as received and the columns that fit read from the plain
+object (:func:`.columns.loose`), with the note of what did not fit (``Batch.warnings``, the
+``schema_warnings`` table). Only what cannot be stored (not JSON, not an object, no id) is
+quarantined in ``errors``; a dataset's resources follow the same rule one by one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 import msgspec
 
 from .._decoding import decode
 from .._errors import DecodeError
-from .columns import Extractor, extractor, generic
+from .columns import Extractor, extractor, generic, loose, split_reason, struct_fields, struct_of
 from .entities import RESOURCE_COLUMNS, EntitySpec
 
-__all__ = ["Batch", "ErrorRow", "Row", "decode_records", "error_key", "stamps_of"]
+__all__ = ["Batch", "ErrorRow", "Row", "decode_records", "error_key", "misfits", "stamps_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +50,8 @@ class ErrorRow:
 
 @dataclass(slots=True)
 class Batch:
-    """What one page gives: rows, resources per dataset, quarantined records, ids listed."""
+    """What one page gives: rows, resources per dataset, quarantined records, ids listed,
+    and the schema warnings of the rows that did not fit their model."""
 
     rows: list[Row] = field(default_factory=list)
     #: dataset id → its resources (the dataset's whole resource set).
@@ -48,17 +59,21 @@ class Batch:
     errors: list[ErrorRow] = field(default_factory=list)
     #: Ids the listing showed on this page (the id pass marks them seen).
     listed: list[str] = field(default_factory=list)
+    #: Row id → {path: reason}: what of the record (its resources included) did not fit the
+    #: model, e.g. ``{"$.resources[3].filetype": "Object missing required field `filetype`"}``.
+    #: Only rows stored off the model have an entry; the last row of an id tells.
+    warnings: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def extend(self, other: Batch) -> None:
         """Add ``other``'s content to this batch."""
+        if self.warnings:
+            for row in other.rows:
+                self.warnings.pop(row.id, None)
+        self.warnings.update(other.warnings)
         self.rows.extend(other.rows)
         self.resources.update(other.resources)
         self.errors.extend(other.errors)
         self.listed.extend(other.listed)
-
-
-class _Id(msgspec.Struct):
-    id: Any = None
 
 
 class _RawResources(msgspec.Struct):
@@ -74,14 +89,6 @@ def error_key(item_id: str | None, raw: str | None, fallback: str) -> str:
     return fallback
 
 
-def _id_of(raw: bytes) -> str | None:
-    try:
-        value = msgspec.json.decode(raw, type=_Id).id
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    return value if isinstance(value, str) and value else None
-
-
 def _text(raw: bytes | msgspec.Raw) -> str:
     return str(raw, "utf-8", "replace")
 
@@ -89,31 +96,27 @@ def _text(raw: bytes | msgspec.Raw) -> str:
 def decode_records(
     spec: EntitySpec, raws: Sequence[msgspec.Raw | bytes], *, url: str | None = None
 ) -> Batch:
-    """Decode each raw record into its model; bad ones become error rows, never exceptions.
+    """Decode each raw record into its model; the ones off the model are stored with warnings,
+    the ones that cannot be stored become error rows, never exceptions.
 
     Each record is decoded once into its model (which checks all of it), and once more into a
     small side struct for the text of its datetime columns and its resources' raw JSON; the
-    columns are read by the spec's compiled extraction (:mod:`.columns`).
+    columns are read by the spec's compiled extraction (:mod:`.columns`). A record the model
+    refuses goes the tolerant way (:func:`_tolerate`).
     """
     batch = Batch()
     datasets = spec.name == "datasets"
     plan = extractor(spec.model, spec.columns, resources=datasets)
     extract, side_decode, model_type = plan.function, plan.side, plan.model
     items = None if plan.item is None else extractor(plan.item, RESOURCE_COLUMNS, lead=True)
-    rows, listed = batch.rows, batch.listed
+    rows, listed, warnings = batch.rows, batch.listed, batch.warnings
     for raw_item in raws:
         raw = bytes(raw_item)
         text = _text(raw)
         try:
             model = decode(raw, spec.model, url=url)
         except DecodeError as error:
-            item_id = _id_of(raw)
-            reason = f"{error.reason} at {error.path} (value: {error.snippet})"
-            batch.errors.append(
-                ErrorRow(spec.name, error_key(item_id, text, "?"), item_id, text, reason)
-            )
-            if item_id:
-                listed.append(item_id)
+            _tolerate(spec, raw, text, error, items, batch)
             continue
         item_id = getattr(model, "id", None)
         if not isinstance(item_id, str) or not item_id:
@@ -125,9 +128,12 @@ def decode_records(
         values = generic(spec.columns, model) if side is _FAILED else extract(model, side)
         rows.append(Row(item_id, values, text))
         listed.append(item_id)
+        if warnings:
+            warnings.pop(item_id, None)  # an earlier copy of it went the tolerant way
         if datasets:
             raws_of = None if side is _FAILED else side.resources
-            batch.resources[item_id] = _resources(item_id, raw, raws_of, model, items, batch)
+            parsed = getattr(model, "resources", None)
+            batch.resources[item_id] = _resources(item_id, raw, raws_of, parsed, items, batch)
     return batch
 
 
@@ -151,16 +157,16 @@ def _resources(
     dataset_id: str,
     raw: bytes,
     raws: list[msgspec.Raw] | None,
-    model: Any,
+    parsed: list[Any] | None,
     plan: Extractor | None,
     batch: Batch,
 ) -> list[Row]:
     """The dataset's resources as rows, each with its own JSON as received.
 
-    ``raws``: the resources' raw JSON from the side decode (None: decoded here); ``plan``:
-    the compiled extraction of their columns (None: their getters).
+    ``raws``: the resources' raw JSON from the side decode (None: decoded here from ``raw``);
+    ``parsed``: their models; ``plan``: the compiled extraction of their columns (None: their
+    getters).
     """
-    parsed = getattr(model, "resources", None) or []
     if not parsed:
         return []
     if raws is None:
@@ -184,6 +190,142 @@ def _resources(
     return rows
 
 
+# --- the tolerant path: a record its model refuses ------------------------------------------
+
+
+def _tolerate(
+    spec: EntitySpec,
+    raw: bytes,
+    text: str,
+    error: DecodeError,
+    items: Extractor | None,
+    batch: Batch,
+) -> None:
+    """Store a record the model refused when it is an object with an id; else quarantine it.
+
+    Its columns are read from the plain object (the ones that fit), its resources one by one,
+    and ``batch.warnings[id]`` notes everything off the model (at least the decoder's error).
+    """
+    try:
+        obj: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        obj = None
+    item_id = obj.get("id") if isinstance(obj, dict) else None
+    if not isinstance(item_id, str) or not item_id:
+        reason = (
+            "record without an id"
+            if isinstance(obj, dict)
+            else f"{error.reason} at {error.path} (value: {error.snippet})"
+        )
+        batch.errors.append(ErrorRow(spec.name, error_key(None, text, "?"), None, text, reason))
+        return
+    notes = misfits(obj, spec.model)
+    if not notes:  # the walk and the decoder disagree: the decoder's word
+        notes[error.path] = error.reason
+    values = loose(spec.model, spec.columns)(obj, "$", notes)
+    batch.rows.append(Row(item_id, values, text))
+    batch.listed.append(item_id)
+    if spec.name == "datasets":
+        batch.resources[item_id] = _tolerate_resources(item_id, raw, items, notes, batch)
+    batch.warnings[item_id] = notes
+
+
+def _tolerate_resources(
+    dataset_id: str, raw: bytes, plan: Extractor | None, notes: dict[str, str], batch: Batch
+) -> list[Row]:
+    """The resources of a dataset its model refused, each on its own: the ones that decode
+    as usual, the other objects with an id read as they can, the rest quarantined."""
+    if plan is None:
+        return []
+    try:
+        raws = msgspec.json.decode(raw, type=_RawResources).resources or []
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []  # not a list: noted by the walk
+    decode_item = _decoder(plan.model)
+    read = loose(plan.model, RESOURCE_COLUMNS)
+    rows: list[Row] = []
+    for index, resource_raw in enumerate(raws):
+        try:
+            resource = decode_item(resource_raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            rows.extend(_resources(dataset_id, raw, [resource_raw], [resource], plan, batch))
+            continue
+        text = _text(resource_raw)
+        obj: Any = msgspec.json.decode(resource_raw)  # valid: a part of a decoded document
+        rid = obj.get("id") if isinstance(obj, dict) else None
+        if not isinstance(rid, str) or not rid:
+            key = error_key(None, text, "?")
+            batch.errors.append(
+                ErrorRow("resources", key, None, text, f"resource without an id in {dataset_id}")
+            )
+            continue
+        rows.append(Row(rid, (dataset_id, *read(obj, f"$.resources[{index}]", notes)), text))
+    return rows
+
+
+_DECODERS: dict[type[Any], Callable[[msgspec.Raw], Any]] = {}
+
+
+def _decoder(model: type[Any]) -> Callable[[msgspec.Raw], Any]:
+    found = _DECODERS.get(model)
+    if found is None:
+        found = _DECODERS[model] = msgspec.json.Decoder(model).decode
+    return found
+
+
+def misfits(obj: dict[str, Any], model: type[Any], path: str = "$") -> dict[str, str]:
+    """What of the JSON object ``obj`` does not fit the struct type ``model``: {path: reason}.
+
+    Every field, not only the first error the decoder meets: a missing required one (at its
+    own path: ``$.resources[3].filetype``), a value of another type (the decoder's message,
+    ``Expected `int | null`, got `str```). Fields the model does not know are not misfits.
+    """
+    found: dict[str, str] = {}
+    _fields_misfits(obj, model, path, found)
+    return found
+
+
+def _fields_misfits(obj: dict[str, Any], model: type[Any], path: str, out: dict[str, str]) -> None:
+    for info in struct_fields(model):
+        key = info.encode_name
+        if key in obj:
+            _value_misfits(obj[key], info.type, f"{path}.{key}", out)
+        elif info.required:
+            out[f"{path}.{key}"] = f"Object missing required field `{key}`"
+
+
+def _value_misfits(value: Any, annotation: Any, path: str, out: dict[str, str]) -> None:
+    try:
+        msgspec.convert(value, annotation)
+    except msgspec.ValidationError as error:
+        before = len(out)
+        model = struct_of(annotation)
+        item = _item_of(annotation)
+        if model is not None and isinstance(value, dict):
+            _fields_misfits(value, model, path, out)
+        elif item is not None and isinstance(value, list):
+            for index, element in enumerate(value):
+                _value_misfits(element, item, f"{path}[{index}]", out)
+        if len(out) == before:  # a leaf, or nothing found below: the converter's word
+            reason, inner = split_reason(str(error))
+            out[path + inner] = reason
+
+
+def _item_of(annotation: Any) -> Any:
+    """The item type of ``list[T]`` (or ``list[T] | None``), else None."""
+    origin = get_origin(annotation)
+    if origin is list:
+        args = get_args(annotation)
+        return args[0] if args else Any
+    if origin in (Union, types.UnionType):
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        if len(kinds) == 1:
+            return _item_of(kinds[0])
+    return None
+
+
 class _Stamped(msgspec.Struct):
     id: str
     last_modified: datetime | None = None
@@ -191,14 +333,38 @@ class _Stamped(msgspec.Struct):
 
 
 def stamps_of(raws: list[msgspec.Raw]) -> list[tuple[str, dict[str, datetime | None]]]:
-    """(id, {field: timestamp}) for each record of a masked id page; undecodable ones skipped."""
+    """(id, {field: timestamp}) for each record of a masked id page.
+
+    A timestamp that is not one (another format: stored NULL too) is None; a record that is
+    not an object with a string id is skipped.
+    """
     found: list[tuple[str, dict[str, datetime | None]]] = []
     for raw in raws:
         try:
             item = msgspec.json.decode(bytes(raw), type=_Stamped)
         except (msgspec.DecodeError, msgspec.ValidationError):
+            stamped = _loose_stamps(bytes(raw))
+            if stamped is not None:
+                found.append(stamped)
             continue
         found.append(
             (item.id, {"last_modified": item.last_modified, "last_update": item.last_update})
         )
     return found
+
+
+def _loose_stamps(raw: bytes) -> tuple[str, dict[str, datetime | None]] | None:
+    try:
+        obj: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    item_id = obj.get("id") if isinstance(obj, dict) else None
+    if not isinstance(item_id, str):
+        return None
+    stamps: dict[str, datetime | None] = {}
+    for name in ("last_modified", "last_update"):
+        try:
+            stamps[name] = msgspec.convert(obj.get(name), datetime | None)
+        except msgspec.ValidationError:
+            stamps[name] = None
+    return item_id, stamps

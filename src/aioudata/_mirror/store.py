@@ -17,13 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .config import MirrorError
 from .entities import ENTITIES, RESOURCE_COLUMNS, EntitySpec
 from .records import Batch, ErrorRow, Row
 
 __all__ = ["AsyncStore", "Counts", "PassState", "Store", "export_jsonl", "utcnow"]
 
 T = TypeVar("T")
-SCHEMA_VERSION = "1"
+#: Version of the tables; a database of an older one is upgraded in place when opened.
+SCHEMA_VERSION = "2"
+#: How each older version is brought to the next one.
+_UPGRADES: dict[str, list[str]] = {
+    "1": ["ALTER TABLE sync_state ADD COLUMN round INTEGER NOT NULL DEFAULT 0"],
+}
 _CHUNK = 500  # ids per IN (...) clause, below SQLite's variable limit
 
 
@@ -62,6 +68,9 @@ class Counts:
     resources_new: int = 0
     resources_updated: int = 0
     resources_deleted: int = 0
+    #: Objects written with schema warnings (stored off their model: ``schema_warnings``);
+    #: a dataset counts once, whatever number of its resources are off theirs.
+    warned: int = 0
 
     def add(self, other: Counts) -> None:
         """Add ``other`` into these counts."""
@@ -84,6 +93,8 @@ class PassState:
     finished: bool = True
     full_done: bool = False
     hwm: str | None = None
+    #: Verification round of an ``ids`` pass (1, 2...); 0 for the other kinds.
+    round: int = 0
 
 
 def _entity_ddl(spec: EntitySpec) -> list[str]:
@@ -115,10 +126,13 @@ _DDL = [
     "CREATE INDEX IF NOT EXISTS resources_dataset_id ON resources (dataset_id)",
     "CREATE TABLE IF NOT EXISTS errors (entity TEXT NOT NULL, key TEXT NOT NULL, item_id TEXT,"
     " raw TEXT, reason TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (entity, key))",
+    "CREATE TABLE IF NOT EXISTS schema_warnings (entity TEXT NOT NULL, item_id TEXT NOT NULL,"
+    " path TEXT NOT NULL, reason TEXT NOT NULL, recorded_at TEXT NOT NULL,"
+    " PRIMARY KEY (entity, item_id, path))",
     "CREATE TABLE IF NOT EXISTS sync_state (entity TEXT PRIMARY KEY, pass_no INTEGER NOT NULL,"
     " kind TEXT, page INTEGER NOT NULL, page_size INTEGER NOT NULL, sort TEXT, t0 TEXT,"
     " since TEXT, finished INTEGER NOT NULL, full_done INTEGER NOT NULL, hwm TEXT,"
-    " updated_at TEXT NOT NULL)",
+    " updated_at TEXT NOT NULL, round INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL,"
     " finished_at TEXT, status TEXT NOT NULL, options TEXT, summary TEXT)",
 ]
@@ -139,12 +153,33 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
         with self.transaction():
+            self._upgrade()
             for statement in _DDL:
                 self.conn.execute(statement)
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (SCHEMA_VERSION,),
             )
+
+    def _upgrade(self) -> None:
+        """Bring a database of an older schema to this one, in place; refuse a newer one."""
+        conn = self.conn
+        conn.execute(_DDL[0])  # meta
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = None if row is None else str(row[0])
+        if version is None or version == SCHEMA_VERSION:
+            return
+        if version not in _UPGRADES:
+            raise MirrorError(
+                f"{self.path} holds a mirror of schema version {version}, newer than this"
+                f" aioudata's ({SCHEMA_VERSION}): upgrade aioudata or use another --db",
+                code=2,
+            )
+        while version in _UPGRADES:
+            for statement in _UPGRADES[version]:
+                conn.execute(statement)
+            version = str(int(version) + 1)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
 
     def close(self) -> None:
         """Close the connection (checkpoints the WAL)."""
@@ -203,8 +238,8 @@ class Store:
     def load_state(self, entity: str) -> PassState:
         """The entity's checkpoint (an empty one when it was never mirrored)."""
         row = self.conn.execute(
-            "SELECT pass_no, kind, page, page_size, sort, t0, since, finished, full_done, hwm"
-            " FROM sync_state WHERE entity = ?",
+            "SELECT pass_no, kind, page, page_size, sort, t0, since, finished, full_done, hwm,"
+            " round FROM sync_state WHERE entity = ?",
             (entity,),
         ).fetchone()
         if row is None:
@@ -221,6 +256,7 @@ class Store:
             finished=bool(row[7]),
             full_done=bool(row[8]),
             hwm=row[9],
+            round=row[10],
         )
 
     def save_state(self, state: PassState) -> None:
@@ -232,12 +268,13 @@ class Store:
     def _save_state(conn: sqlite3.Connection, state: PassState) -> None:
         conn.execute(
             "INSERT INTO sync_state (entity, pass_no, kind, page, page_size, sort, t0, since,"
-            " finished, full_done, hwm, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " finished, full_done, hwm, updated_at, round)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(entity) DO UPDATE SET pass_no = excluded.pass_no, kind = excluded.kind,"
             " page = excluded.page, page_size = excluded.page_size, sort = excluded.sort,"
             " t0 = excluded.t0, since = excluded.since, finished = excluded.finished,"
             " full_done = excluded.full_done, hwm = excluded.hwm,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, round = excluded.round",
             (
                 state.entity,
                 state.pass_no,
@@ -251,6 +288,7 @@ class Store:
                 int(state.full_done),
                 state.hwm,
                 utcnow(),
+                state.round,
             ),
         )
 
@@ -264,12 +302,60 @@ class Store:
         pass_no: int,
         counts: Counts,
     ) -> None:
-        """Upsert the batch's rows (a dataset's resources replaced with it) and its errors."""
+        """Upsert the batch's rows (a dataset's resources replaced with it), their schema
+        warnings and its errors."""
         self._upsert(conn, spec, batch.rows, pass_no, counts)
         if spec.name == "datasets" and batch.resources:
             self._replace_all_resources(conn, batch.resources, counts)
+        if batch.rows:
+            self._schema_warnings(conn, spec, batch, counts)
         if batch.errors:
             self._errors(conn, batch.errors, counts)
+
+    @staticmethod
+    def _schema_warnings(
+        conn: sqlite3.Connection, spec: EntitySpec, batch: Batch, counts: Counts
+    ) -> None:
+        """Each written row's warnings become the batch's (none: it fit its model).
+
+        A warning already stored as is keeps its row (and ``recorded_at``): writing the same
+        page again changes nothing.
+        """
+        notes = batch.warnings
+        ids = list(dict.fromkeys(row.id for row in batch.rows))
+        warned = [item for item in ids if item in notes] if notes else []
+        clean = [item for item in ids if item not in notes] if notes else ids
+        for chunk in _chunks(clean):
+            conn.execute(
+                "DELETE FROM schema_warnings WHERE entity = ?"
+                f" AND item_id IN ({','.join('?' * len(chunk))})",
+                (spec.name, *chunk),
+            )
+        if not warned:
+            return
+        counts.warned += len(warned)
+        now = utcnow()
+        stale: list[tuple[str, str, str]] = []
+        fresh: list[tuple[str, str, str, str, str]] = []
+        for item in warned:
+            paths = notes[item]
+            for (path,) in conn.execute(
+                "SELECT path FROM schema_warnings WHERE entity = ? AND item_id = ?",
+                (spec.name, item),
+            ):
+                if path not in paths:
+                    stale.append((spec.name, item, path))
+            fresh.extend((spec.name, item, path, reason, now) for path, reason in paths.items())
+        conn.executemany(
+            "DELETE FROM schema_warnings WHERE entity = ? AND item_id = ? AND path = ?", stale
+        )
+        conn.executemany(
+            "INSERT INTO schema_warnings (entity, item_id, path, reason, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(entity, item_id, path) DO UPDATE SET"
+            " reason = excluded.reason, recorded_at = excluded.recorded_at"
+            " WHERE reason IS NOT excluded.reason",
+            fresh,
+        )
 
     def write_batch(
         self, spec: EntitySpec, batch: Batch, pass_no: int, state: PassState | None
@@ -619,13 +705,41 @@ def export_jsonl(store: Store, out: Path, entities: Sequence[str]) -> dict[str, 
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> int:
-    """Write atomically (temporary file, then rename); the number of lines."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
+    """Write atomically (temporary file, then rename); the number of lines.
+
+    The temporary file is created exclusively (``O_CREAT | O_EXCL | O_NOFOLLOW``, a random name
+    beginning with the target's) in the target's folder, so a file or symlink planted at a
+    predictable name is never written through; it is removed if anything fails. Like
+    ``tempfile.mkstemp``, but with mode 0o666 less the umask, as ``open()`` gives, not 0o600.
+    ``os.replace`` then swaps it in: a symlink at ``path`` itself is replaced, not followed.
+    """
+    import contextlib
+    import os
+    import secrets
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):  # a clash of 48 random bits is already improbable
+        temporary = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temporary, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no free temporary name next to {path}")
     count = 0
-    with temporary.open("w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(line)
-            handle.write("\n")
-            count += 1
-    temporary.replace(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line)
+                handle.write("\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return count

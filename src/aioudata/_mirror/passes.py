@@ -1,0 +1,168 @@
+"""The three kinds of pass over an entity's listing, each owning its arguments and page handling.
+
+- :class:`FullPass` stores every record of every page.
+- :class:`ChangesPass` lists by last change, newest first, and stops below the high-water mark.
+- :class:`IdsPass` lists ids and timestamps only (an ``X-Fields`` mask, large pages) and fetches
+  by id what is not stored or has changed: it verifies (and repairs) what a pass before it
+  stored, since a listing walked by page number can miss items while the catalog moves.
+
+Every page is committed with the pass's checkpoint in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from .config import EntitySummary
+from .entities import EntitySpec, RawPage
+from .records import Batch, ErrorRow, decode_records, stamps_of
+from .run import Run
+from .store import Counts, PassState
+from .walk import WalkOutcome, fetch_each, walk
+
+__all__ = ["IDS_PAGE_SIZE", "ChangesPass", "FullPass", "IdsPass", "Pass", "when"]
+
+#: Page size of the id pass (ids and timestamps only: cheap to serve).
+IDS_PAGE_SIZE = 1000
+
+
+def when(value: str | datetime | None) -> datetime | None:
+    """A timestamp (ISO text or datetime) as an aware datetime; naive ones are taken as UTC."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Pass:
+    """One walk over an entity's listing from its checkpoint; subclasses handle the pages."""
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self, run: Run, spec: EntitySpec, state: PassState, summary: EntitySummary, tally: Counts
+    ) -> None:
+        self.run = run
+        self.spec = spec
+        self.state = state
+        self.summary = summary
+        self.tally = tally
+
+    def mask(self) -> str | None:
+        """The ``X-Fields`` mask of the listing (None: whole records)."""
+        return None
+
+    def args(self) -> dict[str, Any]:
+        """The listing's arguments: the run's filters, page size, sort and mask."""
+        args: dict[str, Any] = {**self.run.filters(self.spec), "page_size": self.state.page_size}
+        if self.state.sort and self.spec.accepts("sort"):
+            args["sort"] = self.state.sort
+        mask = self.mask()
+        if mask:
+            args["x_fields"] = mask
+        return args
+
+    async def walk(self) -> WalkOutcome:
+        """Walk the listing from the checkpoint on."""
+        return await walk(self.run, self.spec, self.args(), self.state.page, self.handle)
+
+    async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
+        """Store page ``number``; True to stop the walk there."""
+        raise NotImplementedError
+
+    async def write(self, number: int, batch: Batch, listed: int) -> Batch:
+        """Commit one page with its checkpoint."""
+        self.state.page = number
+        store = self.run.store
+        written = await store.call(
+            store.sync.write_batch,
+            self.spec,
+            batch,
+            self.state.pass_no,
+            dataclasses.replace(self.state),
+        )
+        self.tally.add(written)
+        self.summary.pages += 1
+        self.summary.listed += listed
+        live = self.run.live(self.spec)
+        live.pages += 1
+        live.items += listed
+        self.run.show(self.spec, written)
+        return batch
+
+
+class FullPass(Pass):
+    """Every record of every page, upserted."""
+
+    kind = "full"
+
+    async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
+        batch = decode_records(self.spec, page.data)
+        batch.errors.extend(extra)
+        await self.write(number, batch, len(page.data))
+        return False
+
+
+class ChangesPass(Pass):
+    """Newest changes first, until a page holds only objects older than the mark."""
+
+    kind = "changes"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.since = when(self.state.since)
+        field = self.spec.hwm_field
+        names = self.spec.column_names()
+        self.column = names.index(field) if field in names else None
+
+    async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
+        batch = decode_records(self.spec, page.data)
+        batch.errors.extend(extra)
+        await self.write(number, batch, len(page.data))
+        if self.since is None or self.column is None:
+            return False
+        stamps = [when(row.values[self.column]) for row in batch.rows]
+        return bool(stamps) and all(s is not None and s < self.since for s in stamps)
+
+
+class IdsPass(Pass):
+    """Ids and timestamps only; objects not stored, or changed, are fetched one by one."""
+
+    kind = "ids"
+
+    def mask(self) -> str:
+        return self.spec.id_mask(*self.spec.stamps)
+
+    async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
+        found = stamps_of(page.data)
+        ids = [item_id for item_id, _ in found]
+        store = self.run.store
+        stored = await store.call(store.sync.stamps, self.spec, ids)
+        stale: list[str] = []
+        unknown = 0
+        for item_id, stamps in found:
+            known = stored.get(item_id)
+            if known is None or known[1] is not None:
+                unknown += known is None
+                stale.append(item_id)
+                continue
+            for name, value in known[0].items():
+                if when(value) != when(stamps.get(name)):
+                    stale.append(item_id)
+                    break
+        batch, _ = await fetch_each(self.run, self.spec, stale)
+        batch.listed = list(ids)  # every id of the page (the fetched ones among them)
+        batch.errors.extend(extra)
+        await self.write(number, batch, len(page.data))
+        # Listed here, not stored before: what the pass before this one missed (or new).
+        self.summary.repaired += unknown
+        return False
+
+
+PASSES: dict[str, type[Pass]] = {kind.kind: kind for kind in (FullPass, ChangesPass, IdsPass)}
