@@ -129,3 +129,121 @@ async def walk_like_datagouv_client(
         for data in json.loads(body)["data"]:
             yield data
         next_url = get_link_next_page(json.loads(body), next_page)
+
+
+# The least a mirror must do (issue 11 §3): the yardstick of the mirror's own cost.
+
+
+class _Ref(msgspec.Struct, gc=False):
+    id: str | None = None
+
+
+class _ResourceColumns(msgspec.Struct, gc=False):
+    id: str
+    title: str | None = None
+    type: str | None = None
+    format: str | None = None
+    filetype: str | None = None
+    url: str | None = None
+    mime: str | None = None
+    filesize: int | None = None
+    created_at: str | None = None
+    last_modified: str | None = None
+
+
+class _DatasetColumns(msgspec.Struct, gc=False):
+    id: str
+    title: str | None = None
+    slug: str | None = None
+    organization: _Ref | None = None
+    owner: _Ref | None = None
+    license: str | None = None
+    frequency: str | None = None
+    created_at: str | None = None
+    last_modified: str | None = None
+    last_update: str | None = None
+    private: bool | None = None
+    archived: str | None = None
+    deleted: str | None = None
+    resources: list[_ResourceColumns] = []
+
+
+class _RawPage(msgspec.Struct, gc=False):
+    data: list[msgspec.Raw]
+    total: int
+
+
+_MINIMAL_DDL = (
+    "CREATE TABLE datasets (id TEXT PRIMARY KEY, title, slug, organization_id, owner_id, license,"
+    " frequency, created_at, last_modified, last_update, private, archived, deleted,"
+    " json TEXT NOT NULL)",
+    "CREATE TABLE resources (id TEXT PRIMARY KEY, dataset_id, title, type, format, filetype, url,"
+    " mime, filesize, created_at, last_modified)",
+)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+async def minimal_mirror(
+    base_url: str, db: Any, page_size: int, concurrency: int
+) -> dict[str, int]:
+    """A minimal mirror of the datasets: concurrent fetch, the queried columns only decoded,
+    each record's bytes stored as received, resources as columns, one WAL transaction a page
+    written by one thread off the loop. No retry, no checkpoint, no verification, no change
+    detection: what a mirror cannot do without. Returns the rows stored."""
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    for statement in _MINIMAL_DDL:
+        conn.execute(statement)
+    decode_page = msgspec.json.Decoder(_RawPage).decode
+    decode_item = msgspec.json.Decoder(_DatasetColumns).decode
+
+    def write(rows: list[tuple[Any, ...]], resources: list[tuple[Any, ...]]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(f"INSERT OR REPLACE INTO datasets VALUES ({_marks(14)})", rows)
+        conn.executemany(f"INSERT OR REPLACE INTO resources VALUES ({_marks(11)})", resources)
+        conn.execute("COMMIT")
+
+    writer = ThreadPoolExecutor(max_workers=1)
+    loop = asyncio.get_running_loop()
+
+    async def store(page: _RawPage) -> None:
+        rows: list[tuple[Any, ...]] = []
+        resources: list[tuple[Any, ...]] = []
+        for raw in page.data:
+            d = decode_item(raw)
+            rows.append(
+                (
+                    d.id, d.title, d.slug, d.organization and d.organization.id,
+                    d.owner and d.owner.id, d.license, d.frequency, d.created_at,
+                    d.last_modified, d.last_update, d.private, d.archived, d.deleted,
+                    bytes(raw).decode(),
+                )
+            )  # fmt: skip
+            resources.extend(
+                (
+                    r.id, d.id, r.title, r.type, r.format, r.filetype, r.url, r.mime,
+                    r.filesize, r.created_at, r.last_modified,
+                )
+                for r in d.resources
+            )  # fmt: skip
+        await loop.run_in_executor(writer, write, rows, resources)
+
+    try:
+        async with raw_session() as session:
+            url = f"{base_url}/datasets/"
+            async for page in raw_pages(session, url, page_size, concurrency, decode_page):
+                await store(page)
+        await loop.run_in_executor(writer, lambda: None)
+        stored = conn.execute("SELECT COUNT(*) FROM datasets").fetchone()[0]
+        resources = conn.execute("SELECT COUNT(*) FROM resources").fetchone()[0]
+    finally:
+        writer.shutdown(wait=True)
+        conn.close()
+    return {"datasets": int(stored), "resources": int(resources)}

@@ -90,6 +90,12 @@ class CatalogConfig:
     seed: int = 0
     #: Encoded pages kept, most recently used first.
     page_cache: int = 8
+    #: Resources of each dataset (the recorded ones repeated, each with its own id); None:
+    #: as recorded (1 to 4). Real data.gouv.fr datasets often have 8 or more.
+    resources: int | None = None
+    #: Characters of each dataset's description (the recorded one repeated); None: as recorded.
+    #: Real descriptions run to several KB: with 8 resources, 8,000 gives ~20 KB records.
+    description: int | None = None
 
     def __post_init__(self) -> None:
         if min(self.datasets, self.organizations, self.reuses) < 0:
@@ -121,6 +127,8 @@ class _Template:
     _SLOT = re.compile(rb"@@(ID|SLUG|R\d+)@@")
 
     def __init__(self, item: dict[str, Any], origin: str) -> None:
+        #: Top-level scalar fields, for X-Fields masks (``data{id,last_modified}``).
+        self.scalars = {k: v for k, v in item.items() if not isinstance(v, dict | list)}
         text = json.dumps(item, ensure_ascii=True, separators=(",", ":"))
         text = text.replace(RECORDED_ORIGIN, origin)
         # Longest identifiers first, so a slug that contains the id (or the reverse) stays whole.
@@ -153,13 +161,38 @@ def _recorded(name: str) -> dict[str, Any]:
     return json.loads((RESPONSES / name).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-def _templates(kind: str, origin: str) -> list[_Template]:
+def _templates(kind: str, origin: str, config: CatalogConfig) -> list[_Template]:
     out = []
     for name in SOURCES[kind]:
         body = _recorded(name)["body"]
         for item in body.get("data", [body]):
+            if kind == "datasets":
+                item = _grown(item, config.resources, config.description)
             out.append(_Template(item, origin))
     return out
+
+
+def _grown(item: dict[str, Any], resources: int | None, description: int | None) -> dict[str, Any]:
+    """``item`` with ``resources`` resources and a ``description`` that many characters long."""
+    item = json.loads(json.dumps(item))
+    recorded = item.get("resources") or []
+    if resources is not None and recorded:
+        grown = []
+        for index in range(resources):
+            copy = json.loads(json.dumps(recorded[index % len(recorded)]))
+            copy["id"] = f"{copy['id']}-{index}" if index >= len(recorded) else copy["id"]
+            grown.append(copy)
+        item["resources"] = grown
+    text = item.get("description") or "description"
+    if description is not None:
+        item["description"] = (text * (description // len(text) + 1))[:description]
+    return item
+
+
+def _masked(fields: list[str], kind: str, number: int, template: _Template) -> dict[str, Any]:
+    """The fields of a masked item: its own id and slug, the template's scalars."""
+    own = {"id": object_id(kind, number), "slug": f"{kind}-{number}"}
+    return {name: own.get(name, template.scalars.get(name)) for name in fields}
 
 
 class CatalogServer:
@@ -200,7 +233,7 @@ class CatalogServer:
         port = runner.addresses[0][1]
         self._runner = runner
         self._origin = f"http://127.0.0.1:{port}"
-        self._templates = {kind: _templates(kind, self._origin) for kind in SOURCES}
+        self._templates = {kind: _templates(kind, self._origin, self.config) for kind in SOURCES}
         return self.base_url
 
     async def stop(self) -> None:
@@ -234,8 +267,12 @@ class CatalogServer:
         templates[number % len(templates)].render(kind, number, out)
         return b"".join(out)
 
-    def page(self, kind: str, page: int, page_size: int) -> bytes | None:
-        """The encoded page, or None past the end."""
+    def page(
+        self, kind: str, page: int, page_size: int, mask: list[str] | None = None
+    ) -> bytes | None:
+        """The encoded page, or None past the end; ``mask``: only these fields of each item."""
+        if mask is not None:
+            return self._masked_page(kind, page, page_size, mask)
         key = (kind, page, page_size)
         cached = self._pages.get(key)
         if cached is not None:
@@ -268,6 +305,27 @@ class CatalogServer:
                 self._pages.popitem(last=False)
         return body
 
+    def _masked_page(self, kind: str, page: int, page_size: int, mask: list[str]) -> bytes | None:
+        total = self.config.size(kind)
+        first = (page - 1) * page_size
+        if first >= total and page != 1:
+            return None
+        last = min(total, first + page_size)
+        templates = self._templates[kind]
+        data = [_masked(mask, kind, n, templates[n % len(templates)]) for n in range(first, last)]
+        url = f"{self._origin}/api/1/{kind}/?page={{}}&page_size={page_size}"
+        return json.dumps(
+            {
+                "data": data,
+                "next_page": url.format(page + 1) if last < total else None,
+                "page": page,
+                "page_size": page_size,
+                "previous_page": url.format(page - 1) if page > 1 else None,
+                "total": total,
+            },
+            separators=(",", ":"),
+        ).encode()
+
     # Handlers.
 
     async def _listing(self, request: web.Request) -> web.StreamResponse:
@@ -288,7 +346,11 @@ class CatalogServer:
             if self.config.over_cap == "502":
                 return self._gateway(502)
             page_size = cap
-        body = self.page(kind, page, page_size)
+        fields = request.headers.get("X-Fields", "")
+        mask = None
+        if fields.startswith("data{") and "}" in fields:  # udata's masks: data{id,...},total...
+            mask = fields[len("data{") : fields.index("}")].split(",")
+        body = self.page(kind, page, page_size, mask)
         if body is None:
             self.stats["404"] += 1
             return web.Response(status=404, body=self._not_found, content_type="application/json")

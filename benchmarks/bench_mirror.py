@@ -1,4 +1,5 @@
-"""The mirror (issue 6): against a sequential walker storing the same rows, and its peak RSS.
+"""The mirror (issues 6, 11): against a sequential walker storing the same rows, against the
+minimal pipeline a mirror cannot do without, and its peak RSS.
 
 - Speed: ``run_mirror`` (the Python entry point of ``aioudata mirror``) of 10,000 datasets
   and their resources into a fresh SQLite file, each page answered after 100 ms, at
@@ -6,6 +7,10 @@
   style (see _baselines.py) that stores the same rows: it decodes each page's records and
   writes them with the mirror's own code (``decode_records``, ``Store.write_batch``), one page
   after another in the event loop. Only the fetching differs.
+- Cost: ``run_mirror`` against ``minimal_mirror`` (see _baselines.py: concurrent fetch, the
+  queried columns only decoded, records stored as received, resources as columns, one WAL
+  transaction a page; no retry, checkpoint, verification or change detection) on 150 pages of
+  20 full-size records (~20 KB, 8 resources each) at 100 ms, concurrency 16.
 - Memory: peak RSS of the mirror of 100,000 datasets against 10,000 (no latency), each in its
   own process.
 """
@@ -21,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from ._baselines import raw_session
+from ._baselines import minimal_mirror, raw_session
 from ._common import Settings, child, row
 from ._server import CatalogConfig, ServerProcess
 
@@ -29,7 +34,9 @@ GROUP = "mirror (issue 6)"
 PAGE_SIZE = 100
 
 
-async def mirror_once(base_url: str, db: Path, concurrency: int) -> dict[str, Any]:
+async def mirror_once(
+    base_url: str, db: Path, concurrency: int, page_size: int = PAGE_SIZE
+) -> dict[str, Any]:
     """One mirror run of the datasets into ``db``: seconds, datasets and resources stored."""
     from aioudata._mirror import MirrorConfig, run_mirror
 
@@ -40,7 +47,7 @@ async def mirror_once(base_url: str, db: Path, concurrency: int) -> dict[str, An
         entities=("datasets",),
         concurrency=concurrency,
         rate=None,
-        page_size=PAGE_SIZE,
+        page_size=page_size,
     )
     started = time.perf_counter()
     summary = await run_mirror(config)
@@ -137,6 +144,64 @@ def run_speed(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+async def minimal_once(base_url: str, db: Path, concurrency: int, page_size: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    stored = await minimal_mirror(base_url, db, page_size, concurrency)
+    return {"seconds": time.perf_counter() - started, **stored}
+
+
+def run_cost(settings: Settings) -> list[dict[str, Any]]:
+    pages, latency, repeat = settings.pick((150, 0.1, 5), (20, 0.01, 1))
+    page_size, concurrency = 20, 16
+    catalog = CatalogConfig(
+        datasets=pages * page_size, latency=latency, resources=8, description=8000
+    )
+    mine: list[float] = []
+    theirs: list[float] = []
+    ratios: list[float] = []
+    seen: list[dict[str, Any]] = []
+    with ServerProcess(catalog) as server:
+        for r in range(repeat):
+            pair: dict[str, float] = {}
+            for side in ("mirror", "minimal") if r % 2 == 0 else ("minimal", "mirror"):
+                folder = Path(tempfile.mkdtemp(prefix="aioudata-bench-"))
+                try:
+                    db = folder / "mirror.db"
+                    once = mirror_once if side == "mirror" else minimal_once
+                    result = asyncio.run(once(server.base_url, db, concurrency, page_size))
+                    result["bytes"] = sum(f.stat().st_size for f in folder.iterdir())
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                assert result["datasets"] == catalog.datasets, (side, result)
+                pair[side] = result["seconds"]
+                seen.append({"side": side, **result})
+            mine.append(pair["mirror"])
+            theirs.append(pair["minimal"])
+            ratios.append(pair["mirror"] / pair["minimal"])
+    resources = {r["resources"] for r in seen}
+    assert len(resources) == 1, f"the two sides stored different resources: {resources}"
+    sizes = {r["side"]: r["bytes"] for r in seen}
+    return [
+        row(
+            f"mirror {catalog.datasets:,} datasets of ~20 KB, 8 resources ({pages} pages of"
+            f" {page_size}, {latency * 1000:.0f} ms) at {concurrency} vs the minimal pipeline",
+            ours=mine,
+            theirs=theirs,
+            baseline="minimal pipeline: concurrent fetch, columns only decoded, bytes as received",
+            unit="s",
+            direction="cost",
+            target=1.2,
+            group=GROUP,
+            ratios=ratios,
+            note=(
+                f"database files: mirror {sizes['mirror'] / 1e6:.1f} MB,"
+                f" minimal {sizes['minimal'] / 1e6:.1f} MB; the mirror also verifies its pass"
+                " (an id round), checkpoints every page and detects changes"
+            ),
+        )
+    ]
+
+
 def run_memory(settings: Settings) -> list[dict[str, Any]]:
     small, large, repeat = settings.pick((10_000, 100_000, 2), (1_000, 5_000, 1))
     concurrency = 16
@@ -174,4 +239,4 @@ def run_memory(settings: Settings) -> list[dict[str, Any]]:
 
 
 def run(settings: Settings) -> list[dict[str, Any]]:
-    return run_speed(settings) + run_memory(settings)
+    return run_speed(settings) + run_cost(settings) + run_memory(settings)
