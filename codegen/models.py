@@ -6,21 +6,25 @@ templates/models.py.jinja so that:
 - an optional field is ``T | None = None`` (udata sends null for absent values), never UNSET;
 - constraints (max_length, minimum...) are dropped: they would reject data the server sent;
 - a union of several Structs (msgspec cannot tell untagged Structs apart) becomes a dict;
-- descriptions become docstrings; enums are ours (prepare.py), fields stay plain ``str``.
+- descriptions become docstrings; enums are ours (prepare.py), fields stay plain ``str``;
+- every model a masked call can answer with (operations taking an ``X-Fields`` header) gets a
+  partial twin, ``<Name>Partial``: same fields, all optional, nested models partial too.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .prepare import Prepared
+from .prepare import Prepared, ref_name
 from .render import render
+from .spec_loader import JSON, operations
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +45,11 @@ class ClassDef:
     base: str
     description: str = ""
     fields: list[FieldDef] = field(default_factory=list)
+    partial_of: str | None = None  # the full model this partial twin mirrors
+
+
+#: Suffix of the partial twin of a model: what a call with an X-Fields mask decodes into.
+PARTIAL = "Partial"
 
 
 def run_datamodel_codegen(document: dict[str, object]) -> str:
@@ -130,6 +139,66 @@ def _meta_description(metas: list[ast.expr]) -> str:
     return ""
 
 
+def masked_roots(document: JSON) -> set[str]:
+    """Classes a call with an ``X-Fields`` mask can answer with: the success responses of
+    every operation taking that header."""
+    roots: set[str] = set()
+    for _route, _method, op, shared in operations(document):
+        params = [*shared, *op.get("parameters", [])]
+        if not any(p["in"] == "header" and p["name"].lower() == "x-fields" for p in params):
+            continue
+        for code, response in op.get("responses", {}).items():
+            if code.startswith("2"):
+                roots |= {ref_name(ref) for ref in _refs(response)}
+    return roots
+
+
+def _refs(node: object) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        for value in node.values():
+            found |= _refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def partial_classes(classes: list[ClassDef], roots: set[str]) -> list[ClassDef]:
+    """The partial twin of every class ``roots`` reach (fields, items, bases), in the order of
+    ``classes`` (a base before its subclasses): every field optional, and every model it
+    mentions partial too, so that nested masks (``resources{id}``) decode as well."""
+    by_name = {cls.name: cls for cls in classes}
+    needed: set[str] = set()
+    todo = [name for name in roots if name in by_name]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        cls = by_name[name]
+        mentioned = {cls.base} | {t for f in cls.fields for t in _NAMES.findall(f.type)}
+        todo.extend(t for t in mentioned if t in by_name and t not in needed)
+    rename = {name: name + PARTIAL for name in needed}
+
+    def partial(type_text: str) -> str:
+        return _NAMES.sub(lambda m: rename.get(m[0], m[0]), type_text)
+
+    return [
+        ClassDef(
+            name=rename[cls.name],
+            base=rename.get(cls.base, cls.base),
+            fields=[FieldDef(f.name, partial(f.type), f.wire) for f in cls.fields],
+            partial_of=cls.name,
+        )
+        for cls in classes
+        if cls.name in needed
+    ]
+
+
+_NAMES = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+
+
 def generate_models(prepared: Prepared) -> str:
     """The source of ``aioudata/_generated/models.py``."""
     classes = parse_classes(run_datamodel_codegen(prepared.document), prepared)
@@ -137,9 +206,11 @@ def generate_models(prepared: Prepared) -> str:
     for cls in classes:
         for f in cls.fields:
             f.enum = enum_of.get((cls.name, f.wire or f.name))
+    partials = partial_classes(classes, masked_roots(prepared.document))
     return render(
         "models.py.jinja",
         classes=classes,
+        partials=partials,
         enums=sorted(prepared.enums, key=lambda e: e.name),
         uses_datetime=any("datetime" in f.type for c in classes for f in c.fields),
         uses_date=any(_mentions(f.type, "date") for c in classes for f in c.fields),

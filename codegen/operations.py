@@ -3,6 +3,10 @@
 Our own generator (datamodel-code-generator only does models). Each method checks nothing
 itself: it names its arguments and hands them, with a static Endpoint description, to the
 core's single ``request`` (or ``paginate`` for listings) function.
+
+An operation taking an ``X-Fields`` mask has two typing overloads: without a mask it returns its
+model, with one the model's partial twin (every field optional; see models.py), which is also
+what the Endpoint's ``masked()`` variant decodes.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
+from .models import PARTIAL
 from .prepare import Prepared, identifier, ref_name
 from .render import add_globals, render
 from .spec_loader import JSON, operations
@@ -49,6 +54,26 @@ class OperationDef:
     returns: str  # the method's return annotation
     item: str | None = None  # item class of a paginated listing
     deprecated: bool = False
+    masked: bool = False  # takes an X-Fields mask and returns a model: overloads, partial twin
+
+    @property
+    def partial_returns(self) -> str:
+        """What a call with a mask returns: the partial twin of every model in ``returns``."""
+        return _partial(self.returns)
+
+    @property
+    def partial_item(self) -> str | None:
+        return _partial(self.item) if self.item else None
+
+    @property
+    def partial_doc(self) -> str:
+        """The partial model a masked call yields, for its docstring."""
+        return (self.partial_item or self.partial_returns).replace("m.", "")
+
+    @property
+    def mask(self) -> ParamDef | None:
+        """The X-Fields parameter."""
+        return next((p for p in self.params if p.location == "header" and _is_mask(p)), None)
 
     @property
     def constant(self) -> str:
@@ -79,6 +104,14 @@ class TagDef:
         return "".join(w.capitalize() for w in self.module.split("_")) + "Operations"
 
 
+def _is_mask(param: ParamDef) -> bool:
+    return param.wire.lower() == "x-fields"
+
+
+def _partial(annotation: str) -> str:
+    return re.sub(r"\bm\.(\w+)", rf"m.\1{PARTIAL}", annotation)
+
+
 def collect(prepared: Prepared) -> list[TagDef]:
     """Every operation of the prepared document, grouped by tag."""
     doc = prepared.document
@@ -100,6 +133,7 @@ def _operation(
     params += _body(op)
     _dedupe_names(op_id, params)
     response, returns, item = _response(route, method, op, schemas)
+    masked = "m." in returns and any(p.location == "header" and _is_mask(p) for p in params)
     return OperationDef(
         operation_id=op_id,
         tag=tag,
@@ -112,6 +146,7 @@ def _operation(
         returns=returns,
         item=item,
         deprecated=bool(op.get("deprecated")),
+        masked=masked,
     )
 
 
@@ -277,6 +312,7 @@ def uses(tag: TagDef, name: str) -> bool:
     """Whether any annotation of ``tag`` mentions ``name`` (to import only what is used)."""
     text = " ".join(p.annotation for op in tag.operations for p in op.params)
     text += " ".join(op.returns for op in tag.operations)
+    text += " overload" if any(op.masked for op in tag.operations) else ""
     return re.search(rf"\b{re.escape(name)}\b", text) is not None
 
 

@@ -48,6 +48,32 @@ def test_golden_models_are_tolerant(golden_files: dict[str, str]) -> None:
     assert "owner: dict[str, Any] | None = None" in models  # untagged Struct union
 
 
+def test_golden_masked_operations_get_overloads_and_partial_models(
+    golden_files: dict[str, str],
+) -> None:
+    things = golden_files["operations/things.py"]
+    # Only list_things takes an X-Fields mask: two overloads, its Endpoint knows the partials.
+    assert things.count("@overload") == 2
+    assert (
+        "        x_fields: None = None,\n    ) -> Paginator[m.ThingPage, m.ThingRead]: ..."
+        in things
+    )
+    assert (
+        "        x_fields: str,\n    ) -> Paginator[m.ThingPagePartial, m.ThingReadPartial]: ..."
+        in (things)
+    )
+    assert "partial=m.ThingPagePartial,\n    partial_item=m.ThingReadPartial," in things
+    assert "masked: Endpoint[m.ThingPagePartial] = _LIST_THINGS.masked()" in things
+    models = golden_files["models.py"]
+    # What a masked answer reaches, nested models included, every field optional...
+    assert "class ThingReadPartial(Struct" in models
+    assert "    parts: list[PartPartial] | None = None" in models
+    assert "    data: list[ThingReadPartial] | None = None" in models
+    assert '    class_: str | None = field(name="class", default=None)' in models
+    # ...and nothing else: update_thing takes no mask, the owner union is a dict.
+    assert "ThingPartial(" not in models and "OtherPartial" not in models
+
+
 def test_class_names_map_read_write_and_bare_schemas() -> None:
     names = class_names(["Badge (read)", "Badge (write)", "Dataset", "Dataset (read)", "Page"])
     assert names == {

@@ -6,7 +6,8 @@
 1. Get the Swagger 2.0 document a real udata serves at /api/1/swagger.json: install the pinned
    server (tests/udata_server/requirements.txt) in a throwaway venv and run dump_swagger.py in
    it; ``--venv DIR`` keeps (or reuses) that venv, ``--swagger FILE`` skips it for a saved dump.
-2. Convert it to OpenAPI 3.1 (convert.py), apply openapi/overlay.json (overlay.py).
+2. Convert it to OpenAPI 3.1 (convert.py), apply openapi/overlay.json (overlay.py), then make
+   the fields openapi/required.json lists required (required.py).
 3. Write one self-contained fragment per operation, openapi/<tag>/<operationId>.json
    (split.py), openapi/manifest.json, and the generated sections of openapi/SOURCE.md.
 4. ``--probe``: decode what the real app sends against the result (probe.py); must be clean.
@@ -30,12 +31,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: make the codegen package importable
     sys.path.insert(0, str(REPO))
 
-from codegen.spec import convert, overlay, split  # noqa: E402
+from codegen.spec import convert, overlay, required, split  # noqa: E402
 
 JSON = dict[str, Any]
 REQUIREMENTS = REPO / "tests" / "udata_server" / "requirements.txt"
 OUT = REPO / "openapi"
 OVERLAY = OUT / "overlay.json"
+REQUIRED = OUT / "required.json"
 SOURCE_MD = OUT / "SOURCE.md"
 DUMP_SCRIPT = Path(__file__).resolve().parent / "dump_swagger.py"
 PROBE_SCRIPT = Path(__file__).resolve().parent / "probe.py"
@@ -169,10 +171,38 @@ def fill_section(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
 
 
-def update_source_md(manifest: JSON, overlay_document: JSON) -> None:
+def required_section(table: JSON, promotions: list[required.Promotion]) -> str:
+    lines = [
+        f"**{len(promotions)} fields** made required in "
+        f"{len({p.schema for p in promotions})} schemas.",
+        "",
+        "| schemas | field | sent since | never null because | where (udata) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for entry in table["entries"]:
+        schemas = ", ".join(entry["schemas"])
+        source = entry["source"].replace("|", "\\|")
+        for name, evidence in entry["fields"].items():
+            why = evidence["why"].replace("|", "\\|")
+            lines.append(f"| {schemas} | `{name}` | {evidence['since']} | {why} | {source} |")
+            source = ""
+    lines += ["", "Kept optional although udata 17.18.0 always sends them:", ""]
+    for kept in table.get("kept_optional", []):
+        names = ", ".join(f"`{name}`" for name in kept["fields"])
+        lines.append(f"- {kept['schema']} {names}: {kept['why']}")
+    return "\n".join(lines)
+
+
+def update_source_md(
+    manifest: JSON,
+    overlay_document: JSON,
+    table: JSON,
+    promotions: list[required.Promotion],
+) -> None:
     text = SOURCE_MD.read_text(encoding="utf-8")
     text = fill_section(text, "counts", counts_section(manifest))
     text = fill_section(text, "overlay", overlay_section(overlay_document))
+    text = fill_section(text, "required", required_section(table, promotions))
     write_if_changed(SOURCE_MD, text)
 
 
@@ -185,16 +215,19 @@ def build(swagger: JSON, pinned: str, raw_out: Path | None = None) -> None:
         raw_out.write_text(dumps(document), encoding="utf-8")  # for probe.py: before the overlay
     overlay_document = json.loads(OVERLAY.read_text(encoding="utf-8"))
     document, applied = overlay.apply(document, overlay_document)
+    table = json.loads(REQUIRED.read_text(encoding="utf-8"))
+    document, promotions = required.apply(document, table)
     fragments = split.split(document)
     manifest = split.manifest(document, PACKAGE, pinned)
     if manifest["operations"] != len(fragments):
         raise SystemExit(f"{len(fragments)} fragments for {manifest['operations']} operations")
     written, removed = write_fragments(OUT, fragments)
     write_if_changed(OUT / "manifest.json", dumps(manifest))
-    update_source_md(manifest, overlay_document)
+    update_source_md(manifest, overlay_document, table, promotions)
     print(
         f"udata {pinned}: {manifest['paths']} paths, {manifest['operations']} operations, "
-        f"{len(applied)} overlay actions ({sum(a.matched for a in applied)} nodes); "
+        f"{len(applied)} overlay actions ({sum(a.matched for a in applied)} nodes), "
+        f"{len(promotions)} fields made required; "
         f"{written} fragments written, {removed} stale removed",
         file=sys.stderr,
     )

@@ -6,7 +6,7 @@ validate arguments, build the request and decode the answer. Nothing here does I
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
@@ -51,7 +51,8 @@ class Endpoint(Generic[T]):
     """One operation of the API: method, path template, parameters and response model.
 
     ``response`` is the type the body decodes to: a msgspec Struct or container of them,
-    ``bytes`` for a non-JSON body, ``None`` when nothing useful is returned.
+    ``bytes`` for a non-JSON body, ``None`` when nothing useful is returned. ``item`` is the
+    type of a listing's items.
     """
 
     operation_id: str
@@ -61,11 +62,28 @@ class Endpoint(Generic[T]):
     params: tuple[Param, ...] = ()
     item: Any = None
     tag: str = ""
+    #: What ``response`` and ``item`` become for a call with an ``X-Fields`` mask: their
+    #: partial twins, every field optional (the server sends only the fields the mask names).
+    partial: Any = None
+    partial_item: Any = None
 
     @property
     def paginated(self) -> bool:
         """True when the response is a page of a listing (``data``, ``page``, ``total``...)."""
         return self.item is not None
+
+    def masked(self) -> Endpoint[Any]:
+        """This operation as a call with an ``X-Fields`` mask: answers decode into the partial
+        models. Raises ``ValueError`` for an operation without them."""
+        if self.partial is None:
+            raise ValueError(f"{self.operation_id} has no partial model for masked calls")
+        return replace(
+            self,
+            response=self.partial,
+            item=self.partial_item,
+            partial=None,
+            partial_item=None,
+        )
 
 
 class Requester(Protocol):

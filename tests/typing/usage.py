@@ -5,15 +5,31 @@ A wrong return or parameter type in the generated stubs makes ``assert_type`` fa
 
 from __future__ import annotations
 
-from typing import assert_type
+from typing import Any, assert_type
 
 import aioudata
 from aioudata import Client, PaginationStats, Paginator
-from aioudata.models import Dataset, DatasetInput, DatasetPage, HarvestSource, HarvestSourcePage
+from aioudata.models import (
+    Badge,
+    Dataset,
+    DatasetInput,
+    DatasetPage,
+    DatasetPagePartial,
+    DatasetPartial,
+    HarvestSource,
+    HarvestSourcePage,
+    HarvestSourcePagePartial,
+    HarvestSourcePartial,
+    Member,
+    OrganizationReferencePartial,
+    Resource,
+    ResourcePartial,
+    UserReferenceWithEmail,
+)
 
 
 async def usage(client: Client) -> None:
-    dataset = await client.datasets.get_dataset("slug-or-id", x_fields="id,title")
+    dataset = await client.datasets.get_dataset("slug-or-id")
     assert_type(dataset, Dataset)
     assert_type(dataset.title, str)
     assert_type(dataset.acronym, str | None)
@@ -34,6 +50,64 @@ async def usage(client: Client) -> None:
     assert_type(await client.harvest.list_harvest_sources(page=2), HarvestSourcePage)
     assert_type(await client.organizations.get_datasets_csv("org"), bytes)
     await client.datasets.delete_dataset("id")
+
+
+async def required_where_always_sent(client: Client) -> None:
+    """Ids, page data and the lists udata always sends need no narrowing (openapi/required.json)."""
+    dataset = await client.datasets.get_dataset("slug-or-id")
+    assert_type(dataset.id, str)
+    assert_type(dataset.resources, list[Resource])
+    assert_type(dataset.tags, list[str])
+    assert_type(dataset.badges, list[Badge])
+    assert_type(dataset.private, bool)
+    assert_type(dataset.license, str)
+    for resource in dataset.resources:
+        again = await client.datasets.get_resource(dataset.id, resource.id)
+        assert_type(again, Resource)
+        assert_type(again.url, str)
+    page = await client.datasets.list_datasets(page_size=10)
+    assert_type(page.data, list[Dataset])
+    assert_type(page.total, int)
+    assert_type([d.id for d in page.data], list[str])
+    if dataset.organization is not None:  # null when a user owns it: stays optional
+        assert_type(dataset.organization.id, str)
+        organization = await client.organizations.get_organization(dataset.organization.id)
+        assert_type(organization.members, list[Member])
+        assert_type(organization.members[0].user, UserReferenceWithEmail)
+    assert_type(dataset.quality, dict[str, Any] | None)  # added after udata 2.0: optional
+    sources = await client.harvest.list_harvest_sources()
+    assert_type(sources.data, list[HarvestSource])
+
+
+async def masks(client: Client, mask: str | None) -> None:
+    """A call with an X-Fields mask returns the partial twin: same names, every field optional."""
+    partial = await client.datasets.get_dataset("slug-or-id", x_fields="id,title,resources{id}")
+    assert_type(partial, DatasetPartial)
+    assert_type(partial.id, str | None)
+    assert_type(partial.title, str | None)
+    assert_type(partial.resources, list[ResourcePartial] | None)
+    assert_type(partial.organization, OrganizationReferencePartial | None)
+    resource = await client.datasets.get_resource("d", "r", x_fields="id,url")
+    assert_type(resource, ResourcePartial)
+    listing = client.datasets.list_datasets(x_fields="data{id,title},total", page_size=100)
+    assert_type(listing, Paginator[DatasetPagePartial, DatasetPartial])
+    assert_type(await listing, DatasetPagePartial)
+    assert_type((await listing).data, list[DatasetPartial] | None)
+    async for item in listing.options(concurrency=4):
+        assert_type(item, DatasetPartial)
+    async for page in listing.pages():
+        assert_type(page, DatasetPagePartial)
+    sources = client.harvest.list_harvest_sources(x_fields="data{id,name},total")
+    assert_type(sources, Paginator[HarvestSourcePagePartial, HarvestSourcePartial])
+    # A mask that may or may not be there: either answer.
+    assert_type(await client.datasets.get_dataset("x", x_fields=mask), Dataset | DatasetPartial)
+    raw = await client.raw(client.datasets.get_dataset("x", x_fields="id"))
+    assert_type(raw, aioudata.Response[DatasetPartial])
+    assert_type(raw.parse(), DatasetPartial)
+    # A partial's id may be masked out: narrow it before use.
+    await client.datasets.get_resource(partial.id, "r")  # type: ignore[arg-type]
+    if partial.id is not None:
+        await client.datasets.get_resource(partial.id, "r")
 
 
 async def raw_and_hooks(client: Client) -> None:
@@ -58,8 +132,10 @@ async def raw_and_hooks(client: Client) -> None:
 
 
 async def misuse(client: Client) -> None:
-    await client.datasets.get_dataset(42)  # type: ignore[arg-type]
-    await client.datasets.list_datasets(page="2")  # type: ignore[arg-type]
-    client.datasets.list_datasets(sort="bogus")  # type: ignore[arg-type]
-    await client.datasets.get_dataset()  # type: ignore[call-arg]
+    # Operations taking an X-Fields mask are overloaded: a bad call matches no overload.
+    await client.datasets.get_dataset(42)  # type: ignore[call-overload]
+    await client.datasets.list_datasets(page="2")  # type: ignore[call-overload]
+    client.datasets.list_datasets(sort="bogus")  # type: ignore[call-overload]
+    await client.datasets.get_dataset()  # type: ignore[call-overload]
+    await client.datasets.delete_dataset(42)  # type: ignore[arg-type]
     client.datasets.list_datasets().options(mode="parallel")  # type: ignore[arg-type]

@@ -5,6 +5,10 @@ Responses decode leniently: unknown fields are ignored, every optional field acc
 fields with a fixed set of values are plain ``str`` (see the StrEnums below for known values),
 so what a newer udata adds still decodes. ``aioudata.decode(..., strict=True)`` reports drift.
 
+A call with an ``X-Fields`` mask answers with only the fields it names: it decodes into the model's
+partial twin (``DatasetPartial`` for ``Dataset``...), whose fields are the same, all optional, and
+whose nested models are partial too.
+
 Structs are not tracked by the garbage collector (``gc=False``): decoded JSON holds no reference
 cycles, and a page of thousands of objects then costs no collection passes (about a third of
 decoding time otherwise). Do not build reference cycles out of them.
@@ -22,40 +26,61 @@ __all__ = [
     "AccessAudience",
     "AccessAudienceCondition",
     "AccessAudienceInput",
+    "AccessAudiencePartial",
     "AccessAudienceRole",
     "Activity",
     "ActivityPage",
+    "ActivityPagePartial",
+    "ActivityPartial",
     "ApiToken",
     "ApiTokenCreated",
+    "ApiTokenCreatedPartial",
     "ApiTokenInput",
     "ApiTokenKind",
+    "ApiTokenPartial",
     "ApiTokenScopes",
     "Assignment",
+    "AssignmentPartial",
     "Badge",
     "BadgeInput",
+    "BadgePartial",
     "BaseReference",
+    "BaseReferencePartial",
     "CatalogSchema",
     "CatalogSchemaExample",
+    "CatalogSchemaExamplePartial",
+    "CatalogSchemaPartial",
     "CatalogSchemaSchemaType",
     "CatalogSchemaVersion",
+    "CatalogSchemaVersionPartial",
     "Chart",
     "ChartInput",
     "ChartPage",
+    "ChartPagePartial",
+    "ChartPartial",
     "Checksum",
+    "ChecksumPartial",
     "ChecksumType",
     "CommunityResource",
     "CommunityResourceInput",
     "CommunityResourcePage",
+    "CommunityResourcePagePartial",
+    "CommunityResourcePartial",
     "ContactPoint",
     "ContactPointInput",
     "ContactPointPage",
+    "ContactPointPagePartial",
+    "ContactPointPartial",
     "ContactPointRole",
     "ContactPointRoles",
+    "ContactPointRolesPartial",
     "Crontab",
     "CrontabInput",
+    "CrontabPartial",
     "DataSeries",
     "DataSeriesAggregateY",
     "DataSeriesInput",
+    "DataSeriesPartial",
     "DataSeriesType",
     "Dataservice",
     "DataserviceAccessType",
@@ -64,187 +89,303 @@ __all__ = [
     "DataserviceFormat",
     "DataserviceInput",
     "DataservicePage",
+    "DataservicePagePartial",
+    "DataservicePartial",
     "DataservicePermissions",
+    "DataservicePermissionsPartial",
     "DataservicePreview",
+    "DataservicePreviewPartial",
     "DataserviceReference",
     "DataserviceReferenceInput",
+    "DataserviceReferencePartial",
     "DataserviceSuggestion",
+    "DataserviceSuggestionPartial",
     "Dataset",
     "DatasetFrequency",
     "DatasetInput",
     "DatasetInternals",
+    "DatasetInternalsPartial",
     "DatasetPage",
+    "DatasetPagePartial",
+    "DatasetPartial",
     "DatasetPermissions",
+    "DatasetPermissionsPartial",
     "DatasetPreview",
+    "DatasetPreviewPartial",
     "DatasetReference",
+    "DatasetReferencePartial",
     "DatasetSuggestion",
+    "DatasetSuggestionPartial",
     "Discussion",
     "DiscussionEdit",
     "DiscussionEditComment",
     "DiscussionMessagePermissions",
+    "DiscussionMessagePermissionsPartial",
     "DiscussionPage",
+    "DiscussionPagePartial",
+    "DiscussionPartial",
     "DiscussionPermissions",
+    "DiscussionPermissionsPartial",
     "DiscussionResponse",
     "DiscussionStart",
     "Error",
     "Follow",
     "FollowPage",
+    "FollowPagePartial",
+    "FollowPartial",
     "Frequency",
+    "FrequencyPartial",
     "GenericReference",
+    "GenericReferencePartial",
     "GeoGranularity",
+    "GeoGranularityPartial",
     "GeoJSON",
     "GeoJSONFeature",
     "GeoJSONFeatureCollection",
+    "GeoJSONFeatureCollectionPartial",
     "GeoJSONFeatureCollectionType",
+    "GeoJSONFeaturePartial",
     "GeoJSONFeatureType",
+    "GeoJSONPartial",
     "GeoJSONType",
     "GeoLevel",
+    "GeoLevelPartial",
     "GeoZoneReference",
+    "GeoZoneReferencePartial",
     "GeopfDatasetMetadata",
     "GeopfDatasetMetadataInput",
+    "GeopfDatasetMetadataPartial",
     "GeopfDatasetPullMetadata",
+    "GeopfDatasetPullMetadataPartial",
     "GeopfDatasetPullMetadataStatus",
     "GeopfDatasetPushMetadata",
+    "GeopfDatasetPushMetadataPartial",
     "GeopfDatasetStatus",
+    "GeopfDatasetStatusPartial",
     "GeopfDatastore",
+    "GeopfDatastorePartial",
     "GeopfOfferingResource",
+    "GeopfOfferingResourcePartial",
     "GeopfPushRequest",
     "GeopfPushableResource",
+    "GeopfPushableResourcePartial",
     "GeopfResourceMetadata",
     "GeopfResourceMetadataInput",
+    "GeopfResourceMetadataPartial",
     "GeopfResourceMetadataPushStatus",
     "GeopfResourceOfferingMetadata",
+    "GeopfResourceOfferingMetadataPartial",
     "GeopfResourcePushMetadata",
+    "GeopfResourcePushMetadataPartial",
     "GeopfResourcePushMetadataStatus",
     "GeopfStatus",
+    "GeopfStatusPartial",
     "GeopfTask",
+    "GeopfTaskPartial",
     "HarvestBackend",
+    "HarvestBackendPartial",
     "HarvestDataserviceMetadata",
+    "HarvestDataserviceMetadataPartial",
     "HarvestDatasetMetadata",
     "HarvestDatasetMetadataInput",
+    "HarvestDatasetMetadataPartial",
     "HarvestError",
+    "HarvestErrorPartial",
     "HarvestExtraConfig",
+    "HarvestExtraConfigPartial",
     "HarvestFeature",
+    "HarvestFeaturePartial",
     "HarvestFilter",
+    "HarvestFilterPartial",
     "HarvestItem",
     "HarvestItemPage",
+    "HarvestItemPagePartial",
+    "HarvestItemPartial",
     "HarvestItemPreview",
+    "HarvestItemPreviewPartial",
     "HarvestItemStatus",
     "HarvestJob",
     "HarvestJobPage",
+    "HarvestJobPagePartial",
+    "HarvestJobPartial",
     "HarvestJobPreview",
+    "HarvestJobPreviewPartial",
     "HarvestJobStatus",
     "HarvestLog",
+    "HarvestLogPartial",
     "HarvestResourceMetadata",
     "HarvestResourceMetadataInput",
+    "HarvestResourceMetadataPartial",
     "HarvestSource",
     "HarvestSourceInput",
     "HarvestSourcePage",
+    "HarvestSourcePagePartial",
+    "HarvestSourcePartial",
     "HarvestSourcePermissions",
+    "HarvestSourcePermissionsPartial",
     "HarvestSourceReference",
+    "HarvestSourceReferencePartial",
     "HarvestSourceValidation",
     "HarvestSourceValidationInput",
+    "HarvestSourceValidationPartial",
     "HarvestSourceValidationState",
     "Interval",
     "IntervalInput",
+    "IntervalPartial",
     "IntervalPeriod",
     "LazyReference",
+    "LazyReferencePartial",
     "License",
+    "LicensePartial",
     "Member",
     "MemberInput",
+    "MemberPartial",
     "MemberRole",
     "MembershipInvite",
     "MembershipRequest",
     "MembershipRequestInput",
     "MembershipRequestKind",
+    "MembershipRequestPartial",
     "MembershipRequestStatus",
     "Message",
+    "MessagePartial",
     "ModelReference",
+    "ModelReferencePartial",
     "MyMetrics",
+    "MyMetricsPartial",
     "Notification",
     "NotificationFollow",
     "NotificationPage",
+    "NotificationPagePartial",
+    "NotificationPartial",
     "NotificationReasons",
     "NotificationResolved",
+    "NotificationResolvedPartial",
     "NotificationSetting",
     "NotificationSettingInput",
     "NotificationSettingOrigin",
     "NotificationSettingPage",
+    "NotificationSettingPagePartial",
+    "NotificationSettingPartial",
     "NotificationSubjectSummary",
+    "NotificationSubjectSummaryPartial",
     "NotificationType",
     "Organization",
     "OrganizationInput",
     "OrganizationPage",
+    "OrganizationPagePartial",
+    "OrganizationPartial",
     "OrganizationPermissions",
+    "OrganizationPermissionsPartial",
     "OrganizationReference",
     "OrganizationReferenceInput",
+    "OrganizationReferencePartial",
     "OrganizationRole",
+    "OrganizationRolePartial",
     "OrganizationSuggestion",
+    "OrganizationSuggestionPartial",
     "PendingInvitation",
+    "PendingInvitationPartial",
     "PeriodicTask",
     "PeriodicTaskInput",
+    "PeriodicTaskPartial",
     "PeriodicTaskTask",
     "Post",
     "PostAncestor",
+    "PostAncestorPartial",
     "PostBodyType",
     "PostInput",
     "PostKind",
     "PostPage",
+    "PostPagePartial",
+    "PostPartial",
     "RefuseMembership",
     "Report",
     "ReportInput",
     "ReportPage",
+    "ReportPagePartial",
+    "ReportPartial",
     "ReportReason",
     "Resource",
     "ResourceFiletype",
     "ResourceInput",
     "ResourceInternals",
+    "ResourceInternalsPartial",
+    "ResourcePartial",
     "ResourceType",
+    "ResourceTypePartial",
     "ResourceTypeValue",
     "Reuse",
     "ReuseInput",
     "ReusePage",
+    "ReusePagePartial",
+    "ReusePartial",
     "ReusePermissions",
+    "ReusePermissionsPartial",
     "ReuseReference",
+    "ReuseReferencePartial",
     "ReuseSuggestion",
+    "ReuseSuggestionPartial",
     "ReuseTopic",
+    "ReuseTopicPartial",
     "ReuseTopicValue",
     "ReuseType",
+    "ReuseTypePartial",
     "ReuseTypeValue",
     "Schema",
+    "SchemaPartial",
     "Site",
     "SiteInput",
+    "SitePartial",
     "SpatialCoverage",
+    "SpatialCoveragePartial",
     "Task",
+    "TaskPartial",
     "TaskStatus",
     "Team",
+    "TeamPartial",
     "TemporalCoverage",
+    "TemporalCoveragePartial",
     "TerritorySuggestion",
+    "TerritorySuggestionPartial",
     "Transfer",
+    "TransferPartial",
     "TransferRequest",
     "TransferResponse",
     "TransferResponseResponse",
     "TransferStatus",
     "UploadedCommunityResource",
+    "UploadedCommunityResourcePartial",
     "UploadedImage",
+    "UploadedImagePartial",
     "UploadedResource",
+    "UploadedResourcePartial",
     "User",
     "UserInput",
     "UserMailCadence",
     "UserPage",
+    "UserPagePartial",
+    "UserPartial",
     "UserReference",
     "UserReferenceInput",
+    "UserReferencePartial",
     "UserReferenceWithEmail",
+    "UserReferenceWithEmailPartial",
     "UserRole",
+    "UserRolePartial",
     "UserSuggestion",
+    "UserSuggestionPartial",
     "VisualizationPermissions",
+    "VisualizationPermissionsPartial",
     "XAxis",
     "XAxisInput",
+    "XAxisPartial",
     "XAxisSortXBy",
     "XAxisSortXDirection",
     "XAxisType",
     "YAxis",
     "YAxisInput",
+    "YAxisPartial",
     "YAxisUnitPosition",
 ]
 
@@ -928,6 +1069,9 @@ class UserReference(
     first_name: str
     last_name: str
     slug: str
+    id: str
+    """The object unique identifier"""
+
     avatar: str | None = None
     """URL of the image"""
 
@@ -1134,6 +1278,9 @@ class DatasetReference(
 ):
     """DatasetReference"""
 
+    id: str
+    """The object unique identifier"""
+
     title: str | None = None
     """The dataset title"""
 
@@ -1281,30 +1428,30 @@ class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Frequency"""
 
-    id: str | None = None
+    id: str
     """The frequency identifier"""
 
-    label: str | None = None
+    label: str
     """The frequency display name"""
 
 
 class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """License"""
 
+    alternate_titles: list[str]
+    """Same alternative known titles (improve rematch)"""
+
+    alternate_urls: list[str]
+    """Same alternative known URLs (improve rematch)"""
+
+    flags: list[str]
+    """Some arbitry flags"""
+
     id: str
     """The license identifier"""
 
     title: str
     """The resource title"""
-
-    alternate_titles: list[str] | None = None
-    """Same alternative known titles (improve rematch)"""
-
-    alternate_urls: list[str] | None = None
-    """Same alternative known URLs (improve rematch)"""
-
-    flags: list[str] | None = None
-    """Some arbitry flags"""
 
     maintainer: str | None = None
     """The license official maintainer"""
@@ -1316,10 +1463,10 @@ class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
 class ResourceType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ResourceType"""
 
-    id: str | None = None
+    id: str
     """The resource type identifier"""
 
-    label: str | None = None
+    label: str
     """The resource type display name"""
 
 
@@ -1929,14 +2076,14 @@ class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """OrganizationRole"""
 
-    description: str | None = None
-    """What the role allows, for display in the UI"""
-
-    id: str | None = None
+    id: str
     """The role identifier"""
 
-    label: str | None = None
+    label: str
     """The role label"""
+
+    description: str | None = None
+    """What the role allows, for display in the UI"""
 
 
 class MembershipRequestInput(
@@ -2010,6 +2157,9 @@ class ReuseReference(
     """ReuseReference"""
 
     title: str
+    id: str
+    """The object unique identifier"""
+
     image: str | None = None
     """URL of the image"""
 
@@ -2109,6 +2259,9 @@ class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReportPage"""
 
+    data: list[Report]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -2117,9 +2270,6 @@ class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 
     total: int
     """The total paginated items"""
-
-    data: list[Report] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -2170,10 +2320,10 @@ class ReuseTopic(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 class ReuseType(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReuseType"""
 
-    id: str | None = None
+    id: str
     """The reuse type identifier"""
 
-    label: str | None = None
+    label: str
     """The reuse type display name"""
 
 
@@ -2271,14 +2421,17 @@ class TerritorySuggestion(
 class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Transfer"""
 
-    comment: str | None = None
-    """A comment about the transfer request"""
-
-    created: datetime | None = None
+    created: datetime
     """The transfer request date"""
 
-    id: str | None = None
+    id: str
     """The transfer unique identifier"""
+
+    status: str
+    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
+
+    comment: str | None = None
+    """A comment about the transfer request"""
 
     owner: BaseReference | None = None
     """The user or organization currently owning the transfered object"""
@@ -2291,9 +2444,6 @@ class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 
     responded: datetime | None = None
     """The transfer response date"""
-
-    status: str | None = None
-    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
 
     subject: BaseReference | None = None
     """The transfered object"""
@@ -2630,6 +2780,9 @@ class OrganizationReference(
 
     name: str
     slug: str
+    id: str
+    """The object unique identifier"""
+
     acronym: str | None = None
     badges: list[Badge] | None = None
     logo: str | None = None
@@ -2698,6 +2851,9 @@ class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """FollowPage"""
 
+    data: list[Follow]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -2706,9 +2862,6 @@ class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 
     total: int
     """The total paginated items"""
-
-    data: list[Follow] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -2720,8 +2873,26 @@ class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Resource"""
 
+    created_at: datetime
+    """The resource creation date"""
+
+    extras: dict[str, Any]
+    """Extra attributes as key-value pairs"""
+
     filetype: str
     """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
+
+    id: str
+    """The resource unique ID"""
+
+    last_modified: datetime
+    """The resource last modification date"""
+
+    latest: str
+    """The permanent URL redirecting to the latest version of the resource. When the resource data is updated, the URL will change, the latest URL won't."""
+
+    metrics: dict[str, Any]
+    """The resource metrics"""
 
     title: str
     """The resource title"""
@@ -2732,14 +2903,8 @@ class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     checksum: Checksum | None = None
     """A checksum to validate file validity"""
 
-    created_at: datetime | None = None
-    """The resource creation date"""
-
     description: str | None = None
     """The resource markdown description"""
-
-    extras: dict[str, Any] | None = None
-    """Extra attributes as key-value pairs"""
 
     filesize: int | None = None
     """The resource file size in bytes"""
@@ -2753,20 +2918,8 @@ class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     harvest: HarvestResourceMetadata | None = None
     """Harvest attributes metadata information"""
 
-    id: str | None = None
-    """The resource unique ID"""
-
     internal: ResourceInternals | None = None
     """Site internal and specific object's data"""
-
-    last_modified: datetime | None = None
-    """The resource last modification date"""
-
-    latest: str | None = None
-    """The permanent URL redirecting to the latest version of the resource. When the resource data is updated, the URL will change, the latest URL won't."""
-
-    metrics: dict[str, Any] | None = None
-    """The resource metrics"""
 
     mime: str | None = None
     """The resource mime type"""
@@ -2937,15 +3090,15 @@ class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     created: datetime
     """The job creation date"""
 
+    errors: list[HarvestError]
+    """The job initialization errors"""
+
     id: str
     status: str
     """The job status (Known values: :class:`HarvestJobStatus`.)"""
 
     ended: datetime | None = None
     """The job end date"""
-
-    errors: list[HarvestError] | None = None
-    """The job initialization errors"""
 
     items: dict[str, Any] | None = None
     """Visit this API link to see the list."""
@@ -2979,14 +3132,20 @@ class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestItem"""
 
+    args: list[str]
+    """The item positional arguments"""
+
     created: datetime
     """The item creation date"""
 
+    errors: list[HarvestError]
+    """The item errors"""
+
+    kwargs: dict[str, Any]
+    """The item keyword arguments"""
+
     status: str
     """The item status (Known values: :class:`HarvestItemStatus`.)"""
-
-    args: list[str] | None = None
-    """The item positional arguments"""
 
     dataservice: DataserviceReference | None = None
     """The processed dataservice"""
@@ -2996,12 +3155,6 @@ class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 
     ended: datetime | None = None
     """The item end date"""
-
-    errors: list[HarvestError] | None = None
-    """The item errors"""
-
-    kwargs: dict[str, Any] | None = None
-    """The item keyword arguments"""
 
     logs: list[HarvestLog] | None = None
     """The item logs"""
@@ -3019,6 +3172,9 @@ class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestJobPage"""
 
+    data: list[HarvestJob]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3027,9 +3183,6 @@ class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 
     total: int
     """The total paginated items"""
-
-    data: list[HarvestJob] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3053,8 +3206,16 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     first_name: str
     id: str
     last_name: str
+    metrics: dict[str, Any]
+    organizations: list[OrganizationReference]
+    """The organizations the user belongs to"""
+
+    roles: list[str]
     since: datetime
     slug: str
+    uri: str
+    """Link to the API endpoint for this user"""
+
     about: str | None = None
     active: bool | None = None
     avatar: str | None = None
@@ -3071,20 +3232,12 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     mail_cadence: str | None = None
     """(Known values: :class:`UserMailCadence`.)"""
 
-    metrics: dict[str, Any] | None = None
     notifications_paused: bool | None = None
-    organizations: list[OrganizationReference] | None = None
-    """The organizations the user belongs to"""
-
     page: str | None = None
     """Link to the udata web page for this user"""
 
     password_rotation_demanded: datetime | None = None
     password_rotation_performed: datetime | None = None
-    roles: list[str] | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this user"""
-
     website: str | None = None
 
 
@@ -3146,6 +3299,9 @@ class NotificationSetting(
 class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """NotificationPage"""
 
+    data: list[Notification]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3154,9 +3310,6 @@ class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     total: int
     """The total paginated items"""
-
-    data: list[Notification] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3181,25 +3334,32 @@ class NotificationSettingInput(
 class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Member"""
 
-    label: str | None = None
-    role: str | None = None
+    role: str
     """(Known values: :class:`MemberRole`.)"""
 
+    user: UserReferenceWithEmail
+    label: str | None = None
     since: datetime | None = None
-    user: UserReferenceWithEmail | None = None
 
 
 class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Organization"""
 
+    badges: list[Badge]
     created_at: datetime
     description: str
     id: str
     last_modified: datetime
+    members: list[Member]
+    metrics: dict[str, Any]
+    """Counters by name: numbers, or {"YYYY-MM": number} dicts for *_by_months; keys and value shapes vary between udata versions."""
+
     name: str
     slug: str
+    uri: str
+    """Link to the API endpoint for this organization"""
+
     acronym: str | None = None
-    badges: list[Badge] | None = None
     banner_color: str | None = None
     """Hex color code (e.g. #000091) for the organization page banner"""
 
@@ -3220,10 +3380,6 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     logo_thumbnail: str | None = None
     """URL of the cropped and squared image (100x100)"""
 
-    members: list[Member] | None = None
-    metrics: dict[str, Any] | None = None
-    """Counters by name: numbers, or {"YYYY-MM": number} dicts for *_by_months; keys and value shapes vary between udata versions."""
-
     page: str | None = None
     """Link to the udata web page for this organization"""
 
@@ -3233,9 +3389,6 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
 
     teams: list[Team] | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this organization"""
-
     url: str | None = None
     zone: str | None = None
 
@@ -3253,6 +3406,9 @@ class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """OrganizationPage"""
 
+    data: list[Organization]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3261,9 +3417,6 @@ class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     total: int
     """The total paginated items"""
-
-    data: list[Organization] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3326,6 +3479,9 @@ class GeoJSONFeatureCollection(
 class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UserPage"""
 
+    data: list[User]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3334,9 +3490,6 @@ class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 
     total: int
     """The total paginated items"""
-
-    data: list[User] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3394,6 +3547,9 @@ class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ChartPage"""
 
+    data: list[Chart]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3402,9 +3558,6 @@ class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 
     total: int
     """The total paginated items"""
-
-    data: list[Chart] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3641,6 +3794,9 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataservicePage"""
 
+    data: list[Dataservice]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3649,9 +3805,6 @@ class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
 
     total: int
     """The total paginated items"""
-
-    data: list[Dataservice] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3680,14 +3833,23 @@ class CommunityResource(
 class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Dataset"""
 
+    badges: list[Badge]
+    """The dataset badges"""
+
     created_at: datetime
     """This date is computed between harvested creation date if any and site's internal creation date"""
 
     description: str
     """The dataset description in markdown"""
 
+    extras: dict[str, Any]
+    """Extras attributes as key-value pairs"""
+
     frequency: str
     """The update frequency (Known values: :class:`DatasetFrequency`.)"""
+
+    id: str
+    """The dataset identifier"""
 
     last_modified: datetime
     """The dataset last modification date"""
@@ -3695,8 +3857,25 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     last_update: datetime
     """The resources last modification date"""
 
+    license: str
+    """The dataset license"""
+
+    metrics: dict[str, Any]
+    """The dataset metrics"""
+
+    private: bool
+    """Is the dataset private to the owner or the organization"""
+
+    resources: list[Resource]
+    slug: str
+    """The dataset permalink string"""
+
+    tags: list[str]
     title: str
     """The dataset title"""
+
+    uri: str
+    """The API URI for this dataset"""
 
     access_audiences: list[AccessAudience] | None = None
     access_type: str | None = None
@@ -3709,9 +3888,6 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     """The archival date if archived"""
 
     authorization_request_url: str | None = None
-    badges: list[Badge] | None = None
-    """The dataset badges"""
-
     community_resources: list[CommunityResource] | None = None
     contact_points: list[ContactPoint] | None = None
     deleted: datetime | None = None
@@ -3722,9 +3898,6 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
 
     doi: str | None = None
     """The DOI minted for this dataset"""
-
-    extras: dict[str, Any] | None = None
-    """Extras attributes as key-value pairs"""
 
     featured: bool | None = None
     """Is the dataset featured"""
@@ -3738,17 +3911,8 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     harvest: HarvestDatasetMetadata | None = None
     """Dataset harvest metadata attributes"""
 
-    id: str | None = None
-    """The dataset identifier"""
-
     internal: DatasetInternals | None = None
     """Site internal and specific object's data"""
-
-    license: str | None = None
-    """The dataset license"""
-
-    metrics: dict[str, Any] | None = None
-    """The dataset metrics"""
 
     organization: OrganizationReference | None = None
     """The producer organization"""
@@ -3760,34 +3924,26 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     """The dataset web page URL"""
 
     permissions: DatasetPermissions | None = None
-    private: bool | None = None
-    """Is the dataset private to the owner or the organization"""
-
     quality: dict[str, Any] | None = None
     """The dataset quality"""
 
-    resources: list[Resource] | None = None
     schema: Schema | None = None
     """Reference to the associated schema"""
-
-    slug: str | None = None
-    """The dataset permalink string"""
 
     spatial: SpatialCoverage | None = None
     """The spatial coverage"""
 
-    tags: list[str] | None = None
     temporal_coverage: TemporalCoverage | None = None
     """The temporal coverage"""
-
-    uri: str | None = None
-    """The API URI for this dataset"""
 
 
 class CommunityResourcePage(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """CommunityResourcePage"""
+
+    data: list[CommunityResource]
+    """The page data"""
 
     page: int
     """The current page"""
@@ -3797,9 +3953,6 @@ class CommunityResourcePage(
 
     total: int
     """The total paginated items"""
-
-    data: list[CommunityResource] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3811,6 +3964,9 @@ class CommunityResourcePage(
 class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DatasetPage"""
 
+    data: list[Dataset]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -3819,9 +3975,6 @@ class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 
     total: int
     """The total paginated items"""
-
-    data: list[Dataset] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3845,12 +3998,21 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     created: datetime
     """The discussion creation date"""
 
+    discussion: list[Message]
+    """The list of messages in the discussion"""
+
+    extras: dict[str, Any]
+    """Extra attributes as key-value pairs"""
+
     id: str
     subject: ModelReference
     """The discussion target object"""
 
     title: str
     """The discussion title"""
+
+    url: str
+    """The discussion API URI"""
 
     closed: datetime | None = None
     """The discussion closing date"""
@@ -3861,12 +4023,6 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     closed_by_organization: OrganizationReference | None = None
     """The organization who closed the discussion"""
 
-    discussion: list[Message] | None = None
-    """The list of messages in the discussion"""
-
-    extras: dict[str, Any] | None = None
-    """Extra attributes as key-value pairs"""
-
     organization: OrganizationReference | None = None
     """The organization to publish on behalf of"""
 
@@ -3874,15 +4030,15 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     self_web_url: str | None = None
     """The discussion web URL"""
 
-    url: str | None = None
-    """The discussion API URI"""
-
     user: UserReference | None = None
     """The discussion author"""
 
 
 class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DiscussionPage"""
+
+    data: list[Discussion]
+    """The page data"""
 
     page: int
     """The current page"""
@@ -3892,9 +4048,6 @@ class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 
     total: int
     """The total paginated items"""
-
-    data: list[Discussion] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3920,8 +4073,17 @@ class GeopfDatasetStatus(
 class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestSource"""
 
+    active: bool
+    """Is this source active"""
+
+    autoarchive: bool
+    """If enabled, datasets not present on the remote source will be automatically archived"""
+
     backend: str
     """The source backend"""
+
+    config: dict[str, Any]
+    """The configuration as key-value pairs"""
 
     created_at: datetime
     """The source creation date"""
@@ -3930,20 +4092,11 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     name: str
     """The source display name"""
 
-    slug: str
-    """The source permalink string"""
-
     url: str
     """The source base URL"""
 
-    active: bool | None = None
-    """Is this source active"""
-
-    autoarchive: bool | None = None
-    """If enabled, datasets not present on the remote source will be automatically archived"""
-
-    config: dict[str, Any] | None = None
-    """The configuration as key-value pairs"""
+    validation: HarvestSourceValidation
+    """Has the source been validated"""
 
     deleted: datetime | None = None
     """The source deletion date"""
@@ -3964,12 +4117,15 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     schedule: str | None = None
     """The source schedule (interval or cron expression)"""
 
-    validation: HarvestSourceValidation | None = None
-    """Has the source been validated"""
+    slug: str | None = None
+    """The source permalink string"""
 
 
 class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestItemPage"""
+
+    data: list[HarvestItem]
+    """The page data"""
 
     page: int
     """The current page"""
@@ -3979,9 +4135,6 @@ class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
 
     total: int
     """The total paginated items"""
-
-    data: list[HarvestItem] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -3995,6 +4148,9 @@ class HarvestSourcePage(
 ):
     """HarvestSourcePage"""
 
+    data: list[HarvestSource]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -4003,9 +4159,6 @@ class HarvestSourcePage(
 
     total: int
     """The total paginated items"""
-
-    data: list[HarvestSource] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -4124,25 +4277,28 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Reuse"""
 
+    badges: list[Badge]
     created_at: datetime
+    datasets: list[Dataset]
     description: str
     id: str
     last_modified: datetime
+    metrics: dict[str, Any]
+    private: bool
     slug: str
+    tags: list[str]
     title: str
-    topic: str
-    """(Known values: :class:`ReuseTopicValue`.)"""
-
     type: str
     """(Known values: :class:`ReuseTypeValue`.)"""
+
+    uri: str
+    """Link to the API endpoint for this reuse"""
 
     url: str
     """The remote URL (website)"""
 
     archived: datetime | None = None
-    badges: list[Badge] | None = None
     dataservices: list[DataserviceReference] | None = None
-    datasets: list[Dataset] | None = None
     deleted: datetime | None = None
     extras: dict[str, Any] | None = None
     featured: bool | None = None
@@ -4152,7 +4308,6 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
     image_thumbnail: str | None = None
     """URL of the cropped and squared image (500x500)"""
 
-    metrics: dict[str, Any] | None = None
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -4163,10 +4318,8 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
     """Link to the udata web page for this reuse"""
 
     permissions: ReusePermissions | None = None
-    private: bool | None = None
-    tags: list[str] | None = None
-    uri: str | None = None
-    """Link to the API endpoint for this reuse"""
+    topic: str | None = None
+    """(Known values: :class:`ReuseTopicValue`.)"""
 
 
 class NotificationResolved(
@@ -4207,6 +4360,9 @@ class NotificationSettingPage(
 ):
     """NotificationSettingPage"""
 
+    data: list[NotificationSetting]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -4215,9 +4371,6 @@ class NotificationSettingPage(
 
     total: int
     """The total paginated items"""
-
-    data: list[NotificationSetting] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -4229,6 +4382,9 @@ class NotificationSettingPage(
 class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ContactPointPage"""
 
+    data: list[ContactPoint]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -4237,9 +4393,6 @@ class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     total: int
     """The total paginated items"""
-
-    data: list[ContactPoint] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -4252,10 +4405,22 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     """Post"""
 
     created_at: datetime
+    datasets: list[Dataset]
+    """The post datasets"""
+
     id: str
     last_modified: datetime
     name: str
+    reuses: list[ReuseReference]
+    """The post reuses"""
+
     slug: str
+    tags: list[str]
+    """Some keywords to help in search"""
+
+    uri: str
+    """The API URI for this post"""
+
     ancestors: list[PostAncestor] | None = None
     """The ancestor pages, from the root page to the parent"""
 
@@ -4269,9 +4434,6 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
 
     credit_url: str | None = None
     """An optional link associated to the credits"""
-
-    datasets: list[Dataset] | None = None
-    """The post datasets"""
 
     headline: str | None = None
     image: str | None = None
@@ -4296,21 +4458,15 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     published: datetime | None = None
     """The post publication date"""
 
-    reuses: list[ReuseReference] | None = None
-    """The post reuses"""
-
     sidemenu: bool | None = None
     """Display a side menu linking to the headings of the post"""
-
-    tags: list[str] | None = None
-    """Some keywords to help in search"""
-
-    uri: str | None = None
-    """The API URI for this post"""
 
 
 class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PostPage"""
+
+    data: list[Post]
+    """The page data"""
 
     page: int
     """The current page"""
@@ -4320,9 +4476,6 @@ class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 
     total: int
     """The total paginated items"""
-
-    data: list[Post] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -4334,6 +4487,9 @@ class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReusePage"""
 
+    data: list[Reuse]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -4342,9 +4498,6 @@ class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 
     total: int
     """The total paginated items"""
-
-    data: list[Reuse] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -4356,6 +4509,9 @@ class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ActivityPage"""
 
+    data: list[Activity]
+    """The page data"""
+
     page: int
     """The current page"""
 
@@ -4364,9 +4520,6 @@ class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 
     total: int
     """The total paginated items"""
-
-    data: list[Activity] | None = None
-    """The page data"""
 
     next_page: str | None = None
     """The next page URL if exists"""
@@ -4443,3 +4596,1784 @@ class HarvestJobPreview(
 
     started: datetime | None = None
     """The job start date"""
+
+
+class ContactPointRolesPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ContactPointRoles` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    label: str | None = None
+
+
+class BaseReferencePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`BaseReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    class_: str | None = field(name="class", default=None)
+    id: str | None = None
+
+
+class BadgePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Badge` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    kind: str | None = None
+
+
+class OrganizationPermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`OrganizationPermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+    harvest: bool | None = None
+    members: bool | None = None
+    private: bool | None = None
+
+
+class UserReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`UserReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    slug: str | None = None
+    id: str | None = None
+    avatar: str | None = None
+    avatar_thumbnail: str | None = None
+    deleted: datetime | None = None
+    page: str | None = None
+    uri: str | None = None
+
+
+class AccessAudiencePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`AccessAudience` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    condition: str | None = None
+    role: str | None = None
+
+
+class HarvestDataserviceMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestDataserviceMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    archived_at: datetime | None = None
+    archived_reason: str | None = None
+    backend: str | None = None
+    created_at: datetime | None = None
+    domain: str | None = None
+    issued_at: datetime | None = None
+    last_update: datetime | None = None
+    modified_at: datetime | None = None
+    remote_id: str | None = None
+    remote_url: str | None = None
+    source_id: str | None = None
+    source_url: str | None = None
+    uri: str | None = None
+
+
+class DataservicePermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataservicePermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class FollowPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Follow` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    follower: UserReferencePartial | None = None
+    id: str | None = None
+    since: datetime | None = None
+
+
+class DataserviceSuggestionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataserviceSuggestion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    acronym: str | None = None
+    id: str | None = None
+    page: str | None = None
+    slug: str | None = None
+    title: str | None = None
+
+
+class ChecksumPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Checksum` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    value: str | None = None
+    type: str | None = None
+
+
+class GeopfResourceMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfResourceMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    offering_id: str | None = None
+    push_status: str | None = None
+
+
+class HarvestResourceMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestResourceMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    issued_at: datetime | None = None
+    last_update: datetime | None = None
+    modified_at: datetime | None = None
+    uri: str | None = None
+
+
+class ResourceInternalsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ResourceInternals` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at_internal: datetime | None = None
+    last_modified_internal: datetime | None = None
+
+
+class SchemaPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Schema` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    name: str | None = None
+    url: str | None = None
+    version: str | None = None
+
+
+class DatasetReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    title: str | None = None
+    acronym: str | None = None
+    page: str | None = None
+    uri: str | None = None
+
+
+class DatasetPermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetPermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+    edit_resources: bool | None = None
+
+
+class GeopfDatasetMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfDatasetMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    datasheet_url: str | None = None
+
+
+class HarvestDatasetMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestDatasetMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    archived_at: datetime | None = None
+    archived_reason: str | None = None
+    backend: str | None = None
+    created_at: datetime | None = None
+    dct_identifier: str | None = None
+    doi: str | None = None
+    domain: str | None = None
+    issued_at: datetime | None = None
+    last_update: datetime | None = None
+    modified_at: datetime | None = None
+    remote_id: str | None = None
+    remote_url: str | None = None
+    source_id: str | None = None
+    source_url: str | None = None
+    uri: str | None = None
+
+
+class DatasetInternalsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetInternals` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at_internal: datetime | None = None
+    last_modified_internal: datetime | None = None
+
+
+class GeoJSONPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`GeoJSON` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    coordinates: list[Any] | None = None
+    type: str | None = None
+
+
+class GeoGranularityPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeoGranularity` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    name: str | None = None
+
+
+class GeoZoneReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeoZoneReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    code: str | None = None
+    level: str | None = None
+    name: str | None = None
+    slug: str | None = None
+    uri: str | None = None
+
+
+class TemporalCoveragePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`TemporalCoverage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    start: date | None = None
+    end: date | None = None
+
+
+class FrequencyPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Frequency` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    label: str | None = None
+
+
+class LicensePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`License` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    alternate_titles: list[str] | None = None
+    alternate_urls: list[str] | None = None
+    flags: list[str] | None = None
+    id: str | None = None
+    title: str | None = None
+    maintainer: str | None = None
+    url: str | None = None
+
+
+class ResourceTypePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ResourceType` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    label: str | None = None
+
+
+class CatalogSchemaExamplePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`CatalogSchemaExample` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    path: str | None = None
+    title: str | None = None
+
+
+class CatalogSchemaVersionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`CatalogSchemaVersion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    schema_url: str | None = None
+    version_name: str | None = None
+
+
+class DatasetSuggestionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetSuggestion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    acronym: str | None = None
+    id: str | None = None
+    image_url: str | None = None
+    page: str | None = None
+    slug: str | None = None
+    title: str | None = None
+
+
+class DiscussionMessagePermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DiscussionMessagePermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class DiscussionPermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DiscussionPermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    close: bool | None = None
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class ModelReferencePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ModelReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    class_: str | None = field(name="class", default=None)
+    id: str | None = None
+
+
+class GeopfResourceOfferingMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfResourceOfferingMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    last_synced_at: datetime | None = None
+
+
+class GeopfDatasetPullMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfDatasetPullMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    error: str | None = None
+    last_synced_at: datetime | None = None
+    status: str | None = None
+    task_id: str | None = None
+
+
+class GeopfDatasetPushMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfDatasetPushMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    datasheet_url: str | None = None
+    datastore_id: str | None = None
+
+
+class GeopfResourcePushMetadataPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfResourcePushMetadata` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    error: str | None = None
+    last_synced_at: datetime | None = None
+    status: str | None = None
+    stored_data_id: str | None = None
+    task_id: str | None = None
+
+
+class GeopfDatastorePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfDatastore` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    datastore_id: str | None = None
+    name: str | None = None
+    rights: list[str] | None = None
+
+
+class GeopfTaskPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`GeopfTask` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    task_id: str | None = None
+
+
+class GeopfStatusPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfStatus` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    connected: bool | None = None
+    expires_at: datetime | None = None
+
+
+class HarvestErrorPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestError` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    details: str | None = None
+    message: str | None = None
+
+
+class HarvestSourceReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestSourceReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    pass
+
+
+class HarvestSourcePermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestSourcePermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+    preview: bool | None = None
+    run: bool | None = None
+    schedule: bool | None = None
+    validate: bool | None = None
+
+
+class HarvestSourceValidationPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestSourceValidation` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    state: str | None = None
+    by: UserReferencePartial | None = None
+    comment: str | None = None
+    on: datetime | None = None
+
+
+class HarvestExtraConfigPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestExtraConfig` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    default: str | None = None
+    description: str | None = None
+    key: str | None = None
+    label: str | None = None
+
+
+class HarvestFeaturePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestFeature` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    default: bool | None = None
+    description: str | None = None
+    key: str | None = None
+    label: str | None = None
+
+
+class HarvestFilterPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestFilter` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    description: str | None = None
+    key: str | None = None
+    label: str | None = None
+    type: str | None = None
+
+
+class DataserviceReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataserviceReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    title: str | None = None
+    self_api_url: str | None = None
+    self_web_url: str | None = None
+
+
+class HarvestLogPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestLog` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    level: str | None = None
+    message: str | None = None
+
+
+class DataservicePreviewPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataservicePreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    title: str | None = None
+    self_api_url: dict[str, Any] | None = None
+    self_web_url: dict[str, Any] | None = None
+
+
+class ApiTokenPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ApiToken` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    id: str | None = None
+    token_prefix: str | None = None
+    expires_at: datetime | None = None
+    kind: str | None = None
+    last_used_at: datetime | None = None
+    name: str | None = None
+    revoked_at: datetime | None = None
+    scopes: list[str] | None = None
+    user_agents: list[str] | None = None
+
+
+class GenericReferencePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GenericReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    class_: str | None = field(name="class", default=None)
+    id: str | None = None
+
+
+class UploadedImagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`UploadedImage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    image: str | None = None
+    success: bool | None = None
+
+
+class MyMetricsPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`MyMetrics` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    datasets_count: int | None = None
+    datasets_org_count: int | None = None
+    followers_count: int | None = None
+    followers_org_count: int | None = None
+    resources_availability: float | None = None
+
+
+class ReusePermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReusePermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class NotificationPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`Notification` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    type: str | None = None
+    details: dict[str, Any] | None = None
+    handled_at: datetime | None = None
+    reasons: list[str] | None = None
+    requires_action: bool | None = None
+    user: UserReferencePartial | None = None
+
+
+class LazyReferencePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`LazyReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    class_: str | None = field(name="class", default=None)
+    id: str | None = None
+
+
+class UserReferenceWithEmailPartial(
+    UserReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`UserReferenceWithEmail` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    email: str | None = None
+    last_login_at: datetime | None = None
+
+
+class TeamPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Team` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    pass
+
+
+class MembershipRequestPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`MembershipRequest` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    status: str | None = None
+    assignments: list[GenericReferencePartial] | None = None
+    comment: str | None = None
+    created: datetime | None = None
+    email: str | None = None
+    id: str | None = None
+    kind: str | None = None
+    role: str | None = None
+    user: UserReferenceWithEmailPartial | None = None
+
+
+class OrganizationRolePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`OrganizationRole` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    label: str | None = None
+    description: str | None = None
+
+
+class OrganizationSuggestionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`OrganizationSuggestion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    acronym: str | None = None
+    id: str | None = None
+    image_url: str | None = None
+    name: str | None = None
+    page: str | None = None
+    slug: str | None = None
+
+
+class PostAncestorPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`PostAncestor` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    name: str | None = None
+    page: str | None = None
+
+
+class ReuseReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReuseReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    title: str | None = None
+    id: str | None = None
+    image: str | None = None
+    image_thumbnail: str | None = None
+    page: str | None = None
+    uri: str | None = None
+
+
+class ReportPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Report` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    reason: str | None = None
+    reported_at: datetime | None = None
+    subject: LazyReferencePartial | None = None
+    by: UserReferencePartial | None = None
+    callbacks_count: int | None = None
+    dismissed_at: datetime | None = None
+    dismissed_by: UserReferencePartial | None = None
+    message: str | None = None
+    self_api_url: str | None = None
+    subject_deleted_at: datetime | None = None
+    subject_deleted_by: UserReferencePartial | None = None
+    subject_embed_id: str | None = None
+    subject_label: str | None = None
+
+
+class ReportPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReportPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ReportPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ReuseTopicPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReuseTopic` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    label: str | None = None
+
+
+class ReuseTypePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ReuseType` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    label: str | None = None
+
+
+class ReuseSuggestionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReuseSuggestion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    image_url: str | None = None
+    page: str | None = None
+    slug: str | None = None
+    title: str | None = None
+
+
+class SitePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Site` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    feed_size: int | None = None
+    id: str | None = None
+    title: str | None = None
+    dataservices_blocs: list[dict[str, Any]] | None = None
+    datasets_blocs: list[dict[str, Any]] | None = None
+    keywords: list[str] | None = None
+    metrics: dict[str, Any] | None = None
+    reuses_blocs: list[dict[str, Any]] | None = None
+    version: str | None = None
+
+
+class GeoJSONFeaturePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeoJSONFeature` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    geometry: GeoJSONPartial | None = None
+    type: str | None = None
+    id: str | None = None
+    properties: dict[str, Any] | None = None
+
+
+class GeoLevelPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`GeoLevel` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    name: str | None = None
+
+
+class TerritorySuggestionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`TerritorySuggestion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    code: str | None = None
+    id: str | None = None
+    level: str | None = None
+    name: str | None = None
+    uri: str | None = None
+
+
+class TransferPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Transfer` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created: datetime | None = None
+    id: str | None = None
+    status: str | None = None
+    comment: str | None = None
+    owner: BaseReferencePartial | None = None
+    recipient: BaseReferencePartial | None = None
+    reponse_comment: str | None = None
+    responded: datetime | None = None
+    subject: BaseReferencePartial | None = None
+    user: UserReferencePartial | None = None
+
+
+class UserSuggestionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`UserSuggestion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    avatar_url: str | None = None
+    email: str | None = None
+    first_name: str | None = None
+    id: str | None = None
+    last_name: str | None = None
+    slug: str | None = None
+
+
+class UserRolePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`UserRole` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    name: str | None = None
+
+
+class VisualizationPermissionsPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`VisualizationPermissions` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    delete: bool | None = None
+    edit: bool | None = None
+
+
+class DataSeriesPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataSeries` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    resource_id: str | None = None
+    aggregate_y: str | None = None
+    column_x_name_override: str | None = None
+    column_y: str | None = None
+    filters: dict[str, Any] | None = None
+    type: str | None = None
+
+
+class XAxisPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`XAxis` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    column_x: str | None = None
+    type: str | None = None
+    sort_x_by: str | None = None
+    sort_x_direction: str | None = None
+
+
+class YAxisPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`YAxis` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    label: str | None = None
+    max: float | None = None
+    min: float | None = None
+    unit: str | None = None
+    unit_position: str | None = None
+
+
+class CrontabPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Crontab` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    day_of_month: str | None = None
+    day_of_week: str | None = None
+    hour: str | None = None
+    minute: str | None = None
+    month_of_year: str | None = None
+
+
+class IntervalPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Interval` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    every: int | None = None
+    period: str | None = None
+
+
+class TaskPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Task` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    exc: str | None = None
+    id: str | None = None
+    result: str | None = None
+    status: str | None = None
+    traceback: str | None = None
+
+
+class OrganizationReferencePartial(
+    BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`OrganizationReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    name: str | None = None
+    slug: str | None = None
+    id: str | None = None
+    acronym: str | None = None
+    badges: list[BadgePartial] | None = None
+    logo: str | None = None
+    logo_thumbnail: str | None = None
+    page: str | None = None
+    permissions: OrganizationPermissionsPartial | None = None
+    uri: str | None = None
+
+
+class FollowPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`FollowPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[FollowPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ResourcePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Resource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    extras: dict[str, Any] | None = None
+    filetype: str | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    latest: str | None = None
+    metrics: dict[str, Any] | None = None
+    title: str | None = None
+    url: str | None = None
+    checksum: ChecksumPartial | None = None
+    description: str | None = None
+    filesize: int | None = None
+    format: str | None = None
+    geopf: GeopfResourceMetadataPartial | None = None
+    harvest: HarvestResourceMetadataPartial | None = None
+    internal: ResourceInternalsPartial | None = None
+    mime: str | None = None
+    preview_url: str | None = None
+    schema: SchemaPartial | None = None
+    type: str | None = None
+
+
+class SpatialCoveragePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`SpatialCoverage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    geom: GeoJSONPartial | None = None
+    granularity: str | GeoGranularityPartial | None = None
+    zones: list[str | GeoZoneReferencePartial] | None = None
+
+
+class CatalogSchemaPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`CatalogSchema` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    consolidation_dataset_id: str | None = None
+    contact: str | None = None
+    datapackage_description: str | None = None
+    datapackage_name: str | None = None
+    datapackage_title: str | None = None
+    description: str | None = None
+    examples: list[CatalogSchemaExamplePartial] | None = None
+    external_doc: str | None = None
+    external_tool: str | None = None
+    homepage: str | None = None
+    labels: list[str] | None = None
+    name: str | None = None
+    schema_type: str | None = None
+    schema_url: str | None = None
+    title: str | None = None
+    versions: list[CatalogSchemaVersionPartial] | None = None
+
+
+class UploadedResourcePartial(
+    ResourcePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`UploadedResource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    success: bool | None = None
+
+
+class MessagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Message` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    content: str | None = None
+    posted_on: datetime | None = None
+    id: str | None = None
+    last_modified_at: datetime | None = None
+    permissions: DiscussionMessagePermissionsPartial | None = None
+    posted_by: UserReferencePartial | None = None
+    posted_by_organization: OrganizationReferencePartial | None = None
+
+
+class GeopfOfferingResourcePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfOfferingResource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    format: str | None = None
+    id: str | None = None
+    offering: GeopfResourceOfferingMetadataPartial | None = None
+    title: str | None = None
+    url: str | None = None
+
+
+class GeopfPushableResourcePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfPushableResource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    format: str | None = None
+    id: str | None = None
+    push: GeopfResourcePushMetadataPartial | None = None
+    title: str | None = None
+    url: str | None = None
+
+
+class HarvestJobPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestJob` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created: datetime | None = None
+    errors: list[HarvestErrorPartial] | None = None
+    id: str | None = None
+    status: str | None = None
+    ended: datetime | None = None
+    items: dict[str, Any] | None = None
+    source: HarvestSourceReferencePartial | None = None
+    started: datetime | None = None
+
+
+class HarvestBackendPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestBackend` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    extra_configs: list[HarvestExtraConfigPartial] | None = None
+    features: list[HarvestFeaturePartial] | None = None
+    filters: list[HarvestFilterPartial] | None = None
+    id: str | None = None
+    label: str | None = None
+
+
+class HarvestItemPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestItem` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    args: list[str] | None = None
+    created: datetime | None = None
+    errors: list[HarvestErrorPartial] | None = None
+    kwargs: dict[str, Any] | None = None
+    status: str | None = None
+    dataservice: DataserviceReferencePartial | None = None
+    dataset: DatasetReferencePartial | None = None
+    ended: datetime | None = None
+    logs: list[HarvestLogPartial] | None = None
+    remote_id: str | None = None
+    remote_url: str | None = None
+    started: datetime | None = None
+
+
+class HarvestJobPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestJobPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[HarvestJobPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ApiTokenCreatedPartial(
+    ApiTokenPartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ApiTokenCreated` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    token: str | None = None
+
+
+class UserPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`User` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    first_name: str | None = None
+    id: str | None = None
+    last_name: str | None = None
+    metrics: dict[str, Any] | None = None
+    organizations: list[OrganizationReferencePartial] | None = None
+    roles: list[str] | None = None
+    since: datetime | None = None
+    slug: str | None = None
+    uri: str | None = None
+    about: str | None = None
+    active: bool | None = None
+    avatar: str | None = None
+    avatar_thumbnail: str | None = None
+    deleted: datetime | None = None
+    email: str | None = None
+    last_login_at: datetime | None = None
+    mail_cadence: str | None = None
+    notifications_paused: bool | None = None
+    page: str | None = None
+    password_rotation_demanded: datetime | None = None
+    password_rotation_performed: datetime | None = None
+    website: str | None = None
+
+
+class PendingInvitationPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`PendingInvitation` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    assignments: list[GenericReferencePartial] | None = None
+    comment: str | None = None
+    created: datetime | None = None
+    id: str | None = None
+    organization: OrganizationReferencePartial | None = None
+    role: str | None = None
+
+
+class NotificationSubjectSummaryPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`NotificationSubjectSummary` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    organization: OrganizationReferencePartial | None = None
+    page: str | None = None
+    title: str | None = None
+
+
+class NotificationSettingPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`NotificationSetting` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    enabled: bool | None = None
+    id: str | None = None
+    event: str | None = None
+    origin: str | None = None
+    scope: ModelReferencePartial | None = None
+    subject: NotificationSubjectSummaryPartial | None = None
+
+
+class NotificationPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`NotificationPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[NotificationPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class MemberPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Member` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    role: str | None = None
+    user: UserReferenceWithEmailPartial | None = None
+    label: str | None = None
+    since: datetime | None = None
+
+
+class OrganizationPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`Organization` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    badges: list[BadgePartial] | None = None
+    created_at: datetime | None = None
+    description: str | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    members: list[MemberPartial] | None = None
+    metrics: dict[str, Any] | None = None
+    name: str | None = None
+    slug: str | None = None
+    uri: str | None = None
+    acronym: str | None = None
+    banner_color: str | None = None
+    banner_image: str | None = None
+    banner_image_position: int | None = None
+    business_number_id: str | None = None
+    deleted: datetime | None = None
+    ext: dict[str, Any] | None = None
+    extras: dict[str, Any] | None = None
+    image_url: str | None = None
+    logo: str | None = None
+    logo_thumbnail: str | None = None
+    page: str | None = None
+    permissions: OrganizationPermissionsPartial | None = None
+    presentation_blocs: list[dict[str, Any]] | None = None
+    presentation_blocs_published_at: datetime | None = None
+    teams: list[TeamPartial] | None = None
+    url: str | None = None
+    zone: str | None = None
+
+
+class AssignmentPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`Assignment` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    organization: OrganizationReferencePartial | None = None
+    subject: dict[str, Any] | None = None
+    user: UserReferencePartial | None = None
+    created_at: datetime | None = None
+
+
+class OrganizationPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`OrganizationPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[OrganizationPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ActivityPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Activity` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    actor: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    id: str | None = None
+    related_to: str | None = None
+    changes: list[str] | None = None
+    extras: dict[str, Any] | None = None
+    icon: str | None = None
+    key: str | None = None
+    label: str | None = None
+    organization: OrganizationReferencePartial | None = None
+    related_to_id: str | None = None
+    related_to_kind: str | None = None
+    related_to_url: str | None = None
+
+
+class GeoJSONFeatureCollectionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeoJSONFeatureCollection` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    features: list[GeoJSONFeaturePartial] | None = None
+    type: str | None = None
+
+
+class UserPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`UserPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[UserPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ChartPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Chart` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    description: str | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    series: list[DataSeriesPartial] | None = None
+    slug: str | None = None
+    title: str | None = None
+    x_axis: XAxisPartial | None = None
+    deleted_at: datetime | None = None
+    extras: dict[str, Any] | None = None
+    image: str | None = None
+    metrics: dict[str, Any] | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    permissions: VisualizationPermissionsPartial | None = None
+    private: bool | None = None
+    y_axis: YAxisPartial | None = None
+
+
+class ChartPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ChartPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ChartPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class PeriodicTaskPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`PeriodicTask` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    name: str | None = None
+    task: str | None = None
+    args: list[Any] | None = None
+    crontab: CrontabPartial | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    interval: IntervalPartial | None = None
+    kwargs: dict[str, Any] | None = None
+    last_run_at: datetime | None = None
+    schedule: str | None = None
+
+
+class ContactPointPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ContactPoint` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    role: str | None = None
+    contact_form: str | None = None
+    email: str | None = None
+    name: str | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+
+
+class DataservicePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`Dataservice` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    id: str | None = None
+    metadata_modified_at: datetime | None = None
+    slug: str | None = None
+    title: str | None = None
+    access_audiences: list[AccessAudiencePartial] | None = None
+    access_type: str | None = None
+    access_type_reason: str | None = None
+    access_type_reason_category: str | None = None
+    acronym: str | None = None
+    archived_at: datetime | None = None
+    authorization_request_url: str | None = None
+    availability: float | None = None
+    availability_url: str | None = None
+    badges: list[BadgePartial] | None = None
+    base_api_url: str | None = None
+    business_documentation_url: str | None = None
+    contact_points: list[ContactPointPartial] | None = None
+    datasets: dict[str, Any] | None = None
+    deleted_at: datetime | None = None
+    description: str | None = None
+    extras: dict[str, Any] | None = None
+    featured: bool | None = None
+    format: str | None = None
+    harvest: HarvestDataserviceMetadataPartial | None = None
+    license: str | None = None
+    machine_documentation_url: str | None = None
+    metrics: dict[str, Any] | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    permissions: DataservicePermissionsPartial | None = None
+    private: bool | None = None
+    rate_limiting: str | None = None
+    rate_limiting_url: str | None = None
+    self_api_url: str | None = None
+    self_web_url: str | None = None
+    tags: list[str] | None = None
+    technical_documentation_url: str | None = None
+
+
+class DataservicePagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataservicePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DataservicePartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class CommunityResourcePartial(
+    ResourcePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`CommunityResource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    dataset: DatasetReferencePartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    permissions: DatasetPermissionsPartial | None = None
+
+
+class DatasetPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Dataset` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    badges: list[BadgePartial] | None = None
+    created_at: datetime | None = None
+    description: str | None = None
+    extras: dict[str, Any] | None = None
+    frequency: str | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    last_update: datetime | None = None
+    license: str | None = None
+    metrics: dict[str, Any] | None = None
+    private: bool | None = None
+    resources: list[ResourcePartial] | None = None
+    slug: str | None = None
+    tags: list[str] | None = None
+    title: str | None = None
+    uri: str | None = None
+    access_audiences: list[AccessAudiencePartial] | None = None
+    access_type: str | None = None
+    access_type_reason: str | None = None
+    access_type_reason_category: str | None = None
+    acronym: str | None = None
+    archived: datetime | None = None
+    authorization_request_url: str | None = None
+    community_resources: list[CommunityResourcePartial] | None = None
+    contact_points: list[ContactPointPartial] | None = None
+    deleted: datetime | None = None
+    description_short: str | None = None
+    doi: str | None = None
+    featured: bool | None = None
+    frequency_date: datetime | None = None
+    geopf: GeopfDatasetMetadataPartial | None = None
+    harvest: HarvestDatasetMetadataPartial | None = None
+    internal: DatasetInternalsPartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    page: str | None = None
+    permissions: DatasetPermissionsPartial | None = None
+    quality: dict[str, Any] | None = None
+    schema: SchemaPartial | None = None
+    spatial: SpatialCoveragePartial | None = None
+    temporal_coverage: TemporalCoveragePartial | None = None
+
+
+class CommunityResourcePagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`CommunityResourcePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[CommunityResourcePartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class DatasetPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DatasetPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class UploadedCommunityResourcePartial(
+    CommunityResourcePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`UploadedCommunityResource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    success: bool | None = None
+
+
+class DiscussionPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`Discussion` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created: datetime | None = None
+    discussion: list[MessagePartial] | None = None
+    extras: dict[str, Any] | None = None
+    id: str | None = None
+    subject: ModelReferencePartial | None = None
+    title: str | None = None
+    url: str | None = None
+    closed: datetime | None = None
+    closed_by: UserReferencePartial | None = None
+    closed_by_organization: OrganizationReferencePartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    permissions: DiscussionPermissionsPartial | None = None
+    self_web_url: str | None = None
+    user: UserReferencePartial | None = None
+
+
+class DiscussionPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DiscussionPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DiscussionPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class GeopfDatasetStatusPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`GeopfDatasetStatus` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    offerings: list[GeopfOfferingResourcePartial] | None = None
+    pull: GeopfDatasetPullMetadataPartial | None = None
+    push: GeopfDatasetPushMetadataPartial | None = None
+    pushable: list[GeopfPushableResourcePartial] | None = None
+
+
+class HarvestSourcePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestSource` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    active: bool | None = None
+    autoarchive: bool | None = None
+    backend: str | None = None
+    config: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    id: str | None = None
+    name: str | None = None
+    url: str | None = None
+    validation: HarvestSourceValidationPartial | None = None
+    deleted: datetime | None = None
+    description: str | None = None
+    last_job: HarvestJobPartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    permissions: HarvestSourcePermissionsPartial | None = None
+    schedule: str | None = None
+    slug: str | None = None
+
+
+class HarvestItemPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestItemPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[HarvestItemPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class HarvestSourcePagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestSourcePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[HarvestSourcePartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class DatasetPreviewPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetPreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    description: str | None = None
+    frequency: str | None = None
+    last_modified: datetime | None = None
+    last_update: datetime | None = None
+    title: str | None = None
+    access_audiences: list[AccessAudiencePartial] | None = None
+    access_type: str | None = None
+    access_type_reason: str | None = None
+    access_type_reason_category: str | None = None
+    acronym: str | None = None
+    archived: datetime | None = None
+    authorization_request_url: str | None = None
+    badges: list[BadgePartial] | None = None
+    community_resources: list[CommunityResourcePartial] | None = None
+    contact_points: list[ContactPointPartial] | None = None
+    deleted: datetime | None = None
+    description_short: str | None = None
+    doi: str | None = None
+    extras: dict[str, Any] | None = None
+    featured: bool | None = None
+    frequency_date: datetime | None = None
+    geopf: GeopfDatasetMetadataPartial | None = None
+    harvest: HarvestDatasetMetadataPartial | None = None
+    id: str | None = None
+    internal: DatasetInternalsPartial | None = None
+    license: str | None = None
+    metrics: dict[str, Any] | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    page: dict[str, Any] | None = None
+    permissions: DatasetPermissionsPartial | None = None
+    private: bool | None = None
+    quality: dict[str, Any] | None = None
+    resources: list[ResourcePartial] | None = None
+    schema: SchemaPartial | None = None
+    slug: str | None = None
+    spatial: SpatialCoveragePartial | None = None
+    tags: list[str] | None = None
+    temporal_coverage: TemporalCoveragePartial | None = None
+    uri: dict[str, Any] | None = None
+
+
+class ReusePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Reuse` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    badges: list[BadgePartial] | None = None
+    created_at: datetime | None = None
+    datasets: list[DatasetPartial] | None = None
+    description: str | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    metrics: dict[str, Any] | None = None
+    private: bool | None = None
+    slug: str | None = None
+    tags: list[str] | None = None
+    title: str | None = None
+    type: str | None = None
+    uri: str | None = None
+    url: str | None = None
+    archived: datetime | None = None
+    dataservices: list[DataserviceReferencePartial] | None = None
+    deleted: datetime | None = None
+    extras: dict[str, Any] | None = None
+    featured: bool | None = None
+    image: str | None = None
+    image_thumbnail: str | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    page: str | None = None
+    permissions: ReusePermissionsPartial | None = None
+    topic: str | None = None
+
+
+class NotificationResolvedPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`NotificationResolved` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    event: str | None = None
+    followed_events: list[str] | None = None
+    heard: bool | None = None
+    heard_types: list[str] | None = None
+    muted: bool | None = None
+    partial: bool | None = None
+    reasons: list[str] | None = None
+    scope: ModelReferencePartial | None = None
+    subject: NotificationSubjectSummaryPartial | None = None
+
+
+class NotificationSettingPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`NotificationSettingPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[NotificationSettingPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ContactPointPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ContactPointPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ContactPointPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class PostPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Post` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created_at: datetime | None = None
+    datasets: list[DatasetPartial] | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
+    name: str | None = None
+    reuses: list[ReuseReferencePartial] | None = None
+    slug: str | None = None
+    tags: list[str] | None = None
+    uri: str | None = None
+    ancestors: list[PostAncestorPartial] | None = None
+    blocs: list[dict[str, Any]] | None = None
+    body_type: str | None = None
+    content: str | None = None
+    credit_to: str | None = None
+    credit_url: str | None = None
+    headline: str | None = None
+    image: str | None = None
+    image_thumbnail: str | None = None
+    image_url: str | None = None
+    kind: str | None = None
+    owner: UserReferencePartial | None = None
+    page: str | None = None
+    parent: PostAncestorPartial | None = None
+    published: datetime | None = None
+    sidemenu: bool | None = None
+
+
+class PostPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`PostPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[PostPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ReusePagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ReusePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ReusePartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class ActivityPagePartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ActivityPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ActivityPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class HarvestItemPreviewPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestItemPreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created: datetime | None = None
+    status: str | None = None
+    args: list[str] | None = None
+    dataservice: DataservicePreviewPartial | None = None
+    dataset: DatasetPreviewPartial | None = None
+    ended: datetime | None = None
+    errors: list[HarvestErrorPartial] | None = None
+    kwargs: dict[str, Any] | None = None
+    logs: list[HarvestLogPartial] | None = None
+    remote_id: str | None = None
+    remote_url: str | None = None
+    started: datetime | None = None
+
+
+class HarvestJobPreviewPartial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`HarvestJobPreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    created: datetime | None = None
+    status: str | None = None
+    ended: datetime | None = None
+    errors: list[HarvestErrorPartial] | None = None
+    id: str | None = None
+    items: list[HarvestItemPreviewPartial] | None = None
+    source: HarvestSourceReferencePartial | None = None
+    started: datetime | None = None

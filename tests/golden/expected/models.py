@@ -5,6 +5,10 @@ Responses decode leniently: unknown fields are ignored, every optional field acc
 fields with a fixed set of values are plain ``str`` (see the StrEnums below for known values),
 so what a newer udata adds still decodes. ``aioudata.decode(..., strict=True)`` reports drift.
 
+A call with an ``X-Fields`` mask answers with only the fields it names: it decodes into the model's
+partial twin (``DatasetPartial`` for ``Dataset``...), whose fields are the same, all optional, and
+whose nested models are partial too.
+
 Structs are not tracked by the garbage collector (``gc=False``): decoded JSON holds no reference
 cycles, and a page of thousands of objects then costs no collection passes (about a third of
 decoding time otherwise). Do not build reference cycles out of them.
@@ -21,11 +25,14 @@ from msgspec import Struct, field
 __all__ = [
     "Other",
     "Part",
+    "PartPartial",
     "PartStatus",
     "Thing",
     "ThingInput",
     "ThingPage",
+    "ThingPagePartial",
     "ThingRead",
+    "ThingReadPartial",
 ]
 
 
@@ -94,5 +101,37 @@ class ThingPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     page_size: int
     total: int
     data: list[ThingRead] | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class PartPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`Part` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    name: str | None = None
+    status: str | None = None
+
+
+class ThingReadPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ThingRead` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    title: str | None = None
+    created_at: datetime | None = None
+    class_: str | None = field(name="class", default=None)
+    status: str | None = None
+    day: date | None = None
+    metrics: dict[str, int] | None = None
+    parts: list[PartPartial] | None = None
+    owner: dict[str, Any] | None = None
+
+
+class ThingPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ThingPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    data: list[ThingReadPartial] | None = None
     next_page: str | None = None
     previous_page: str | None = None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
@@ -17,6 +17,7 @@ _CONTACT_POINT_ROLES: Endpoint[list[m.ContactPointRoles]] = Endpoint(
     path="/contacts/roles/",
     response=list[m.ContactPointRoles],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.ContactPointRolesPartial],
     tag="contacts",
 )
 
@@ -29,6 +30,7 @@ _CREATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ContactPointPartial,
     tag="contacts",
 )
 
@@ -50,6 +52,7 @@ _GET_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
         Param("contact_point", "contact_point", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ContactPointPartial,
     tag="contacts",
 )
 
@@ -63,6 +66,7 @@ _UPDATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ContactPointPartial,
     tag="contacts",
 )
 
@@ -75,14 +79,31 @@ class ContactsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def contact_point_roles(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.ContactPointRoles]: ...
+
+    @overload
+    async def contact_point_roles(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.ContactPointRolesPartial]: ...
+
     async def contact_point_roles(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.ContactPointRoles]:
+    ) -> list[m.ContactPointRoles] | list[m.ContactPointRolesPartial]:
         """List all contact point roles
 
         ``GET /contacts/roles/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ContactPointRolesPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -90,17 +111,39 @@ class ContactsOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ContactPointRolesPartial]] = _CONTACT_POINT_ROLES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CONTACT_POINT_ROLES, args)
+
+    @overload
+    async def create_contact_point(
+        self,
+        *,
+        body: m.ContactPointInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.ContactPoint: ...
+
+    @overload
+    async def create_contact_point(
+        self,
+        *,
+        body: m.ContactPointInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ContactPointPartial: ...
 
     async def create_contact_point(
         self,
         *,
         body: m.ContactPointInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.ContactPoint:
+    ) -> m.ContactPoint | m.ContactPointPartial:
         """Creates a contact point
 
         ``POST /contacts/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ContactPointPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -110,6 +153,9 @@ class ContactsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ContactPointPartial] = _CREATE_CONTACT_POINT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_CONTACT_POINT, args)
 
     async def delete_contact_point(
@@ -128,15 +174,34 @@ class ContactsOperations:
         }
         return await self._requester.request(_DELETE_CONTACT_POINT, args)
 
+    @overload
+    async def get_contact_point(
+        self,
+        contact_point: str,
+        *,
+        x_fields: None = None,
+    ) -> m.ContactPoint: ...
+
+    @overload
+    async def get_contact_point(
+        self,
+        contact_point: str,
+        *,
+        x_fields: str,
+    ) -> m.ContactPointPartial: ...
+
     async def get_contact_point(
         self,
         contact_point: str,
         *,
         x_fields: str | None = None,
-    ) -> m.ContactPoint:
+    ) -> m.ContactPoint | m.ContactPointPartial:
         """Get a contact point given its identifier
 
         ``GET /contacts/{contact_point}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ContactPointPartial`` (every field optional).
 
         Args:
             contact_point: path parameter contact_point
@@ -146,7 +211,28 @@ class ContactsOperations:
             "contact_point": contact_point,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ContactPointPartial] = _GET_CONTACT_POINT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_CONTACT_POINT, args)
+
+    @overload
+    async def update_contact_point(
+        self,
+        contact_point: str,
+        *,
+        body: m.ContactPointInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.ContactPoint: ...
+
+    @overload
+    async def update_contact_point(
+        self,
+        contact_point: str,
+        *,
+        body: m.ContactPointInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ContactPointPartial: ...
 
     async def update_contact_point(
         self,
@@ -154,10 +240,13 @@ class ContactsOperations:
         *,
         body: m.ContactPointInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.ContactPoint:
+    ) -> m.ContactPoint | m.ContactPointPartial:
         """Updates a contact point given its identifier
 
         ``PUT /contacts/{contact_point}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ContactPointPartial`` (every field optional).
 
         Args:
             contact_point: path parameter contact_point
@@ -169,4 +258,7 @@ class ContactsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ContactPointPartial] = _UPDATE_CONTACT_POINT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_CONTACT_POINT, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _CREATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -34,6 +35,7 @@ _DATASERVICE_DATASETS_CREATE: Endpoint[m.Dataservice] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -70,6 +72,7 @@ _FEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
         Param("dataservice", "dataservice", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -91,6 +94,7 @@ _GET_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
         Param("dataservice", "dataservice", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -107,6 +111,8 @@ _LIST_DATASERVICE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Follow,
+    partial=m.FollowPagePartial,
+    partial_item=m.FollowPartial,
     tag="dataservices",
 )
 
@@ -158,6 +164,8 @@ _LIST_DATASERVICES: Endpoint[m.DataservicePage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Dataservice,
+    partial=m.DataservicePagePartial,
+    partial_item=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -200,6 +208,7 @@ _SUGGEST_DATASERVICES: Endpoint[list[m.DataserviceSuggestion]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.DataserviceSuggestionPartial],
     tag="dataservices",
 )
 
@@ -212,6 +221,7 @@ _UNFEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
         Param("dataservice", "dataservice", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -234,6 +244,7 @@ _UPDATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DataservicePartial,
     tag="dataservices",
 )
 
@@ -246,15 +257,34 @@ class DataservicesOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def create_dataservice(
+        self,
+        *,
+        body: m.DataserviceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Dataservice: ...
+
+    @overload
+    async def create_dataservice(
+        self,
+        *,
+        body: m.DataserviceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DataservicePartial: ...
+
     async def create_dataservice(
         self,
         *,
         body: m.DataserviceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Dataservice:
+    ) -> m.Dataservice | m.DataservicePartial:
         """create_dataservice
 
         ``POST /dataservices/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -264,7 +294,28 @@ class DataservicesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePartial] = _CREATE_DATASERVICE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_DATASERVICE, args)
+
+    @overload
+    async def dataservice_datasets_create(
+        self,
+        dataservice: str,
+        *,
+        body: list[m.DataserviceDatasetsAdd] | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Dataservice: ...
+
+    @overload
+    async def dataservice_datasets_create(
+        self,
+        dataservice: str,
+        *,
+        body: list[m.DataserviceDatasetsAdd] | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DataservicePartial: ...
 
     async def dataservice_datasets_create(
         self,
@@ -272,10 +323,13 @@ class DataservicesOperations:
         *,
         body: list[m.DataserviceDatasetsAdd] | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Dataservice:
+    ) -> m.Dataservice | m.DataservicePartial:
         """dataservice_datasets_create
 
         ``POST /dataservices/{dataservice}/datasets/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             dataservice: The dataservice ID or slug
@@ -287,6 +341,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePartial] = _DATASERVICE_DATASETS_CREATE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_DATASERVICE_DATASETS_CREATE, args)
 
     async def delete_dataservice(
@@ -328,15 +385,34 @@ class DataservicesOperations:
         }
         return await self._requester.request(_DELETE_DATASERVICE_DATASET, args)
 
+    @overload
+    async def feature_dataservice(
+        self,
+        dataservice: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataservice: ...
+
+    @overload
+    async def feature_dataservice(
+        self,
+        dataservice: str,
+        *,
+        x_fields: str,
+    ) -> m.DataservicePartial: ...
+
     async def feature_dataservice(
         self,
         dataservice: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataservice:
+    ) -> m.Dataservice | m.DataservicePartial:
         """Mark a dataservice as featured
 
         ``POST /dataservices/{dataservice}/featured/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             dataservice: The dataservice ID or slug
@@ -346,6 +422,9 @@ class DataservicesOperations:
             "dataservice": dataservice,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePartial] = _FEATURE_DATASERVICE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_FEATURE_DATASERVICE, args)
 
     async def follow_dataservice(
@@ -366,15 +445,34 @@ class DataservicesOperations:
         }
         return await self._requester.request(_FOLLOW_DATASERVICE, args)
 
+    @overload
+    async def get_dataservice(
+        self,
+        dataservice: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataservice: ...
+
+    @overload
+    async def get_dataservice(
+        self,
+        dataservice: str,
+        *,
+        x_fields: str,
+    ) -> m.DataservicePartial: ...
+
     async def get_dataservice(
         self,
         dataservice: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataservice:
+    ) -> m.Dataservice | m.DataservicePartial:
         """get_dataservice
 
         ``GET /dataservices/{dataservice}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             dataservice: path parameter dataservice
@@ -384,7 +482,32 @@ class DataservicesOperations:
             "dataservice": dataservice,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePartial] = _GET_DATASERVICE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_DATASERVICE, args)
+
+    @overload
+    def list_dataservice_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.FollowPage, m.Follow]: ...
+
+    @overload
+    def list_dataservice_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.FollowPagePartial, m.FollowPartial]: ...
 
     def list_dataservice_followers(
         self,
@@ -394,12 +517,15 @@ class DataservicesOperations:
         page_size: int | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.FollowPage, m.Follow]:
+    ) -> Paginator[m.FollowPage, m.Follow] | Paginator[m.FollowPagePartial, m.FollowPartial]:
         """List all followers for a given object
 
         ``GET /dataservices/{id}/followers/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``FollowPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -415,7 +541,80 @@ class DataservicesOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.FollowPagePartial] = _LIST_DATASERVICE_FOLLOWERS.masked()
+            return self._requester.paginate(masked, args, m.FollowPartial)
         return self._requester.paginate(_LIST_DATASERVICE_FOLLOWERS, args, m.Follow)
+
+    @overload
+    def list_dataservices(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "followers",
+            "views",
+            "title",
+            "base_api_url",
+            "created",
+            "last_modified",
+            "-followers",
+            "-views",
+            "-title",
+            "-base_api_url",
+            "-created",
+            "-last_modified",
+        ]
+        | None = None,
+        q: str | None = None,
+        topic: str | None = None,
+        reuse: str | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        organization_badge: str | None = None,
+        access_type: Literal["open", "open_with_account", "restricted"] | None = None,
+        tag: str | Sequence[str] | None = None,
+        featured: bool | None = None,
+        contact_point: str | None = None,
+        dataset: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.DataservicePage, m.Dataservice]: ...
+
+    @overload
+    def list_dataservices(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "followers",
+            "views",
+            "title",
+            "base_api_url",
+            "created",
+            "last_modified",
+            "-followers",
+            "-views",
+            "-title",
+            "-base_api_url",
+            "-created",
+            "-last_modified",
+        ]
+        | None = None,
+        q: str | None = None,
+        topic: str | None = None,
+        reuse: str | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        organization_badge: str | None = None,
+        access_type: Literal["open", "open_with_account", "restricted"] | None = None,
+        tag: str | Sequence[str] | None = None,
+        featured: bool | None = None,
+        contact_point: str | None = None,
+        dataset: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.DataservicePagePartial, m.DataservicePartial]: ...
 
     def list_dataservices(
         self,
@@ -449,12 +648,18 @@ class DataservicesOperations:
         contact_point: str | None = None,
         dataset: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.DataservicePage, m.Dataservice]:
+    ) -> (
+        Paginator[m.DataservicePage, m.Dataservice]
+        | Paginator[m.DataservicePagePartial, m.DataservicePartial]
+    ):
         """List or search all dataservices
 
         ``GET /dataservices/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -490,6 +695,9 @@ class DataservicesOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePagePartial] = _LIST_DATASERVICES.masked()
+            return self._requester.paginate(masked, args, m.DataservicePartial)
         return self._requester.paginate(_LIST_DATASERVICES, args, m.Dataservice)
 
     async def rdf_dataservice(
@@ -537,16 +745,37 @@ class DataservicesOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_RECENT_DATASERVICES_ATOM_FEED, args)
 
+    @overload
+    async def suggest_dataservices(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.DataserviceSuggestion]: ...
+
+    @overload
+    async def suggest_dataservices(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.DataserviceSuggestionPartial]: ...
+
     async def suggest_dataservices(
         self,
         *,
         q: str,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.DataserviceSuggestion]:
+    ) -> list[m.DataserviceSuggestion] | list[m.DataserviceSuggestionPartial]:
         """Dataservices suggest endpoint using mongoDB contains
 
         ``GET /dataservices/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DataserviceSuggestionPartial]`` (every field optional).
 
         Args:
             q: The string to autocomplete/suggest
@@ -558,17 +787,39 @@ class DataservicesOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DataserviceSuggestionPartial]] = _SUGGEST_DATASERVICES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_DATASERVICES, args)
+
+    @overload
+    async def unfeature_dataservice(
+        self,
+        dataservice: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataservice: ...
+
+    @overload
+    async def unfeature_dataservice(
+        self,
+        dataservice: str,
+        *,
+        x_fields: str,
+    ) -> m.DataservicePartial: ...
 
     async def unfeature_dataservice(
         self,
         dataservice: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataservice:
+    ) -> m.Dataservice | m.DataservicePartial:
         """Unmark a dataservice as featured
 
         ``DELETE /dataservices/{dataservice}/featured/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             dataservice: The dataservice ID or slug
@@ -578,6 +829,9 @@ class DataservicesOperations:
             "dataservice": dataservice,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePartial] = _UNFEATURE_DATASERVICE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UNFEATURE_DATASERVICE, args)
 
     async def unfollow_dataservice(
@@ -598,16 +852,37 @@ class DataservicesOperations:
         }
         return await self._requester.request(_UNFOLLOW_DATASERVICE, args)
 
+    @overload
+    async def update_dataservice(
+        self,
+        dataservice: str,
+        *,
+        body: m.DataserviceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Dataservice: ...
+
+    @overload
+    async def update_dataservice(
+        self,
+        dataservice: str,
+        *,
+        body: m.DataserviceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DataservicePartial: ...
+
     async def update_dataservice(
         self,
         dataservice: str,
         *,
         body: m.DataserviceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Dataservice:
+    ) -> m.Dataservice | m.DataservicePartial:
         """update_dataservice
 
         ``PATCH /dataservices/{dataservice}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DataservicePartial`` (every field optional).
 
         Args:
             dataservice: path parameter dataservice
@@ -619,4 +894,7 @@ class DataservicesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DataservicePartial] = _UPDATE_DATASERVICE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_DATASERVICE, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -22,6 +22,7 @@ _ADD_DATASET_BADGE: Endpoint[m.Badge] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.BadgePartial,
     tag="datasets",
 )
 
@@ -50,6 +51,7 @@ _CREATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.CommunityResourcePartial,
     tag="datasets",
 )
 
@@ -62,6 +64,7 @@ _CREATE_DATASET: Endpoint[m.Dataset] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -75,6 +78,7 @@ _CREATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ResourcePartial,
     tag="datasets",
 )
 
@@ -135,6 +139,7 @@ _FEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
         Param("dataset", "dataset", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -168,6 +173,7 @@ _GET_DATASET: Endpoint[m.Dataset] = Endpoint(
         Param("dataset", "dataset", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -181,6 +187,7 @@ _GET_RESOURCE: Endpoint[m.Resource] = Endpoint(
         Param("rid", "rid", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ResourcePartial,
     tag="datasets",
 )
 
@@ -199,6 +206,8 @@ _LIST_COMMUNITY_RESOURCES: Endpoint[m.CommunityResourcePage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.CommunityResource,
+    partial=m.CommunityResourcePagePartial,
+    partial_item=m.CommunityResourcePartial,
     tag="datasets",
 )
 
@@ -215,6 +224,8 @@ _LIST_DATASET_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Follow,
+    partial=m.FollowPagePartial,
+    partial_item=m.FollowPartial,
     tag="datasets",
 )
 
@@ -290,6 +301,8 @@ _LIST_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Dataset,
+    partial=m.DatasetPagePartial,
+    partial_item=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -299,6 +312,7 @@ _LIST_FREQUENCIES: Endpoint[list[m.Frequency]] = Endpoint(
     path="/datasets/frequencies/",
     response=list[m.Frequency],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.FrequencyPartial],
     tag="datasets",
 )
 
@@ -308,6 +322,7 @@ _LIST_LICENSES: Endpoint[list[m.License]] = Endpoint(
     path="/datasets/licenses/",
     response=list[m.License],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.LicensePartial],
     tag="datasets",
 )
 
@@ -320,6 +335,7 @@ _MINT_DATASET_DOI: Endpoint[m.Dataset] = Endpoint(
         Param("dataset", "dataset", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -435,6 +451,7 @@ _RESOURCE_TYPES: Endpoint[list[m.ResourceType]] = Endpoint(
     path="/datasets/resource_types/",
     response=list[m.ResourceType],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.ResourceTypePartial],
     tag="datasets",
 )
 
@@ -448,6 +465,7 @@ _RETRIEVE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
         Param("dataset", "dataset", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.CommunityResourcePartial,
     tag="datasets",
 )
 
@@ -457,6 +475,7 @@ _SCHEMAS: Endpoint[list[m.CatalogSchema]] = Endpoint(
     path="/datasets/schemas/",
     response=list[m.CatalogSchema],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.CatalogSchemaPartial],
     tag="datasets",
 )
 
@@ -470,6 +489,7 @@ _SUGGEST_DATASETS: Endpoint[list[m.DatasetSuggestion]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.DatasetSuggestionPartial],
     tag="datasets",
 )
 
@@ -506,6 +526,7 @@ _UNFEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
         Param("dataset", "dataset", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -529,6 +550,7 @@ _UPDATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.CommunityResourcePartial,
     tag="datasets",
 )
 
@@ -542,6 +564,7 @@ _UPDATE_DATASET: Endpoint[m.Dataset] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DatasetPartial,
     tag="datasets",
 )
 
@@ -556,6 +579,7 @@ _UPDATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ResourcePartial,
     tag="datasets",
 )
 
@@ -569,6 +593,7 @@ _UPDATE_RESOURCES: Endpoint[list[m.Resource]] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=list[m.ResourcePartial],
     tag="datasets",
 )
 
@@ -588,6 +613,7 @@ _UPLOAD_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint(
         Param("totalparts", "totalparts", "form", Kind.INTEGER),
         Param("chunksize", "chunksize", "form", Kind.INTEGER),
     ),
+    partial=m.UploadedCommunityResourcePartial,
     tag="datasets",
 )
 
@@ -607,6 +633,7 @@ _UPLOAD_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
         Param("totalparts", "totalparts", "form", Kind.INTEGER),
         Param("chunksize", "chunksize", "form", Kind.INTEGER),
     ),
+    partial=m.UploadedResourcePartial,
     tag="datasets",
 )
 
@@ -625,6 +652,7 @@ _UPLOAD_NEW_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint
         Param("totalparts", "totalparts", "form", Kind.INTEGER),
         Param("chunksize", "chunksize", "form", Kind.INTEGER),
     ),
+    partial=m.UploadedCommunityResourcePartial,
     tag="datasets",
 )
 
@@ -643,6 +671,7 @@ _UPLOAD_NEW_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
         Param("totalparts", "totalparts", "form", Kind.INTEGER),
         Param("chunksize", "chunksize", "form", Kind.INTEGER),
     ),
+    partial=m.UploadedResourcePartial,
     tag="datasets",
 )
 
@@ -655,16 +684,37 @@ class DatasetsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def add_dataset_badge(
+        self,
+        dataset: str,
+        *,
+        body: m.BadgeInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Badge: ...
+
+    @overload
+    async def add_dataset_badge(
+        self,
+        dataset: str,
+        *,
+        body: m.BadgeInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.BadgePartial: ...
+
     async def add_dataset_badge(
         self,
         dataset: str,
         *,
         body: m.BadgeInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Badge:
+    ) -> m.Badge | m.BadgePartial:
         """Create a new badge for a given dataset
 
         ``POST /datasets/{dataset}/badges/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``BadgePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -676,6 +726,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.BadgePartial] = _ADD_DATASET_BADGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ADD_DATASET_BADGE, args)
 
     async def allowed_extensions(
@@ -698,15 +751,34 @@ class DatasetsOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_AVAILABLE_DATASET_BADGES, args)
 
+    @overload
+    async def create_community_resource(
+        self,
+        *,
+        body: m.CommunityResourceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.CommunityResource: ...
+
+    @overload
+    async def create_community_resource(
+        self,
+        *,
+        body: m.CommunityResourceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.CommunityResourcePartial: ...
+
     async def create_community_resource(
         self,
         *,
         body: m.CommunityResourceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.CommunityResource:
+    ) -> m.CommunityResource | m.CommunityResourcePartial:
         """Create a new community resource
 
         ``POST /datasets/community_resources/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``CommunityResourcePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -716,17 +788,39 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.CommunityResourcePartial] = _CREATE_COMMUNITY_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_COMMUNITY_RESOURCE, args)
+
+    @overload
+    async def create_dataset(
+        self,
+        *,
+        body: m.DatasetInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Dataset: ...
+
+    @overload
+    async def create_dataset(
+        self,
+        *,
+        body: m.DatasetInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DatasetPartial: ...
 
     async def create_dataset(
         self,
         *,
         body: m.DatasetInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Dataset:
+    ) -> m.Dataset | m.DatasetPartial:
         """Create a new dataset
 
         ``POST /datasets/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -736,7 +830,28 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPartial] = _CREATE_DATASET.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_DATASET, args)
+
+    @overload
+    async def create_resource(
+        self,
+        dataset: str,
+        *,
+        body: m.ResourceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Resource: ...
+
+    @overload
+    async def create_resource(
+        self,
+        dataset: str,
+        *,
+        body: m.ResourceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ResourcePartial: ...
 
     async def create_resource(
         self,
@@ -744,10 +859,13 @@ class DatasetsOperations:
         *,
         body: m.ResourceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Resource:
+    ) -> m.Resource | m.ResourcePartial:
         """Create a new resource for a given dataset
 
         ``POST /datasets/{dataset}/resources/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ResourcePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -759,6 +877,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ResourcePartial] = _CREATE_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_RESOURCE, args)
 
     async def delete_community_resource(
@@ -839,15 +960,34 @@ class DatasetsOperations:
         }
         return await self._requester.request(_DELETE_RESOURCE, args)
 
+    @overload
+    async def feature_dataset(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataset: ...
+
+    @overload
+    async def feature_dataset(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+    ) -> m.DatasetPartial: ...
+
     async def feature_dataset(
         self,
         dataset: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataset:
+    ) -> m.Dataset | m.DatasetPartial:
         """Mark the dataset as featured
 
         ``POST /datasets/{dataset}/featured/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -857,6 +997,9 @@ class DatasetsOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPartial] = _FEATURE_DATASET.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_FEATURE_DATASET, args)
 
     async def follow_dataset(
@@ -896,15 +1039,34 @@ class DatasetsOperations:
         }
         return await self._requester.request(_FORCE_RESOURCE_ANALYSIS, args)
 
+    @overload
+    async def get_dataset(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataset: ...
+
+    @overload
+    async def get_dataset(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+    ) -> m.DatasetPartial: ...
+
     async def get_dataset(
         self,
         dataset: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataset:
+    ) -> m.Dataset | m.DatasetPartial:
         """Get a dataset given its identifier
 
         ``GET /datasets/{dataset}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -914,7 +1076,28 @@ class DatasetsOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPartial] = _GET_DATASET.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_DATASET, args)
+
+    @overload
+    async def get_resource(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Resource: ...
+
+    @overload
+    async def get_resource(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        x_fields: str,
+    ) -> m.ResourcePartial: ...
 
     async def get_resource(
         self,
@@ -922,10 +1105,13 @@ class DatasetsOperations:
         rid: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Resource:
+    ) -> m.Resource | m.ResourcePartial:
         """Get a resource given its identifier
 
         ``GET /datasets/{dataset}/resources/{rid}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ResourcePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -937,7 +1123,36 @@ class DatasetsOperations:
             "rid": rid,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ResourcePartial] = _GET_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_RESOURCE, args)
+
+    @overload
+    def list_community_resources(
+        self,
+        *,
+        sort: str | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        organization: str | None = None,
+        dataset: str | None = None,
+        owner: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.CommunityResourcePage, m.CommunityResource]: ...
+
+    @overload
+    def list_community_resources(
+        self,
+        *,
+        sort: str | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        organization: str | None = None,
+        dataset: str | None = None,
+        owner: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.CommunityResourcePagePartial, m.CommunityResourcePartial]: ...
 
     def list_community_resources(
         self,
@@ -949,12 +1164,18 @@ class DatasetsOperations:
         dataset: str | None = None,
         owner: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.CommunityResourcePage, m.CommunityResource]:
+    ) -> (
+        Paginator[m.CommunityResourcePage, m.CommunityResource]
+        | Paginator[m.CommunityResourcePagePartial, m.CommunityResourcePartial]
+    ):
         """List all community resources
 
         ``GET /datasets/community_resources/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``CommunityResourcePartial`` (every field optional).
 
         Args:
             sort: The sorting attribute
@@ -974,7 +1195,32 @@ class DatasetsOperations:
             "owner": owner,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.CommunityResourcePagePartial] = _LIST_COMMUNITY_RESOURCES.masked()
+            return self._requester.paginate(masked, args, m.CommunityResourcePartial)
         return self._requester.paginate(_LIST_COMMUNITY_RESOURCES, args, m.CommunityResource)
+
+    @overload
+    def list_dataset_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.FollowPage, m.Follow]: ...
+
+    @overload
+    def list_dataset_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.FollowPagePartial, m.FollowPartial]: ...
 
     def list_dataset_followers(
         self,
@@ -984,12 +1230,15 @@ class DatasetsOperations:
         page_size: int | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.FollowPage, m.Follow]:
+    ) -> Paginator[m.FollowPage, m.Follow] | Paginator[m.FollowPagePartial, m.FollowPartial]:
         """List all followers for a given object
 
         ``GET /datasets/{id}/followers/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``FollowPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -1005,7 +1254,110 @@ class DatasetsOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.FollowPagePartial] = _LIST_DATASET_FOLLOWERS.masked()
+            return self._requester.paginate(masked, args, m.FollowPartial)
         return self._requester.paginate(_LIST_DATASET_FOLLOWERS, args, m.Follow)
+
+    @overload
+    def list_datasets(
+        self,
+        *,
+        q: str | None = None,
+        sort: Literal[
+            "title",
+            "created",
+            "last_update",
+            "reuses",
+            "followers",
+            "views",
+            "-title",
+            "-created",
+            "-last_update",
+            "-reuses",
+            "-followers",
+            "-views",
+        ]
+        | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        tag: str | Sequence[str] | None = None,
+        license: str | None = None,
+        featured: bool | None = None,
+        geozone: str | None = None,
+        granularity: str | None = None,
+        temporal_coverage: str | None = None,
+        access_type: Literal["open", "open_with_account", "restricted"] | None = None,
+        organization: str | None = None,
+        badge: Literal["pivotal-data", "spd", "inspire", "hvd", "sl", "sr"] | None = None,
+        organization_badge: Literal[
+            "public-service", "certified", "association", "company", "local-authority"
+        ]
+        | None = None,
+        owner: str | None = None,
+        followed_by: str | None = None,
+        format: str | None = None,
+        schema: str | None = None,
+        schema_version: str | None = None,
+        topic: str | None = None,
+        credit: str | None = None,
+        dataservice: str | None = None,
+        reuse: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+        private: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.DatasetPage, m.Dataset]: ...
+
+    @overload
+    def list_datasets(
+        self,
+        *,
+        q: str | None = None,
+        sort: Literal[
+            "title",
+            "created",
+            "last_update",
+            "reuses",
+            "followers",
+            "views",
+            "-title",
+            "-created",
+            "-last_update",
+            "-reuses",
+            "-followers",
+            "-views",
+        ]
+        | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        tag: str | Sequence[str] | None = None,
+        license: str | None = None,
+        featured: bool | None = None,
+        geozone: str | None = None,
+        granularity: str | None = None,
+        temporal_coverage: str | None = None,
+        access_type: Literal["open", "open_with_account", "restricted"] | None = None,
+        organization: str | None = None,
+        badge: Literal["pivotal-data", "spd", "inspire", "hvd", "sl", "sr"] | None = None,
+        organization_badge: Literal[
+            "public-service", "certified", "association", "company", "local-authority"
+        ]
+        | None = None,
+        owner: str | None = None,
+        followed_by: str | None = None,
+        format: str | None = None,
+        schema: str | None = None,
+        schema_version: str | None = None,
+        topic: str | None = None,
+        credit: str | None = None,
+        dataservice: str | None = None,
+        reuse: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+        private: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.DatasetPagePartial, m.DatasetPartial]: ...
 
     def list_datasets(
         self,
@@ -1054,12 +1406,15 @@ class DatasetsOperations:
         deleted: bool | None = None,
         private: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.DatasetPage, m.Dataset]:
+    ) -> Paginator[m.DatasetPage, m.Dataset] | Paginator[m.DatasetPagePartial, m.DatasetPartial]:
         """List or search all datasets
 
         ``GET /datasets/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             q: The search query
@@ -1119,16 +1474,36 @@ class DatasetsOperations:
             "private": private,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPagePartial] = _LIST_DATASETS.masked()
+            return self._requester.paginate(masked, args, m.DatasetPartial)
         return self._requester.paginate(_LIST_DATASETS, args, m.Dataset)
+
+    @overload
+    async def list_frequencies(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Frequency]: ...
+
+    @overload
+    async def list_frequencies(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.FrequencyPartial]: ...
 
     async def list_frequencies(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Frequency]:
+    ) -> list[m.Frequency] | list[m.FrequencyPartial]:
         """List all available frequencies
 
         ``GET /datasets/frequencies/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[FrequencyPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -1136,16 +1511,36 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.FrequencyPartial]] = _LIST_FREQUENCIES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_FREQUENCIES, args)
+
+    @overload
+    async def list_licenses(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.License]: ...
+
+    @overload
+    async def list_licenses(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.LicensePartial]: ...
 
     async def list_licenses(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.License]:
+    ) -> list[m.License] | list[m.LicensePartial]:
         """List all available licenses
 
         ``GET /datasets/licenses/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[LicensePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -1153,17 +1548,39 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.LicensePartial]] = _LIST_LICENSES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_LICENSES, args)
+
+    @overload
+    async def mint_dataset_doi(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataset: ...
+
+    @overload
+    async def mint_dataset_doi(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+    ) -> m.DatasetPartial: ...
 
     async def mint_dataset_doi(
         self,
         dataset: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataset:
+    ) -> m.Dataset | m.DatasetPartial:
         """Mint a DOI for the dataset and attach it
 
         ``POST /datasets/{dataset}/doi/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1173,6 +1590,9 @@ class DatasetsOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPartial] = _MINT_DATASET_DOI.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MINT_DATASET_DOI, args)
 
     async def rdf_dataset(
@@ -1339,14 +1759,31 @@ class DatasetsOperations:
         }
         return await self._requester.request(_REDIRECT_RESOURCE, args)
 
+    @overload
+    async def resource_types(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.ResourceType]: ...
+
+    @overload
+    async def resource_types(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.ResourceTypePartial]: ...
+
     async def resource_types(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.ResourceType]:
+    ) -> list[m.ResourceType] | list[m.ResourceTypePartial]:
         """List all resource types
 
         ``GET /datasets/resource_types/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ResourceTypePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -1354,7 +1791,28 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ResourceTypePartial]] = _RESOURCE_TYPES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RESOURCE_TYPES, args)
+
+    @overload
+    async def retrieve_community_resource(
+        self,
+        community: str,
+        *,
+        dataset: str | None = None,
+        x_fields: None = None,
+    ) -> m.CommunityResource: ...
+
+    @overload
+    async def retrieve_community_resource(
+        self,
+        community: str,
+        *,
+        dataset: str | None = None,
+        x_fields: str,
+    ) -> m.CommunityResourcePartial: ...
 
     async def retrieve_community_resource(
         self,
@@ -1362,10 +1820,13 @@ class DatasetsOperations:
         *,
         dataset: str | None = None,
         x_fields: str | None = None,
-    ) -> m.CommunityResource:
+    ) -> m.CommunityResource | m.CommunityResourcePartial:
         """Retrieve a community resource given its identifier
 
         ``GET /datasets/community_resources/{community}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``CommunityResourcePartial`` (every field optional).
 
         Args:
             community: The community resource unique identifier
@@ -1377,16 +1838,36 @@ class DatasetsOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.CommunityResourcePartial] = _RETRIEVE_COMMUNITY_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RETRIEVE_COMMUNITY_RESOURCE, args)
+
+    @overload
+    async def schemas(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.CatalogSchema]: ...
+
+    @overload
+    async def schemas(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.CatalogSchemaPartial]: ...
 
     async def schemas(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.CatalogSchema]:
+    ) -> list[m.CatalogSchema] | list[m.CatalogSchemaPartial]:
         """List all available schemas
 
         ``GET /datasets/schemas/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[CatalogSchemaPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -1394,7 +1875,28 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.CatalogSchemaPartial]] = _SCHEMAS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SCHEMAS, args)
+
+    @overload
+    async def suggest_datasets(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.DatasetSuggestion]: ...
+
+    @overload
+    async def suggest_datasets(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.DatasetSuggestionPartial]: ...
 
     async def suggest_datasets(
         self,
@@ -1402,10 +1904,13 @@ class DatasetsOperations:
         q: str,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.DatasetSuggestion]:
+    ) -> list[m.DatasetSuggestion] | list[m.DatasetSuggestionPartial]:
         """Datasets suggest endpoint using mongoDB contains
 
         ``GET /datasets/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DatasetSuggestionPartial]`` (every field optional).
 
         Args:
             q: The string to autocomplete/suggest
@@ -1417,6 +1922,9 @@ class DatasetsOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DatasetSuggestionPartial]] = _SUGGEST_DATASETS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_DATASETS, args)
 
     async def suggest_formats(
@@ -1459,15 +1967,34 @@ class DatasetsOperations:
         }
         return await self._requester.request(_SUGGEST_MIME, args)
 
+    @overload
+    async def unfeature_dataset(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Dataset: ...
+
+    @overload
+    async def unfeature_dataset(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+    ) -> m.DatasetPartial: ...
+
     async def unfeature_dataset(
         self,
         dataset: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Dataset:
+    ) -> m.Dataset | m.DatasetPartial:
         """Unmark the dataset as featured
 
         ``DELETE /datasets/{dataset}/featured/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1477,6 +2004,9 @@ class DatasetsOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPartial] = _UNFEATURE_DATASET.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UNFEATURE_DATASET, args)
 
     async def unfollow_dataset(
@@ -1497,6 +2027,26 @@ class DatasetsOperations:
         }
         return await self._requester.request(_UNFOLLOW_DATASET, args)
 
+    @overload
+    async def update_community_resource(
+        self,
+        community: str,
+        *,
+        body: m.CommunityResourceInput | Mapping[str, Any],
+        dataset: str | None = None,
+        x_fields: None = None,
+    ) -> m.CommunityResource: ...
+
+    @overload
+    async def update_community_resource(
+        self,
+        community: str,
+        *,
+        body: m.CommunityResourceInput | Mapping[str, Any],
+        dataset: str | None = None,
+        x_fields: str,
+    ) -> m.CommunityResourcePartial: ...
+
     async def update_community_resource(
         self,
         community: str,
@@ -1504,10 +2054,13 @@ class DatasetsOperations:
         body: m.CommunityResourceInput | Mapping[str, Any],
         dataset: str | None = None,
         x_fields: str | None = None,
-    ) -> m.CommunityResource:
+    ) -> m.CommunityResource | m.CommunityResourcePartial:
         """Update a given community resource
 
         ``PUT /datasets/community_resources/{community}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``CommunityResourcePartial`` (every field optional).
 
         Args:
             community: The community resource unique identifier
@@ -1521,7 +2074,28 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.CommunityResourcePartial] = _UPDATE_COMMUNITY_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_COMMUNITY_RESOURCE, args)
+
+    @overload
+    async def update_dataset(
+        self,
+        dataset: str,
+        *,
+        body: m.DatasetInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Dataset: ...
+
+    @overload
+    async def update_dataset(
+        self,
+        dataset: str,
+        *,
+        body: m.DatasetInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DatasetPartial: ...
 
     async def update_dataset(
         self,
@@ -1529,10 +2103,13 @@ class DatasetsOperations:
         *,
         body: m.DatasetInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Dataset:
+    ) -> m.Dataset | m.DatasetPartial:
         """Update a dataset given its identifier
 
         ``PUT /datasets/{dataset}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1544,7 +2121,30 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPartial] = _UPDATE_DATASET.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_DATASET, args)
+
+    @overload
+    async def update_resource(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        body: m.ResourceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Resource: ...
+
+    @overload
+    async def update_resource(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        body: m.ResourceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ResourcePartial: ...
 
     async def update_resource(
         self,
@@ -1553,10 +2153,13 @@ class DatasetsOperations:
         *,
         body: m.ResourceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Resource:
+    ) -> m.Resource | m.ResourcePartial:
         """Update a given resource on a given dataset
 
         ``PUT /datasets/{dataset}/resources/{rid}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ResourcePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1570,7 +2173,28 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ResourcePartial] = _UPDATE_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_RESOURCE, args)
+
+    @overload
+    async def update_resources(
+        self,
+        dataset: str,
+        *,
+        body: list[m.ResourceInput] | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> list[m.Resource]: ...
+
+    @overload
+    async def update_resources(
+        self,
+        dataset: str,
+        *,
+        body: list[m.ResourceInput] | Mapping[str, Any],
+        x_fields: str,
+    ) -> list[m.ResourcePartial]: ...
 
     async def update_resources(
         self,
@@ -1578,10 +2202,13 @@ class DatasetsOperations:
         *,
         body: list[m.ResourceInput] | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> list[m.Resource]:
+    ) -> list[m.Resource] | list[m.ResourcePartial]:
         """Reorder resources
 
         ``PUT /datasets/{dataset}/resources/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ResourcePartial]`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1593,7 +2220,40 @@ class DatasetsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ResourcePartial]] = _UPDATE_RESOURCES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_RESOURCES, args)
+
+    @overload
+    async def upload_community_resource(
+        self,
+        community: str,
+        *,
+        dataset: str | None = None,
+        x_fields: None = None,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedCommunityResource: ...
+
+    @overload
+    async def upload_community_resource(
+        self,
+        community: str,
+        *,
+        dataset: str | None = None,
+        x_fields: str,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedCommunityResourcePartial: ...
 
     async def upload_community_resource(
         self,
@@ -1607,10 +2267,13 @@ class DatasetsOperations:
         partindex: int | None = None,
         totalparts: int | None = None,
         chunksize: int | None = None,
-    ) -> m.UploadedCommunityResource:
+    ) -> m.UploadedCommunityResource | m.UploadedCommunityResourcePartial:
         """Update the file related to a given community resource
 
         ``POST /datasets/community_resources/{community}/upload/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedCommunityResourcePartial`` (every field optional).
 
         Args:
             community: The community resource unique identifier
@@ -1634,7 +2297,42 @@ class DatasetsOperations:
             "totalparts": totalparts,
             "chunksize": chunksize,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedCommunityResourcePartial] = (
+                _UPLOAD_COMMUNITY_RESOURCE.masked()
+            )
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPLOAD_COMMUNITY_RESOURCE, args)
+
+    @overload
+    async def upload_dataset_resource(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        x_fields: None = None,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedResource: ...
+
+    @overload
+    async def upload_dataset_resource(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        x_fields: str,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedResourcePartial: ...
 
     async def upload_dataset_resource(
         self,
@@ -1648,10 +2346,13 @@ class DatasetsOperations:
         partindex: int | None = None,
         totalparts: int | None = None,
         chunksize: int | None = None,
-    ) -> m.UploadedResource:
+    ) -> m.UploadedResource | m.UploadedResourcePartial:
         """Upload a file related to a given resource on a given dataset
 
         ``POST /datasets/{dataset}/resources/{rid}/upload/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedResourcePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1675,7 +2376,38 @@ class DatasetsOperations:
             "totalparts": totalparts,
             "chunksize": chunksize,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedResourcePartial] = _UPLOAD_DATASET_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPLOAD_DATASET_RESOURCE, args)
+
+    @overload
+    async def upload_new_community_resource(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedCommunityResource: ...
+
+    @overload
+    async def upload_new_community_resource(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedCommunityResourcePartial: ...
 
     async def upload_new_community_resource(
         self,
@@ -1688,10 +2420,13 @@ class DatasetsOperations:
         partindex: int | None = None,
         totalparts: int | None = None,
         chunksize: int | None = None,
-    ) -> m.UploadedCommunityResource:
+    ) -> m.UploadedCommunityResource | m.UploadedCommunityResourcePartial:
         """Upload a new community resource
 
         ``POST /datasets/{dataset}/upload/community/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedCommunityResourcePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1713,7 +2448,40 @@ class DatasetsOperations:
             "totalparts": totalparts,
             "chunksize": chunksize,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedCommunityResourcePartial] = (
+                _UPLOAD_NEW_COMMUNITY_RESOURCE.masked()
+            )
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPLOAD_NEW_COMMUNITY_RESOURCE, args)
+
+    @overload
+    async def upload_new_dataset_resource(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedResource: ...
+
+    @overload
+    async def upload_new_dataset_resource(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+        file: bytes | IO[bytes] | None = None,
+        uuid: str | None = None,
+        filename: str | None = None,
+        partindex: int | None = None,
+        totalparts: int | None = None,
+        chunksize: int | None = None,
+    ) -> m.UploadedResourcePartial: ...
 
     async def upload_new_dataset_resource(
         self,
@@ -1726,10 +2494,13 @@ class DatasetsOperations:
         partindex: int | None = None,
         totalparts: int | None = None,
         chunksize: int | None = None,
-    ) -> m.UploadedResource:
+    ) -> m.UploadedResource | m.UploadedResourcePartial:
         """Upload a file for a new dataset resource
 
         ``POST /datasets/{dataset}/upload/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedResourcePartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -1751,4 +2522,7 @@ class DatasetsOperations:
             "totalparts": totalparts,
             "chunksize": chunksize,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedResourcePartial] = _UPLOAD_NEW_DATASET_RESOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPLOAD_NEW_DATASET_RESOURCE, args)

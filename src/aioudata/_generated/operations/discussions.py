@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -22,6 +22,7 @@ _COMMENT_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DiscussionPartial,
     tag="discussions",
 )
 
@@ -34,6 +35,7 @@ _CREATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DiscussionPartial,
     tag="discussions",
 )
 
@@ -73,6 +75,7 @@ _EDIT_DISCUSSION_COMMENT: Endpoint[m.Discussion] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DiscussionPartial,
     tag="discussions",
 )
 
@@ -85,6 +88,7 @@ _GET_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
         Param("id", "id", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.DiscussionPartial,
     tag="discussions",
 )
 
@@ -120,6 +124,8 @@ _LIST_DISCUSSIONS: Endpoint[m.DiscussionPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Discussion,
+    partial=m.DiscussionPagePartial,
+    partial_item=m.DiscussionPartial,
     tag="discussions",
 )
 
@@ -133,6 +139,7 @@ _UPDATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.DiscussionPartial,
     tag="discussions",
 )
 
@@ -145,16 +152,37 @@ class DiscussionsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def comment_discussion(
+        self,
+        id: str,
+        *,
+        body: m.DiscussionResponse | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Discussion: ...
+
+    @overload
+    async def comment_discussion(
+        self,
+        id: str,
+        *,
+        body: m.DiscussionResponse | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DiscussionPartial: ...
+
     async def comment_discussion(
         self,
         id: str,
         *,
         body: m.DiscussionResponse | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Discussion:
+    ) -> m.Discussion | m.DiscussionPartial:
         """Add comment and optionally close a discussion given its ID
 
         ``POST /discussions/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DiscussionPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -166,17 +194,39 @@ class DiscussionsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DiscussionPartial] = _COMMENT_DISCUSSION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_COMMENT_DISCUSSION, args)
+
+    @overload
+    async def create_discussion(
+        self,
+        *,
+        body: m.DiscussionStart | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Discussion: ...
+
+    @overload
+    async def create_discussion(
+        self,
+        *,
+        body: m.DiscussionStart | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DiscussionPartial: ...
 
     async def create_discussion(
         self,
         *,
         body: m.DiscussionStart | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Discussion:
+    ) -> m.Discussion | m.DiscussionPartial:
         """Create a new Discussion
 
         ``POST /discussions/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DiscussionPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -186,6 +236,9 @@ class DiscussionsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DiscussionPartial] = _CREATE_DISCUSSION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_DISCUSSION, args)
 
     async def delete_discussion(
@@ -231,6 +284,26 @@ class DiscussionsOperations:
         }
         return await self._requester.request(_DELETE_DISCUSSION_COMMENT, args)
 
+    @overload
+    async def edit_discussion_comment(
+        self,
+        id: str,
+        cidx: str,
+        *,
+        body: m.DiscussionEditComment | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Discussion: ...
+
+    @overload
+    async def edit_discussion_comment(
+        self,
+        id: str,
+        cidx: str,
+        *,
+        body: m.DiscussionEditComment | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DiscussionPartial: ...
+
     async def edit_discussion_comment(
         self,
         id: str,
@@ -238,10 +311,13 @@ class DiscussionsOperations:
         *,
         body: m.DiscussionEditComment | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Discussion:
+    ) -> m.Discussion | m.DiscussionPartial:
         """Edit a comment given its index or UUID
 
         ``PUT /discussions/{id}/comments/{cidx}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DiscussionPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -255,17 +331,39 @@ class DiscussionsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DiscussionPartial] = _EDIT_DISCUSSION_COMMENT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_EDIT_DISCUSSION_COMMENT, args)
+
+    @overload
+    async def get_discussion(
+        self,
+        id: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Discussion: ...
+
+    @overload
+    async def get_discussion(
+        self,
+        id: str,
+        *,
+        x_fields: str,
+    ) -> m.DiscussionPartial: ...
 
     async def get_discussion(
         self,
         id: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Discussion:
+    ) -> m.Discussion | m.DiscussionPartial:
         """Get a discussion given its ID
 
         ``GET /discussions/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DiscussionPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -275,7 +373,60 @@ class DiscussionsOperations:
             "id": id,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DiscussionPartial] = _GET_DISCUSSION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_DISCUSSION, args)
+
+    @overload
+    def list_discussions(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "discussion.posted_on",
+            "title",
+            "created",
+            "closed",
+            "-discussion.posted_on",
+            "-title",
+            "-created",
+            "-closed",
+        ]
+        | None = None,
+        q: str | None = None,
+        closed: bool | None = None,
+        for_: str | Sequence[str] | None = None,
+        org: str | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.DiscussionPage, m.Discussion]: ...
+
+    @overload
+    def list_discussions(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "discussion.posted_on",
+            "title",
+            "created",
+            "closed",
+            "-discussion.posted_on",
+            "-title",
+            "-created",
+            "-closed",
+        ]
+        | None = None,
+        q: str | None = None,
+        closed: bool | None = None,
+        for_: str | Sequence[str] | None = None,
+        org: str | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.DiscussionPagePartial, m.DiscussionPartial]: ...
 
     def list_discussions(
         self,
@@ -299,12 +450,18 @@ class DiscussionsOperations:
         org: str | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.DiscussionPage, m.Discussion]:
+    ) -> (
+        Paginator[m.DiscussionPage, m.Discussion]
+        | Paginator[m.DiscussionPagePartial, m.DiscussionPartial]
+    ):
         """List all Discussions
 
         ``GET /discussions/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``DiscussionPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -328,7 +485,28 @@ class DiscussionsOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DiscussionPagePartial] = _LIST_DISCUSSIONS.masked()
+            return self._requester.paginate(masked, args, m.DiscussionPartial)
         return self._requester.paginate(_LIST_DISCUSSIONS, args, m.Discussion)
+
+    @overload
+    async def update_discussion(
+        self,
+        id: str,
+        *,
+        body: m.DiscussionEdit | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Discussion: ...
+
+    @overload
+    async def update_discussion(
+        self,
+        id: str,
+        *,
+        body: m.DiscussionEdit | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.DiscussionPartial: ...
 
     async def update_discussion(
         self,
@@ -336,10 +514,13 @@ class DiscussionsOperations:
         *,
         body: m.DiscussionEdit | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Discussion:
+    ) -> m.Discussion | m.DiscussionPartial:
         """Update a discussion given its ID
 
         ``PUT /discussions/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``DiscussionPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -351,4 +532,7 @@ class DiscussionsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DiscussionPartial] = _UPDATE_DISCUSSION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_DISCUSSION, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
@@ -28,6 +28,7 @@ _GEOPF_DATASET_STATUS: Endpoint[m.GeopfDatasetStatus] = Endpoint(
         Param("dataset", "dataset", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.GeopfDatasetStatusPartial,
     tag="geopf",
 )
 
@@ -37,6 +38,7 @@ _GEOPF_DATASTORES: Endpoint[list[m.GeopfDatastore]] = Endpoint(
     path="/geopf/datastores/",
     response=list[m.GeopfDatastore],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.GeopfDatastorePartial],
     tag="geopf",
 )
 
@@ -65,6 +67,7 @@ _GEOPF_PULL_OFFERINGS: Endpoint[m.GeopfTask] = Endpoint(
         Param("dataset", "dataset", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.GeopfTaskPartial,
     tag="geopf",
 )
 
@@ -79,6 +82,7 @@ _GEOPF_PUSH: Endpoint[m.GeopfTask] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.GeopfTaskPartial,
     tag="geopf",
 )
 
@@ -88,6 +92,7 @@ _GEOPF_STATUS: Endpoint[m.GeopfStatus] = Endpoint(
     path="/geopf/status/",
     response=m.GeopfStatus,
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=m.GeopfStatusPartial,
     tag="geopf",
 )
 
@@ -110,17 +115,36 @@ class GeopfOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_GEOPF_AUTH, args)
 
+    @overload
+    async def geopf_dataset_status(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+    ) -> m.GeopfDatasetStatus: ...
+
+    @overload
+    async def geopf_dataset_status(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+    ) -> m.GeopfDatasetStatusPartial: ...
+
     async def geopf_dataset_status(
         self,
         dataset: str,
         *,
         x_fields: str | None = None,
-    ) -> m.GeopfDatasetStatus:
+    ) -> m.GeopfDatasetStatus | m.GeopfDatasetStatusPartial:
         """A dataset's Géoplateforme sync state, as stored locally
 
         ``GET /geopf/status/{dataset}/``
 
         A pure read of the dataset's and its resources' `geopf` metadata: no call to the geopf API and no token refresh, so it answers the same whether or not the current user is connected. Resources are split into those eligible for a push (format in `GEOPF_PUSHABLE_FORMATS`) and those that came back from a pull as offerings; the two are disjoint. A `status` of `null` means "never run"; otherwise it is one of `pending`, `done`, `error` or `timeout`.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``GeopfDatasetStatusPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -130,16 +154,36 @@ class GeopfOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.GeopfDatasetStatusPartial] = _GEOPF_DATASET_STATUS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GEOPF_DATASET_STATUS, args)
+
+    @overload
+    async def geopf_datastores(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.GeopfDatastore]: ...
+
+    @overload
+    async def geopf_datastores(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.GeopfDatastorePartial]: ...
 
     async def geopf_datastores(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.GeopfDatastore]:
+    ) -> list[m.GeopfDatastore] | list[m.GeopfDatastorePartial]:
         """List the entrepôts (datastores) available to the current user's geopf account
 
         ``GET /geopf/datastores/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[GeopfDatastorePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -147,6 +191,9 @@ class GeopfOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.GeopfDatastorePartial]] = _GEOPF_DATASTORES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GEOPF_DATASTORES, args)
 
     async def geopf_disconnect(
@@ -169,15 +216,34 @@ class GeopfOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_GEOPF_LOGIN, args)
 
+    @overload
+    async def geopf_pull_offerings(
+        self,
+        dataset: str,
+        *,
+        x_fields: None = None,
+    ) -> m.GeopfTask: ...
+
+    @overload
+    async def geopf_pull_offerings(
+        self,
+        dataset: str,
+        *,
+        x_fields: str,
+    ) -> m.GeopfTaskPartial: ...
+
     async def geopf_pull_offerings(
         self,
         dataset: str,
         *,
         x_fields: str | None = None,
-    ) -> m.GeopfTask:
+    ) -> m.GeopfTask | m.GeopfTaskPartial:
         """Pull Géoplateforme offerings into resources for this dataset, as the current user
 
         ``POST /geopf/pull-offerings/{dataset}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``GeopfTaskPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -187,7 +253,30 @@ class GeopfOperations:
             "dataset": dataset,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.GeopfTaskPartial] = _GEOPF_PULL_OFFERINGS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GEOPF_PULL_OFFERINGS, args)
+
+    @overload
+    async def geopf_push(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        body: m.GeopfPushRequest | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.GeopfTask: ...
+
+    @overload
+    async def geopf_push(
+        self,
+        dataset: str,
+        rid: str,
+        *,
+        body: m.GeopfPushRequest | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.GeopfTaskPartial: ...
 
     async def geopf_push(
         self,
@@ -196,10 +285,13 @@ class GeopfOperations:
         *,
         body: m.GeopfPushRequest | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.GeopfTask:
+    ) -> m.GeopfTask | m.GeopfTaskPartial:
         """Push a resource to Géoplateforme, as the current user
 
         ``POST /geopf/push/{dataset}/{rid}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``GeopfTaskPartial`` (every field optional).
 
         Args:
             dataset: The dataset ID or slug
@@ -213,18 +305,38 @@ class GeopfOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.GeopfTaskPartial] = _GEOPF_PUSH.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GEOPF_PUSH, args)
+
+    @overload
+    async def geopf_status(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> m.GeopfStatus: ...
+
+    @overload
+    async def geopf_status(
+        self,
+        *,
+        x_fields: str,
+    ) -> m.GeopfStatusPartial: ...
 
     async def geopf_status(
         self,
         *,
         x_fields: str | None = None,
-    ) -> m.GeopfStatus:
+    ) -> m.GeopfStatus | m.GeopfStatusPartial:
         """Whether the current user has an active, usable geopf link
 
         ``GET /geopf/status/``
 
         A stored token whose access token is merely expired still counts as connected (it gets refreshed here as a side effect); only a token that can no longer be refreshed reports as disconnected.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``GeopfStatusPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -232,4 +344,7 @@ class GeopfOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.GeopfStatusPartial] = _GEOPF_STATUS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GEOPF_STATUS, args)

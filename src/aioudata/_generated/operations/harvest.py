@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _CREATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -45,6 +46,7 @@ _GET_HARVEST_JOB: Endpoint[m.HarvestJob] = Endpoint(
         Param("job", "job", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.HarvestJobPartial,
     tag="harvest",
 )
 
@@ -57,6 +59,7 @@ _GET_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
         Param("source", "source", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -66,6 +69,7 @@ _HARVEST_BACKENDS: Endpoint[list[m.HarvestBackend]] = Endpoint(
     path="/harvest/backends/",
     response=list[m.HarvestBackend],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.HarvestBackendPartial],
     tag="harvest",
 )
 
@@ -88,6 +92,8 @@ _LIST_HARVEST_JOB_ITEMS: Endpoint[m.HarvestItemPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.HarvestItem,
+    partial=m.HarvestItemPagePartial,
+    partial_item=m.HarvestItemPartial,
     tag="harvest",
 )
 
@@ -103,6 +109,8 @@ _LIST_HARVEST_JOBS: Endpoint[m.HarvestJobPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.HarvestJob,
+    partial=m.HarvestJobPagePartial,
+    partial_item=m.HarvestJobPartial,
     tag="harvest",
 )
 
@@ -121,6 +129,8 @@ _LIST_HARVEST_SOURCES: Endpoint[m.HarvestSourcePage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.HarvestSource,
+    partial=m.HarvestSourcePagePartial,
+    partial_item=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -133,6 +143,7 @@ _PREVIEW_HARVEST_SOURCE: Endpoint[m.HarvestJobPreview] = Endpoint(
         Param("source", "source", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.HarvestJobPreviewPartial,
     tag="harvest",
 )
 
@@ -145,6 +156,7 @@ _PREVIEW_HARVEST_SOURCE_CONFIG: Endpoint[m.HarvestJobPreview] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.HarvestJobPreviewPartial,
     tag="harvest",
 )
 
@@ -157,6 +169,7 @@ _RUN_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
         Param("source", "source", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -170,6 +183,7 @@ _SCHEDULE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -195,6 +209,7 @@ _UPDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -208,6 +223,7 @@ _VALIDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.HarvestSourcePartial,
     tag="harvest",
 )
 
@@ -220,15 +236,34 @@ class HarvestOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def create_harvest_source(
+        self,
+        *,
+        body: m.HarvestSourceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.HarvestSource: ...
+
+    @overload
+    async def create_harvest_source(
+        self,
+        *,
+        body: m.HarvestSourceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.HarvestSourcePartial: ...
+
     async def create_harvest_source(
         self,
         *,
         body: m.HarvestSourceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.HarvestSource:
+    ) -> m.HarvestSource | m.HarvestSourcePartial:
         """Create a new harvest source
 
         ``POST /harvest/sources/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -238,6 +273,9 @@ class HarvestOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePartial] = _CREATE_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_HARVEST_SOURCE, args)
 
     async def delete_harvest_source(
@@ -260,15 +298,34 @@ class HarvestOperations:
         }
         return await self._requester.request(_DELETE_HARVEST_SOURCE, args)
 
+    @overload
+    async def get_harvest_job(
+        self,
+        job: str,
+        *,
+        x_fields: None = None,
+    ) -> m.HarvestJob: ...
+
+    @overload
+    async def get_harvest_job(
+        self,
+        job: str,
+        *,
+        x_fields: str,
+    ) -> m.HarvestJobPartial: ...
+
     async def get_harvest_job(
         self,
         job: str,
         *,
         x_fields: str | None = None,
-    ) -> m.HarvestJob:
+    ) -> m.HarvestJob | m.HarvestJobPartial:
         """Get a single job given an ID
 
         ``GET /harvest/job/{job}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestJobPartial`` (every field optional).
 
         Args:
             job: path parameter job
@@ -278,17 +335,39 @@ class HarvestOperations:
             "job": job,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestJobPartial] = _GET_HARVEST_JOB.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_HARVEST_JOB, args)
+
+    @overload
+    async def get_harvest_source(
+        self,
+        source: str,
+        *,
+        x_fields: None = None,
+    ) -> m.HarvestSource: ...
+
+    @overload
+    async def get_harvest_source(
+        self,
+        source: str,
+        *,
+        x_fields: str,
+    ) -> m.HarvestSourcePartial: ...
 
     async def get_harvest_source(
         self,
         source: str,
         *,
         x_fields: str | None = None,
-    ) -> m.HarvestSource:
+    ) -> m.HarvestSource | m.HarvestSourcePartial:
         """Get a single source given an ID or a slug
 
         ``GET /harvest/source/{source}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -298,16 +377,36 @@ class HarvestOperations:
             "source": source,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePartial] = _GET_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_HARVEST_SOURCE, args)
+
+    @overload
+    async def harvest_backends(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.HarvestBackend]: ...
+
+    @overload
+    async def harvest_backends(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.HarvestBackendPartial]: ...
 
     async def harvest_backends(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.HarvestBackend]:
+    ) -> list[m.HarvestBackend] | list[m.HarvestBackendPartial]:
         """List all available harvest backends
 
         ``GET /harvest/backends/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[HarvestBackendPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -315,7 +414,34 @@ class HarvestOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.HarvestBackendPartial]] = _HARVEST_BACKENDS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_HARVEST_BACKENDS, args)
+
+    @overload
+    def list_harvest_job_items(
+        self,
+        job: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        status: Literal["pending", "started", "done", "failed", "skipped", "archived"]
+        | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.HarvestItemPage, m.HarvestItem]: ...
+
+    @overload
+    def list_harvest_job_items(
+        self,
+        job: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        status: Literal["pending", "started", "done", "failed", "skipped", "archived"]
+        | None = None,
+        x_fields: str,
+    ) -> Paginator[m.HarvestItemPagePartial, m.HarvestItemPartial]: ...
 
     def list_harvest_job_items(
         self,
@@ -326,12 +452,18 @@ class HarvestOperations:
         status: Literal["pending", "started", "done", "failed", "skipped", "archived"]
         | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.HarvestItemPage, m.HarvestItem]:
+    ) -> (
+        Paginator[m.HarvestItemPage, m.HarvestItem]
+        | Paginator[m.HarvestItemPagePartial, m.HarvestItemPartial]
+    ):
         """List the items of a given harvest job (paginated)
 
         ``GET /harvest/job/{job}/items/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``HarvestItemPartial`` (every field optional).
 
         Args:
             job: path parameter job
@@ -347,7 +479,30 @@ class HarvestOperations:
             "status": status,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestItemPagePartial] = _LIST_HARVEST_JOB_ITEMS.masked()
+            return self._requester.paginate(masked, args, m.HarvestItemPartial)
         return self._requester.paginate(_LIST_HARVEST_JOB_ITEMS, args, m.HarvestItem)
+
+    @overload
+    def list_harvest_jobs(
+        self,
+        source: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.HarvestJobPage, m.HarvestJob]: ...
+
+    @overload
+    def list_harvest_jobs(
+        self,
+        source: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        x_fields: str,
+    ) -> Paginator[m.HarvestJobPagePartial, m.HarvestJobPartial]: ...
 
     def list_harvest_jobs(
         self,
@@ -356,12 +511,18 @@ class HarvestOperations:
         page: int | None = None,
         page_size: int | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.HarvestJobPage, m.HarvestJob]:
+    ) -> (
+        Paginator[m.HarvestJobPage, m.HarvestJob]
+        | Paginator[m.HarvestJobPagePartial, m.HarvestJobPartial]
+    ):
         """List all jobs for a given source
 
         ``GET /harvest/source/{source}/jobs/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``HarvestJobPartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -375,7 +536,36 @@ class HarvestOperations:
             "page_size": page_size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestJobPagePartial] = _LIST_HARVEST_JOBS.masked()
+            return self._requester.paginate(masked, args, m.HarvestJobPartial)
         return self._requester.paginate(_LIST_HARVEST_JOBS, args, m.HarvestJob)
+
+    @overload
+    def list_harvest_sources(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        q: str | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        deleted: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.HarvestSourcePage, m.HarvestSource]: ...
+
+    @overload
+    def list_harvest_sources(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        q: str | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        deleted: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.HarvestSourcePagePartial, m.HarvestSourcePartial]: ...
 
     def list_harvest_sources(
         self,
@@ -387,12 +577,18 @@ class HarvestOperations:
         organization: str | None = None,
         deleted: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.HarvestSourcePage, m.HarvestSource]:
+    ) -> (
+        Paginator[m.HarvestSourcePage, m.HarvestSource]
+        | Paginator[m.HarvestSourcePagePartial, m.HarvestSourcePartial]
+    ):
         """List all harvest sources
 
         ``GET /harvest/sources/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -412,17 +608,39 @@ class HarvestOperations:
             "deleted": deleted,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePagePartial] = _LIST_HARVEST_SOURCES.masked()
+            return self._requester.paginate(masked, args, m.HarvestSourcePartial)
         return self._requester.paginate(_LIST_HARVEST_SOURCES, args, m.HarvestSource)
+
+    @overload
+    async def preview_harvest_source(
+        self,
+        source: str,
+        *,
+        x_fields: None = None,
+    ) -> m.HarvestJobPreview: ...
+
+    @overload
+    async def preview_harvest_source(
+        self,
+        source: str,
+        *,
+        x_fields: str,
+    ) -> m.HarvestJobPreviewPartial: ...
 
     async def preview_harvest_source(
         self,
         source: str,
         *,
         x_fields: str | None = None,
-    ) -> m.HarvestJobPreview:
+    ) -> m.HarvestJobPreview | m.HarvestJobPreviewPartial:
         """Preview a single harvest source given an ID or a slug
 
         ``GET /harvest/source/{source}/preview/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestJobPreviewPartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -432,17 +650,39 @@ class HarvestOperations:
             "source": source,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestJobPreviewPartial] = _PREVIEW_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_PREVIEW_HARVEST_SOURCE, args)
+
+    @overload
+    async def preview_harvest_source_config(
+        self,
+        *,
+        body: m.HarvestSourceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.HarvestJobPreview: ...
+
+    @overload
+    async def preview_harvest_source_config(
+        self,
+        *,
+        body: m.HarvestSourceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.HarvestJobPreviewPartial: ...
 
     async def preview_harvest_source_config(
         self,
         *,
         body: m.HarvestSourceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.HarvestJobPreview:
+    ) -> m.HarvestJobPreview | m.HarvestJobPreviewPartial:
         """Preview an harvesting from a source created with the given payload
 
         ``POST /harvest/source/preview/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestJobPreviewPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -452,17 +692,39 @@ class HarvestOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestJobPreviewPartial] = _PREVIEW_HARVEST_SOURCE_CONFIG.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_PREVIEW_HARVEST_SOURCE_CONFIG, args)
+
+    @overload
+    async def run_harvest_source(
+        self,
+        source: str,
+        *,
+        x_fields: None = None,
+    ) -> m.HarvestSource: ...
+
+    @overload
+    async def run_harvest_source(
+        self,
+        source: str,
+        *,
+        x_fields: str,
+    ) -> m.HarvestSourcePartial: ...
 
     async def run_harvest_source(
         self,
         source: str,
         *,
         x_fields: str | None = None,
-    ) -> m.HarvestSource:
+    ) -> m.HarvestSource | m.HarvestSourcePartial:
         """run_harvest_source
 
         ``POST /harvest/source/{source}/run/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -472,7 +734,28 @@ class HarvestOperations:
             "source": source,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePartial] = _RUN_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RUN_HARVEST_SOURCE, args)
+
+    @overload
+    async def schedule_harvest_source(
+        self,
+        source: str,
+        *,
+        body: Mapping[str, Any] | list[Any],
+        x_fields: None = None,
+    ) -> m.HarvestSource: ...
+
+    @overload
+    async def schedule_harvest_source(
+        self,
+        source: str,
+        *,
+        body: Mapping[str, Any] | list[Any],
+        x_fields: str,
+    ) -> m.HarvestSourcePartial: ...
 
     async def schedule_harvest_source(
         self,
@@ -480,10 +763,13 @@ class HarvestOperations:
         *,
         body: Mapping[str, Any] | list[Any],
         x_fields: str | None = None,
-    ) -> m.HarvestSource:
+    ) -> m.HarvestSource | m.HarvestSourcePartial:
         """Schedule an harvest source
 
         ``POST /harvest/source/{source}/schedule/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -495,6 +781,9 @@ class HarvestOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePartial] = _SCHEDULE_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SCHEDULE_HARVEST_SOURCE, args)
 
     async def unschedule_harvest_source(
@@ -517,16 +806,37 @@ class HarvestOperations:
         }
         return await self._requester.request(_UNSCHEDULE_HARVEST_SOURCE, args)
 
+    @overload
+    async def update_harvest_source(
+        self,
+        source: str,
+        *,
+        body: m.HarvestSourceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.HarvestSource: ...
+
+    @overload
+    async def update_harvest_source(
+        self,
+        source: str,
+        *,
+        body: m.HarvestSourceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.HarvestSourcePartial: ...
+
     async def update_harvest_source(
         self,
         source: str,
         *,
         body: m.HarvestSourceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.HarvestSource:
+    ) -> m.HarvestSource | m.HarvestSourcePartial:
         """Update a harvest source
 
         ``PUT /harvest/source/{source}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -538,7 +848,28 @@ class HarvestOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePartial] = _UPDATE_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_HARVEST_SOURCE, args)
+
+    @overload
+    async def validate_harvest_source(
+        self,
+        source: str,
+        *,
+        body: m.HarvestSourceValidationInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.HarvestSource: ...
+
+    @overload
+    async def validate_harvest_source(
+        self,
+        source: str,
+        *,
+        body: m.HarvestSourceValidationInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.HarvestSourcePartial: ...
 
     async def validate_harvest_source(
         self,
@@ -546,10 +877,13 @@ class HarvestOperations:
         *,
         body: m.HarvestSourceValidationInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.HarvestSource:
+    ) -> m.HarvestSource | m.HarvestSourcePartial:
         """Validate or reject an harvest source
 
         ``POST /harvest/source/{source}/validate/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``HarvestSourcePartial`` (every field optional).
 
         Args:
             source: path parameter source
@@ -561,4 +895,7 @@ class HarvestOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.HarvestSourcePartial] = _VALIDATE_HARVEST_SOURCE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_VALIDATE_HARVEST_SOURCE, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Any, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
@@ -29,6 +29,7 @@ _CREATE_API_TOKEN: Endpoint[m.ApiTokenCreated] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ApiTokenCreatedPartial,
     tag="me",
 )
 
@@ -46,6 +47,7 @@ _GET_ME: Endpoint[m.User] = Endpoint(
     path="/me/",
     response=m.User,
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=m.UserPartial,
     tag="me",
 )
 
@@ -55,6 +57,7 @@ _LIST_API_TOKENS: Endpoint[list[m.ApiToken]] = Endpoint(
     path="/me/api_tokens/",
     response=list[m.ApiToken],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.ApiTokenPartial],
     tag="me",
 )
 
@@ -64,6 +67,7 @@ _LIST_ORG_INVITATIONS: Endpoint[list[m.PendingInvitation]] = Endpoint(
     path="/me/org_invitations/",
     response=list[m.PendingInvitation],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.PendingInvitationPartial],
     tag="me",
 )
 
@@ -77,6 +81,7 @@ _MY_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="me",
 )
 
@@ -86,6 +91,7 @@ _MY_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
     path="/me/datasets/",
     response=list[m.Dataset],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.DatasetPartial],
     tag="me",
 )
 
@@ -95,6 +101,7 @@ _MY_METRICS: Endpoint[m.MyMetrics] = Endpoint(
     path="/me/metrics/",
     response=m.MyMetrics,
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=m.MyMetricsPartial,
     tag="me",
 )
 
@@ -107,6 +114,7 @@ _MY_ORG_COMMUNITY_RESOURCES: Endpoint[list[m.CommunityResource]] = Endpoint(
         Param("q", "q", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.CommunityResourcePartial],
     tag="me",
 )
 
@@ -119,6 +127,7 @@ _MY_ORG_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
         Param("q", "q", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.DatasetPartial],
     tag="me",
 )
 
@@ -131,6 +140,7 @@ _MY_ORG_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
         Param("q", "q", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.DiscussionPartial],
     tag="me",
 )
 
@@ -143,6 +153,7 @@ _MY_ORG_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
         Param("q", "q", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.ReusePartial],
     tag="me",
 )
 
@@ -152,6 +163,7 @@ _MY_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     path="/me/reuses/",
     response=list[m.Reuse],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.ReusePartial],
     tag="me",
 )
 
@@ -182,6 +194,7 @@ _UPDATE_ME: Endpoint[m.User] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.UserPartial,
     tag="me",
 )
 
@@ -210,17 +223,36 @@ class MeOperations:
         }
         return await self._requester.request(_ACCEPT_ORG_INVITATION, args)
 
+    @overload
+    async def create_api_token(
+        self,
+        *,
+        body: m.ApiTokenInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.ApiTokenCreated: ...
+
+    @overload
+    async def create_api_token(
+        self,
+        *,
+        body: m.ApiTokenInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ApiTokenCreatedPartial: ...
+
     async def create_api_token(
         self,
         *,
         body: m.ApiTokenInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.ApiTokenCreated:
+    ) -> m.ApiTokenCreated | m.ApiTokenCreatedPartial:
         """Create a new API token
 
         ``POST /me/api_tokens/``
 
         The plaintext token is returned only once.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ApiTokenCreatedPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -230,6 +262,9 @@ class MeOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ApiTokenCreatedPartial] = _CREATE_API_TOKEN.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_API_TOKEN, args)
 
     async def delete_me(
@@ -242,14 +277,31 @@ class MeOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_DELETE_ME, args)
 
+    @overload
+    async def get_me(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> m.User: ...
+
+    @overload
+    async def get_me(
+        self,
+        *,
+        x_fields: str,
+    ) -> m.UserPartial: ...
+
     async def get_me(
         self,
         *,
         x_fields: str | None = None,
-    ) -> m.User:
+    ) -> m.User | m.UserPartial:
         """Fetch the current user (me) identity
 
         ``GET /me/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UserPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -257,16 +309,36 @@ class MeOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UserPartial] = _GET_ME.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_ME, args)
+
+    @overload
+    async def list_api_tokens(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.ApiToken]: ...
+
+    @overload
+    async def list_api_tokens(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.ApiTokenPartial]: ...
 
     async def list_api_tokens(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.ApiToken]:
+    ) -> list[m.ApiToken] | list[m.ApiTokenPartial]:
         """List all my active API tokens
 
         ``GET /me/api_tokens/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ApiTokenPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -274,16 +346,36 @@ class MeOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ApiTokenPartial]] = _LIST_API_TOKENS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_API_TOKENS, args)
+
+    @overload
+    async def list_org_invitations(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.PendingInvitation]: ...
+
+    @overload
+    async def list_org_invitations(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.PendingInvitationPartial]: ...
 
     async def list_org_invitations(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.PendingInvitation]:
+    ) -> list[m.PendingInvitation] | list[m.PendingInvitationPartial]:
         """List pending organization invitations for current user
 
         ``GET /me/org_invitations/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[PendingInvitationPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -291,7 +383,28 @@ class MeOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.PendingInvitationPartial]] = _LIST_ORG_INVITATIONS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_ORG_INVITATIONS, args)
+
+    @overload
+    async def my_avatar(
+        self,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def my_avatar(
+        self,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
 
     async def my_avatar(
         self,
@@ -299,10 +412,13 @@ class MeOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new avatar
 
         ``POST /me/avatar/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -314,16 +430,36 @@ class MeOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _MY_AVATAR.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_AVATAR, args)
+
+    @overload
+    async def my_datasets(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Dataset]: ...
+
+    @overload
+    async def my_datasets(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.DatasetPartial]: ...
 
     async def my_datasets(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Dataset]:
+    ) -> list[m.Dataset] | list[m.DatasetPartial]:
         """List all my datasets (including private ones)
 
         ``GET /me/datasets/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DatasetPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -331,16 +467,36 @@ class MeOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DatasetPartial]] = _MY_DATASETS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_DATASETS, args)
+
+    @overload
+    async def my_metrics(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> m.MyMetrics: ...
+
+    @overload
+    async def my_metrics(
+        self,
+        *,
+        x_fields: str,
+    ) -> m.MyMetricsPartial: ...
 
     async def my_metrics(
         self,
         *,
         x_fields: str | None = None,
-    ) -> m.MyMetrics:
+    ) -> m.MyMetrics | m.MyMetricsPartial:
         """Fetch the current user (me) metrics
 
         ``GET /me/metrics/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``MyMetricsPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -348,17 +504,39 @@ class MeOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.MyMetricsPartial] = _MY_METRICS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_METRICS, args)
+
+    @overload
+    async def my_org_community_resources(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.CommunityResource]: ...
+
+    @overload
+    async def my_org_community_resources(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: str,
+    ) -> list[m.CommunityResourcePartial]: ...
 
     async def my_org_community_resources(
         self,
         *,
         q: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.CommunityResource]:
+    ) -> list[m.CommunityResource] | list[m.CommunityResourcePartial]:
         """List all community resources related to me and my organizations
 
         ``GET /me/org_community_resources/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[CommunityResourcePartial]`` (every field optional).
 
         Args:
             q: The string to filter items
@@ -368,17 +546,41 @@ class MeOperations:
             "q": q,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.CommunityResourcePartial]] = (
+                _MY_ORG_COMMUNITY_RESOURCES.masked()
+            )
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_ORG_COMMUNITY_RESOURCES, args)
+
+    @overload
+    async def my_org_datasets(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.Dataset]: ...
+
+    @overload
+    async def my_org_datasets(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: str,
+    ) -> list[m.DatasetPartial]: ...
 
     async def my_org_datasets(
         self,
         *,
         q: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.Dataset]:
+    ) -> list[m.Dataset] | list[m.DatasetPartial]:
         """List all datasets related to me and my organizations
 
         ``GET /me/org_datasets/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DatasetPartial]`` (every field optional).
 
         Args:
             q: The string to filter items
@@ -388,17 +590,39 @@ class MeOperations:
             "q": q,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DatasetPartial]] = _MY_ORG_DATASETS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_ORG_DATASETS, args)
+
+    @overload
+    async def my_org_discussions(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.Discussion]: ...
+
+    @overload
+    async def my_org_discussions(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: str,
+    ) -> list[m.DiscussionPartial]: ...
 
     async def my_org_discussions(
         self,
         *,
         q: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.Discussion]:
+    ) -> list[m.Discussion] | list[m.DiscussionPartial]:
         """List all discussions related to my organizations
 
         ``GET /me/org_discussions/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DiscussionPartial]`` (every field optional).
 
         Args:
             q: The string to filter items
@@ -408,17 +632,39 @@ class MeOperations:
             "q": q,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DiscussionPartial]] = _MY_ORG_DISCUSSIONS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_ORG_DISCUSSIONS, args)
+
+    @overload
+    async def my_org_reuses(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.Reuse]: ...
+
+    @overload
+    async def my_org_reuses(
+        self,
+        *,
+        q: str | None = None,
+        x_fields: str,
+    ) -> list[m.ReusePartial]: ...
 
     async def my_org_reuses(
         self,
         *,
         q: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.Reuse]:
+    ) -> list[m.Reuse] | list[m.ReusePartial]:
         """List all reuses related to me and my organizations
 
         ``GET /me/org_reuses/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ReusePartial]`` (every field optional).
 
         Args:
             q: The string to filter items
@@ -428,16 +674,36 @@ class MeOperations:
             "q": q,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ReusePartial]] = _MY_ORG_REUSES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_ORG_REUSES, args)
+
+    @overload
+    async def my_reuses(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Reuse]: ...
+
+    @overload
+    async def my_reuses(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.ReusePartial]: ...
 
     async def my_reuses(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Reuse]:
+    ) -> list[m.Reuse] | list[m.ReusePartial]:
         """List all my reuses (including private ones)
 
         ``GET /me/reuses/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ReusePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -445,6 +711,9 @@ class MeOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ReusePartial]] = _MY_REUSES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_MY_REUSES, args)
 
     async def refuse_org_invitation(
@@ -479,15 +748,34 @@ class MeOperations:
         }
         return await self._requester.request(_REVOKE_API_TOKEN, args)
 
+    @overload
+    async def update_me(
+        self,
+        *,
+        body: m.UserInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.User: ...
+
+    @overload
+    async def update_me(
+        self,
+        *,
+        body: m.UserInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.UserPartial: ...
+
     async def update_me(
         self,
         *,
         body: m.UserInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.User:
+    ) -> m.User | m.UserPartial:
         """Update my profile
 
         ``PUT /me/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UserPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -497,4 +785,7 @@ class MeOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UserPartial] = _UPDATE_ME.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_ME, args)

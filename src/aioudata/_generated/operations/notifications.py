@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _FOLLOW_NOTIFICATIONS: Endpoint[m.NotificationResolved] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.NotificationResolvedPartial,
     tag="notifications",
 )
 
@@ -36,6 +37,8 @@ _LIST_NOTIFICATION_SETTINGS: Endpoint[m.NotificationSettingPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.NotificationSetting,
+    partial=m.NotificationSettingPagePartial,
+    partial_item=m.NotificationSettingPartial,
     tag="notifications",
 )
 
@@ -92,6 +95,8 @@ _LIST_NOTIFICATIONS: Endpoint[m.NotificationPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Notification,
+    partial=m.NotificationPagePartial,
+    partial_item=m.NotificationPartial,
     tag="notifications",
 )
 
@@ -104,6 +109,7 @@ _READ_NOTIFICATION: Endpoint[m.Notification] = Endpoint(
         Param("notification", "notification", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.NotificationPartial,
     tag="notifications",
 )
 
@@ -117,6 +123,7 @@ _RESOLVE_NOTIFICATIONS: Endpoint[list[m.NotificationResolved]] = Endpoint(
         Param("event", "event", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.NotificationResolvedPartial],
     tag="notifications",
 )
 
@@ -138,17 +145,36 @@ class NotificationsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def follow_notifications(
+        self,
+        *,
+        body: m.NotificationFollow | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.NotificationResolved: ...
+
+    @overload
+    async def follow_notifications(
+        self,
+        *,
+        body: m.NotificationFollow | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.NotificationResolvedPartial: ...
+
     async def follow_notifications(
         self,
         *,
         body: m.NotificationFollow | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.NotificationResolved:
+    ) -> m.NotificationResolved | m.NotificationResolvedPartial:
         """Follow some notifications on a subject, or stop, and get what the current user
 
         ``PUT /notifications/follow/``
 
         hears about once done. Which rules to write or withdraw depends on how they rank, which is the server's to know: stopping withdraws one's own follow, and only says no when a role or a broader follow still brings the notifications in.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``NotificationResolvedPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -158,7 +184,30 @@ class NotificationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.NotificationResolvedPartial] = _FOLLOW_NOTIFICATIONS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_FOLLOW_NOTIFICATIONS, args)
+
+    @overload
+    def list_notification_settings(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        followed: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.NotificationSettingPage, m.NotificationSetting]: ...
+
+    @overload
+    def list_notification_settings(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        followed: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.NotificationSettingPagePartial, m.NotificationSettingPartial]: ...
 
     def list_notification_settings(
         self,
@@ -167,7 +216,10 @@ class NotificationsOperations:
         page_size: int | None = None,
         followed: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.NotificationSettingPage, m.NotificationSetting]:
+    ) -> (
+        Paginator[m.NotificationSettingPage, m.NotificationSetting]
+        | Paginator[m.NotificationSettingPagePartial, m.NotificationSettingPartial]
+    ):
         """List the rules the current user set about their notifications, latest first
 
         ``GET /notifications/settings/``
@@ -175,6 +227,9 @@ class NotificationsOperations:
         Only rules are listed: whatever no rule covers follows the default rules. What they add up to is given by `/notifications/resolved/`. Paginated: editing or answering follows a subject, so the rules of a busy account keep growing, and each one reads its subject back.
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``NotificationSettingPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -188,7 +243,84 @@ class NotificationsOperations:
             "followed": followed,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.NotificationSettingPagePartial] = (
+                _LIST_NOTIFICATION_SETTINGS.masked()
+            )
+            return self._requester.paginate(masked, args, m.NotificationSettingPartial)
         return self._requester.paginate(_LIST_NOTIFICATION_SETTINGS, args, m.NotificationSetting)
+
+    @overload
+    def list_notifications(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "created", "last_modified", "handled_at", "-created", "-last_modified", "-handled_at"
+        ]
+        | None = None,
+        type: Literal[
+            "discussion.new",
+            "discussion.comment",
+            "discussion.closed",
+            "organization.membership.requested",
+            "organization.membership.invited",
+            "organization.membership.accepted",
+            "organization.membership.refused",
+            "organization.badge.certified",
+            "organization.badge.public-service",
+            "organization.badge.company",
+            "organization.badge.association",
+            "organization.badge.local-authority",
+            "reuse.created",
+            "dataservice.created",
+            "transfer.requested",
+            "harvest.source.pending",
+            "harvest.source.accepted",
+            "harvest.source.refused",
+        ]
+        | None = None,
+        handled: bool | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.NotificationPage, m.Notification]: ...
+
+    @overload
+    def list_notifications(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "created", "last_modified", "handled_at", "-created", "-last_modified", "-handled_at"
+        ]
+        | None = None,
+        type: Literal[
+            "discussion.new",
+            "discussion.comment",
+            "discussion.closed",
+            "organization.membership.requested",
+            "organization.membership.invited",
+            "organization.membership.accepted",
+            "organization.membership.refused",
+            "organization.badge.certified",
+            "organization.badge.public-service",
+            "organization.badge.company",
+            "organization.badge.association",
+            "organization.badge.local-authority",
+            "reuse.created",
+            "dataservice.created",
+            "transfer.requested",
+            "harvest.source.pending",
+            "harvest.source.accepted",
+            "harvest.source.refused",
+        ]
+        | None = None,
+        handled: bool | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.NotificationPagePartial, m.NotificationPartial]: ...
 
     def list_notifications(
         self,
@@ -223,12 +355,18 @@ class NotificationsOperations:
         handled: bool | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.NotificationPage, m.Notification]:
+    ) -> (
+        Paginator[m.NotificationPage, m.Notification]
+        | Paginator[m.NotificationPagePartial, m.NotificationPartial]
+    ):
         """List all current user pending notifications
 
         ``GET /notifications/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``NotificationPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -248,17 +386,39 @@ class NotificationsOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.NotificationPagePartial] = _LIST_NOTIFICATIONS.masked()
+            return self._requester.paginate(masked, args, m.NotificationPartial)
         return self._requester.paginate(_LIST_NOTIFICATIONS, args, m.Notification)
+
+    @overload
+    async def read_notification(
+        self,
+        notification: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Notification: ...
+
+    @overload
+    async def read_notification(
+        self,
+        notification: str,
+        *,
+        x_fields: str,
+    ) -> m.NotificationPartial: ...
 
     async def read_notification(
         self,
         notification: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Notification:
+    ) -> m.Notification | m.NotificationPartial:
         """Read a notification
 
         ``POST /notifications/{notification}/read/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``NotificationPartial`` (every field optional).
 
         Args:
             notification: path parameter notification
@@ -268,7 +428,28 @@ class NotificationsOperations:
             "notification": notification,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.NotificationPartial] = _READ_NOTIFICATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_READ_NOTIFICATION, args)
+
+    @overload
+    async def resolve_notifications(
+        self,
+        *,
+        scope: str | Sequence[str],
+        event: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.NotificationResolved]: ...
+
+    @overload
+    async def resolve_notifications(
+        self,
+        *,
+        scope: str | Sequence[str],
+        event: str | None = None,
+        x_fields: str,
+    ) -> list[m.NotificationResolvedPartial]: ...
 
     async def resolve_notifications(
         self,
@@ -276,12 +457,15 @@ class NotificationsOperations:
         scope: str | Sequence[str],
         event: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.NotificationResolved]:
+    ) -> list[m.NotificationResolved] | list[m.NotificationResolvedPartial]:
         """Whether and why the current user hears about notifications on some
 
         ``GET /notifications/resolved/``
 
         subjects, once their rules and the defaults are applied. One answer per subject, so that a page asks once for all of its subjects. Without an event, it is about every notification on them.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[NotificationResolvedPartial]`` (every field optional).
 
         Args:
             scope: A subject, as `Class:id`, repeated for up to 100 subjects
@@ -293,6 +477,9 @@ class NotificationsOperations:
             "event": event,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.NotificationResolvedPartial]] = _RESOLVE_NOTIFICATIONS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RESOLVE_NOTIFICATIONS, args)
 
     async def set_notification_setting(

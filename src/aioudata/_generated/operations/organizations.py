@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -22,6 +22,7 @@ _ACCEPT_MEMBERSHIP: Endpoint[m.Member] = Endpoint(
         Param("id", "id", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.MemberPartial,
     tag="organizations",
 )
 
@@ -35,6 +36,7 @@ _ADD_ORGANIZATION_BADGE: Endpoint[m.Badge] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.BadgePartial,
     tag="organizations",
 )
 
@@ -67,6 +69,7 @@ _CREATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.OrganizationPartial,
     tag="organizations",
 )
 
@@ -160,6 +163,7 @@ _GET_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
         Param("org", "org", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.OrganizationPartial,
     tag="organizations",
 )
 
@@ -177,6 +181,8 @@ _GET_ORGANIZATION_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.ContactPoint,
+    partial=m.ContactPointPagePartial,
+    partial_item=m.ContactPointPartial,
     tag="organizations",
 )
 
@@ -190,6 +196,7 @@ _INVITE_ORGANIZATION_MEMBER: Endpoint[m.MembershipRequest] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.MembershipRequestPartial,
     tag="organizations",
 )
 
@@ -204,6 +211,7 @@ _LIST_MEMBERSHIP_REQUESTS: Endpoint[list[m.MembershipRequest]] = Endpoint(
         Param("user", "user", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.MembershipRequestPartial],
     tag="organizations",
 )
 
@@ -216,6 +224,7 @@ _LIST_ORGANIZATION_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
         Param("org", "org", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.AssignmentPartial],
     tag="organizations",
 )
 
@@ -292,6 +301,8 @@ _LIST_ORGANIZATION_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Dataset,
+    partial=m.DatasetPagePartial,
+    partial_item=m.DatasetPartial,
     tag="organizations",
 )
 
@@ -304,6 +315,7 @@ _LIST_ORGANIZATION_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
         Param("org", "org", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.DiscussionPartial],
     tag="organizations",
 )
 
@@ -320,6 +332,8 @@ _LIST_ORGANIZATION_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Follow,
+    partial=m.FollowPagePartial,
+    partial_item=m.FollowPartial,
     tag="organizations",
 )
 
@@ -332,6 +346,7 @@ _LIST_ORGANIZATION_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
         Param("org", "org", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.ReusePartial],
     tag="organizations",
 )
 
@@ -372,6 +387,8 @@ _LIST_ORGANIZATIONS: Endpoint[m.OrganizationPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Organization,
+    partial=m.OrganizationPagePartial,
+    partial_item=m.OrganizationPartial,
     tag="organizations",
 )
 
@@ -381,6 +398,7 @@ _ORG_ROLES: Endpoint[list[m.OrganizationRole]] = Endpoint(
     path="/organizations/roles/",
     response=list[m.OrganizationRole],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.OrganizationRolePartial],
     tag="organizations",
 )
 
@@ -404,6 +422,7 @@ _ORGANIZATION_BANNER_UPLOAD: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="organizations",
 )
 
@@ -418,6 +437,7 @@ _ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="organizations",
 )
 
@@ -431,6 +451,7 @@ _POST_MEMBERSHIP_REQUEST: Endpoint[m.MembershipRequest] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.MembershipRequestPartial,
     tag="organizations",
 )
 
@@ -607,6 +628,7 @@ _RESIZE_ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="organizations",
 )
 
@@ -621,6 +643,7 @@ _SUGGEST_ORG_CONTACT_POINTS: Endpoint[list[m.ContactPoint]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.ContactPointPartial],
     tag="organizations",
 )
 
@@ -634,6 +657,7 @@ _SUGGEST_ORGANIZATIONS: Endpoint[list[m.OrganizationSuggestion]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.OrganizationSuggestionPartial],
     tag="organizations",
 )
 
@@ -647,6 +671,7 @@ _SYNC_MEMBER_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
         Param("user", "user", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.AssignmentPartial],
     tag="organizations",
 )
 
@@ -669,6 +694,7 @@ _UPDATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.OrganizationPartial,
     tag="organizations",
 )
 
@@ -683,6 +709,7 @@ _UPDATE_ORGANIZATION_MEMBER: Endpoint[m.Member] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.MemberPartial,
     tag="organizations",
 )
 
@@ -695,16 +722,37 @@ class OrganizationsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def accept_membership(
+        self,
+        org: str,
+        id: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Member: ...
+
+    @overload
+    async def accept_membership(
+        self,
+        org: str,
+        id: str,
+        *,
+        x_fields: str,
+    ) -> m.MemberPartial: ...
+
     async def accept_membership(
         self,
         org: str,
         id: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Member:
+    ) -> m.Member | m.MemberPartial:
         """Accept user membership to a given organization
 
         ``POST /organizations/{org}/membership/{id}/accept/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``MemberPartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -716,7 +764,28 @@ class OrganizationsOperations:
             "id": id,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.MemberPartial] = _ACCEPT_MEMBERSHIP.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ACCEPT_MEMBERSHIP, args)
+
+    @overload
+    async def add_organization_badge(
+        self,
+        org: str,
+        *,
+        body: m.BadgeInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Badge: ...
+
+    @overload
+    async def add_organization_badge(
+        self,
+        org: str,
+        *,
+        body: m.BadgeInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.BadgePartial: ...
 
     async def add_organization_badge(
         self,
@@ -724,10 +793,13 @@ class OrganizationsOperations:
         *,
         body: m.BadgeInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Badge:
+    ) -> m.Badge | m.BadgePartial:
         """Create a new badge for a given organization
 
         ``POST /organizations/{org}/badges/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``BadgePartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -739,6 +811,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.BadgePartial] = _ADD_ORGANIZATION_BADGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ADD_ORGANIZATION_BADGE, args)
 
     async def available_organization_badges(
@@ -770,15 +845,34 @@ class OrganizationsOperations:
         }
         return await self._requester.request(_CANCEL_MEMBERSHIP, args)
 
+    @overload
+    async def create_organization(
+        self,
+        *,
+        body: m.OrganizationInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Organization: ...
+
+    @overload
+    async def create_organization(
+        self,
+        *,
+        body: m.OrganizationInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.OrganizationPartial: ...
+
     async def create_organization(
         self,
         *,
         body: m.OrganizationInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Organization:
+    ) -> m.Organization | m.OrganizationPartial:
         """Create a new organization
 
         ``POST /organizations/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``OrganizationPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -788,6 +882,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.OrganizationPartial] = _CREATE_ORGANIZATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_ORGANIZATION, args)
 
     async def delete_organization(
@@ -930,15 +1027,34 @@ class OrganizationsOperations:
         }
         return await self._requester.request(_GET_DISCUSSIONS_CSV, args)
 
+    @overload
+    async def get_organization(
+        self,
+        org: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Organization: ...
+
+    @overload
+    async def get_organization(
+        self,
+        org: str,
+        *,
+        x_fields: str,
+    ) -> m.OrganizationPartial: ...
+
     async def get_organization(
         self,
         org: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Organization:
+    ) -> m.Organization | m.OrganizationPartial:
         """Get a organization given its identifier
 
         ``GET /organizations/{org}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``OrganizationPartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -948,7 +1064,34 @@ class OrganizationsOperations:
             "org": org,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.OrganizationPartial] = _GET_ORGANIZATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_ORGANIZATION, args)
+
+    @overload
+    def get_organization_contact_point(
+        self,
+        org: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ContactPointPage, m.ContactPoint]: ...
+
+    @overload
+    def get_organization_contact_point(
+        self,
+        org: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ContactPointPagePartial, m.ContactPointPartial]: ...
 
     def get_organization_contact_point(
         self,
@@ -959,12 +1102,18 @@ class OrganizationsOperations:
         owner: str | None = None,
         organization: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ContactPointPage, m.ContactPoint]:
+    ) -> (
+        Paginator[m.ContactPointPage, m.ContactPoint]
+        | Paginator[m.ContactPointPagePartial, m.ContactPointPartial]
+    ):
         """List all organization contact points
 
         ``GET /organizations/{org}/contacts/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ContactPointPartial`` (every field optional).
 
         Args:
             org: path parameter org
@@ -982,7 +1131,28 @@ class OrganizationsOperations:
             "organization": organization,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ContactPointPagePartial] = _GET_ORGANIZATION_CONTACT_POINT.masked()
+            return self._requester.paginate(masked, args, m.ContactPointPartial)
         return self._requester.paginate(_GET_ORGANIZATION_CONTACT_POINT, args, m.ContactPoint)
+
+    @overload
+    async def invite_organization_member(
+        self,
+        org: str,
+        *,
+        body: m.MembershipInvite | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.MembershipRequest: ...
+
+    @overload
+    async def invite_organization_member(
+        self,
+        org: str,
+        *,
+        body: m.MembershipInvite | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.MembershipRequestPartial: ...
 
     async def invite_organization_member(
         self,
@@ -990,10 +1160,13 @@ class OrganizationsOperations:
         *,
         body: m.MembershipInvite | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.MembershipRequest:
+    ) -> m.MembershipRequest | m.MembershipRequestPartial:
         """Invite a user or email to join the organization
 
         ``POST /organizations/{org}/member/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``MembershipRequestPartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1005,7 +1178,30 @@ class OrganizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.MembershipRequestPartial] = _INVITE_ORGANIZATION_MEMBER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_INVITE_ORGANIZATION_MEMBER, args)
+
+    @overload
+    async def list_membership_requests(
+        self,
+        org: str,
+        *,
+        status: str | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.MembershipRequest]: ...
+
+    @overload
+    async def list_membership_requests(
+        self,
+        org: str,
+        *,
+        status: str | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> list[m.MembershipRequestPartial]: ...
 
     async def list_membership_requests(
         self,
@@ -1014,10 +1210,13 @@ class OrganizationsOperations:
         status: str | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.MembershipRequest]:
+    ) -> list[m.MembershipRequest] | list[m.MembershipRequestPartial]:
         """List membership requests for a given organization
 
         ``GET /organizations/{org}/membership/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[MembershipRequestPartial]`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1031,17 +1230,39 @@ class OrganizationsOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.MembershipRequestPartial]] = _LIST_MEMBERSHIP_REQUESTS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_MEMBERSHIP_REQUESTS, args)
+
+    @overload
+    async def list_organization_assignments(
+        self,
+        org: str,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Assignment]: ...
+
+    @overload
+    async def list_organization_assignments(
+        self,
+        org: str,
+        *,
+        x_fields: str,
+    ) -> list[m.AssignmentPartial]: ...
 
     async def list_organization_assignments(
         self,
         org: str,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Assignment]:
+    ) -> list[m.Assignment] | list[m.AssignmentPartial]:
         """List assignments for this organization
 
         ``GET /organizations/{org}/assignments/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[AssignmentPartial]`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1051,7 +1272,112 @@ class OrganizationsOperations:
             "org": org,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.AssignmentPartial]] = _LIST_ORGANIZATION_ASSIGNMENTS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_ORGANIZATION_ASSIGNMENTS, args)
+
+    @overload
+    def list_organization_datasets(
+        self,
+        org: str,
+        *,
+        q: str | None = None,
+        sort: Literal[
+            "title",
+            "created",
+            "last_update",
+            "reuses",
+            "followers",
+            "views",
+            "-title",
+            "-created",
+            "-last_update",
+            "-reuses",
+            "-followers",
+            "-views",
+        ]
+        | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        tag: str | Sequence[str] | None = None,
+        license: str | None = None,
+        featured: bool | None = None,
+        geozone: str | None = None,
+        granularity: str | None = None,
+        temporal_coverage: str | None = None,
+        access_type: Literal["open", "open_with_account", "restricted"] | None = None,
+        organization: str | None = None,
+        badge: Literal["pivotal-data", "spd", "inspire", "hvd", "sl", "sr"] | None = None,
+        organization_badge: Literal[
+            "public-service", "certified", "association", "company", "local-authority"
+        ]
+        | None = None,
+        owner: str | None = None,
+        followed_by: str | None = None,
+        format: str | None = None,
+        schema: str | None = None,
+        schema_version: str | None = None,
+        topic: str | None = None,
+        credit: str | None = None,
+        dataservice: str | None = None,
+        reuse: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+        private: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.DatasetPage, m.Dataset]: ...
+
+    @overload
+    def list_organization_datasets(
+        self,
+        org: str,
+        *,
+        q: str | None = None,
+        sort: Literal[
+            "title",
+            "created",
+            "last_update",
+            "reuses",
+            "followers",
+            "views",
+            "-title",
+            "-created",
+            "-last_update",
+            "-reuses",
+            "-followers",
+            "-views",
+        ]
+        | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        tag: str | Sequence[str] | None = None,
+        license: str | None = None,
+        featured: bool | None = None,
+        geozone: str | None = None,
+        granularity: str | None = None,
+        temporal_coverage: str | None = None,
+        access_type: Literal["open", "open_with_account", "restricted"] | None = None,
+        organization: str | None = None,
+        badge: Literal["pivotal-data", "spd", "inspire", "hvd", "sl", "sr"] | None = None,
+        organization_badge: Literal[
+            "public-service", "certified", "association", "company", "local-authority"
+        ]
+        | None = None,
+        owner: str | None = None,
+        followed_by: str | None = None,
+        format: str | None = None,
+        schema: str | None = None,
+        schema_version: str | None = None,
+        topic: str | None = None,
+        credit: str | None = None,
+        dataservice: str | None = None,
+        reuse: str | None = None,
+        archived: bool | None = None,
+        deleted: bool | None = None,
+        private: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.DatasetPagePartial, m.DatasetPartial]: ...
 
     def list_organization_datasets(
         self,
@@ -1101,12 +1427,15 @@ class OrganizationsOperations:
         deleted: bool | None = None,
         private: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.DatasetPage, m.Dataset]:
+    ) -> Paginator[m.DatasetPage, m.Dataset] | Paginator[m.DatasetPagePartial, m.DatasetPartial]:
         """List organization datasets (including private ones when member)
 
         ``GET /organizations/{org}/datasets/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``DatasetPartial`` (every field optional).
 
         Args:
             org: path parameter org
@@ -1168,17 +1497,39 @@ class OrganizationsOperations:
             "private": private,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.DatasetPagePartial] = _LIST_ORGANIZATION_DATASETS.masked()
+            return self._requester.paginate(masked, args, m.DatasetPartial)
         return self._requester.paginate(_LIST_ORGANIZATION_DATASETS, args, m.Dataset)
+
+    @overload
+    async def list_organization_discussions(
+        self,
+        org: str,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Discussion]: ...
+
+    @overload
+    async def list_organization_discussions(
+        self,
+        org: str,
+        *,
+        x_fields: str,
+    ) -> list[m.DiscussionPartial]: ...
 
     async def list_organization_discussions(
         self,
         org: str,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Discussion]:
+    ) -> list[m.Discussion] | list[m.DiscussionPartial]:
         """List organization discussions
 
         ``GET /organizations/{org}/discussions/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DiscussionPartial]`` (every field optional).
 
         Args:
             org: path parameter org
@@ -1188,7 +1539,32 @@ class OrganizationsOperations:
             "org": org,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DiscussionPartial]] = _LIST_ORGANIZATION_DISCUSSIONS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_ORGANIZATION_DISCUSSIONS, args)
+
+    @overload
+    def list_organization_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.FollowPage, m.Follow]: ...
+
+    @overload
+    def list_organization_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.FollowPagePartial, m.FollowPartial]: ...
 
     def list_organization_followers(
         self,
@@ -1198,12 +1574,15 @@ class OrganizationsOperations:
         page_size: int | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.FollowPage, m.Follow]:
+    ) -> Paginator[m.FollowPage, m.Follow] | Paginator[m.FollowPagePartial, m.FollowPartial]:
         """List all followers for a given object
 
         ``GET /organizations/{id}/followers/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``FollowPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -1219,17 +1598,39 @@ class OrganizationsOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.FollowPagePartial] = _LIST_ORGANIZATION_FOLLOWERS.masked()
+            return self._requester.paginate(masked, args, m.FollowPartial)
         return self._requester.paginate(_LIST_ORGANIZATION_FOLLOWERS, args, m.Follow)
+
+    @overload
+    async def list_organization_reuses(
+        self,
+        org: str,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Reuse]: ...
+
+    @overload
+    async def list_organization_reuses(
+        self,
+        org: str,
+        *,
+        x_fields: str,
+    ) -> list[m.ReusePartial]: ...
 
     async def list_organization_reuses(
         self,
         org: str,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Reuse]:
+    ) -> list[m.Reuse] | list[m.ReusePartial]:
         """List organization reuses (including private ones when member)
 
         ``GET /organizations/{org}/reuses/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ReusePartial]`` (every field optional).
 
         Args:
             org: path parameter org
@@ -1239,7 +1640,70 @@ class OrganizationsOperations:
             "org": org,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ReusePartial]] = _LIST_ORGANIZATION_REUSES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_ORGANIZATION_REUSES, args)
+
+    @overload
+    def list_organizations(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "reuses",
+            "datasets",
+            "followers",
+            "views",
+            "created",
+            "last_modified",
+            "name",
+            "-reuses",
+            "-datasets",
+            "-followers",
+            "-views",
+            "-created",
+            "-last_modified",
+            "-name",
+        ]
+        | None = None,
+        q: str | None = None,
+        badge: str | None = None,
+        name: str | None = None,
+        business_number_id: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.OrganizationPage, m.Organization]: ...
+
+    @overload
+    def list_organizations(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "reuses",
+            "datasets",
+            "followers",
+            "views",
+            "created",
+            "last_modified",
+            "name",
+            "-reuses",
+            "-datasets",
+            "-followers",
+            "-views",
+            "-created",
+            "-last_modified",
+            "-name",
+        ]
+        | None = None,
+        q: str | None = None,
+        badge: str | None = None,
+        name: str | None = None,
+        business_number_id: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.OrganizationPagePartial, m.OrganizationPartial]: ...
 
     def list_organizations(
         self,
@@ -1268,12 +1732,18 @@ class OrganizationsOperations:
         name: str | None = None,
         business_number_id: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.OrganizationPage, m.Organization]:
+    ) -> (
+        Paginator[m.OrganizationPage, m.Organization]
+        | Paginator[m.OrganizationPagePartial, m.OrganizationPartial]
+    ):
         """List or search all organizations
 
         ``GET /organizations/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``OrganizationPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -1295,16 +1765,36 @@ class OrganizationsOperations:
             "business_number_id": business_number_id,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.OrganizationPagePartial] = _LIST_ORGANIZATIONS.masked()
+            return self._requester.paginate(masked, args, m.OrganizationPartial)
         return self._requester.paginate(_LIST_ORGANIZATIONS, args, m.Organization)
+
+    @overload
+    async def org_roles(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.OrganizationRole]: ...
+
+    @overload
+    async def org_roles(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.OrganizationRolePartial]: ...
 
     async def org_roles(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.OrganizationRole]:
+    ) -> list[m.OrganizationRole] | list[m.OrganizationRolePartial]:
         """List all possible organization roles
 
         ``GET /organizations/roles/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[OrganizationRolePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -1312,6 +1802,9 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.OrganizationRolePartial]] = _ORG_ROLES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ORG_ROLES, args)
 
     async def organization_banner_delete(
@@ -1330,6 +1823,26 @@ class OrganizationsOperations:
         }
         return await self._requester.request(_ORGANIZATION_BANNER_DELETE, args)
 
+    @overload
+    async def organization_banner_upload(
+        self,
+        org: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def organization_banner_upload(
+        self,
+        org: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
+
     async def organization_banner_upload(
         self,
         org: str,
@@ -1337,10 +1850,13 @@ class OrganizationsOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new banner image
 
         ``POST /organizations/{org}/banner/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1354,7 +1870,30 @@ class OrganizationsOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _ORGANIZATION_BANNER_UPLOAD.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ORGANIZATION_BANNER_UPLOAD, args)
+
+    @overload
+    async def organization_logo(
+        self,
+        org: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def organization_logo(
+        self,
+        org: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
 
     async def organization_logo(
         self,
@@ -1363,10 +1902,13 @@ class OrganizationsOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new logo
 
         ``POST /organizations/{org}/logo/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1380,7 +1922,28 @@ class OrganizationsOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _ORGANIZATION_LOGO.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ORGANIZATION_LOGO, args)
+
+    @overload
+    async def post_membership_request(
+        self,
+        org: str,
+        *,
+        body: m.MembershipRequestInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.MembershipRequest: ...
+
+    @overload
+    async def post_membership_request(
+        self,
+        org: str,
+        *,
+        body: m.MembershipRequestInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.MembershipRequestPartial: ...
 
     async def post_membership_request(
         self,
@@ -1388,10 +1951,13 @@ class OrganizationsOperations:
         *,
         body: m.MembershipRequestInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.MembershipRequest:
+    ) -> m.MembershipRequest | m.MembershipRequestPartial:
         """Apply for membership to a given organization
 
         ``POST /organizations/{org}/membership/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``MembershipRequestPartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1403,6 +1969,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.MembershipRequestPartial] = _POST_MEMBERSHIP_REQUEST.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_POST_MEMBERSHIP_REQUEST, args)
 
     async def rdf_organization(
@@ -1655,6 +2224,26 @@ class OrganizationsOperations:
         }
         return await self._requester.request(_REFUSE_MEMBERSHIP, args)
 
+    @overload
+    async def resize_organization_logo(
+        self,
+        org: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def resize_organization_logo(
+        self,
+        org: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
+
     async def resize_organization_logo(
         self,
         org: str,
@@ -1662,10 +2251,13 @@ class OrganizationsOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Set the logo BBox
 
         ``PUT /organizations/{org}/logo/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1679,7 +2271,30 @@ class OrganizationsOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _RESIZE_ORGANIZATION_LOGO.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RESIZE_ORGANIZATION_LOGO, args)
+
+    @overload
+    async def suggest_org_contact_points(
+        self,
+        org: str,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.ContactPoint]: ...
+
+    @overload
+    async def suggest_org_contact_points(
+        self,
+        org: str,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.ContactPointPartial]: ...
 
     async def suggest_org_contact_points(
         self,
@@ -1688,10 +2303,13 @@ class OrganizationsOperations:
         q: str,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.ContactPoint]:
+    ) -> list[m.ContactPoint] | list[m.ContactPointPartial]:
         """Contact points suggest endpoint using mongoDB contains
 
         ``GET /organizations/{org}/contacts/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ContactPointPartial]`` (every field optional).
 
         Args:
             org: path parameter org
@@ -1705,7 +2323,28 @@ class OrganizationsOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ContactPointPartial]] = _SUGGEST_ORG_CONTACT_POINTS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_ORG_CONTACT_POINTS, args)
+
+    @overload
+    async def suggest_organizations(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.OrganizationSuggestion]: ...
+
+    @overload
+    async def suggest_organizations(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.OrganizationSuggestionPartial]: ...
 
     async def suggest_organizations(
         self,
@@ -1713,10 +2352,13 @@ class OrganizationsOperations:
         q: str,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.OrganizationSuggestion]:
+    ) -> list[m.OrganizationSuggestion] | list[m.OrganizationSuggestionPartial]:
         """Organizations suggest endpoint using mongoDB contains
 
         ``GET /organizations/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[OrganizationSuggestionPartial]`` (every field optional).
 
         Args:
             q: The string to autocomplete/suggest
@@ -1728,7 +2370,30 @@ class OrganizationsOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.OrganizationSuggestionPartial]] = (
+                _SUGGEST_ORGANIZATIONS.masked()
+            )
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_ORGANIZATIONS, args)
+
+    @overload
+    async def sync_member_assignments(
+        self,
+        org: str,
+        user: str,
+        *,
+        x_fields: None = None,
+    ) -> list[m.Assignment]: ...
+
+    @overload
+    async def sync_member_assignments(
+        self,
+        org: str,
+        user: str,
+        *,
+        x_fields: str,
+    ) -> list[m.AssignmentPartial]: ...
 
     async def sync_member_assignments(
         self,
@@ -1736,12 +2401,15 @@ class OrganizationsOperations:
         user: str,
         *,
         x_fields: str | None = None,
-    ) -> list[m.Assignment]:
+    ) -> list[m.Assignment] | list[m.AssignmentPartial]:
         """Sync assignments for a partial_editor member
 
         ``PUT /organizations/{org}/member/{user}/assignments/``
 
         Replaces all current assignments with the provided list.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[AssignmentPartial]`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1753,6 +2421,9 @@ class OrganizationsOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.AssignmentPartial]] = _SYNC_MEMBER_ASSIGNMENTS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SYNC_MEMBER_ASSIGNMENTS, args)
 
     async def unfollow_organization(
@@ -1773,16 +2444,37 @@ class OrganizationsOperations:
         }
         return await self._requester.request(_UNFOLLOW_ORGANIZATION, args)
 
+    @overload
+    async def update_organization(
+        self,
+        org: str,
+        *,
+        body: m.OrganizationInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Organization: ...
+
+    @overload
+    async def update_organization(
+        self,
+        org: str,
+        *,
+        body: m.OrganizationInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.OrganizationPartial: ...
+
     async def update_organization(
         self,
         org: str,
         *,
         body: m.OrganizationInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Organization:
+    ) -> m.Organization | m.OrganizationPartial:
         """Update a organization given its identifier
 
         ``PUT /organizations/{org}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``OrganizationPartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1794,7 +2486,30 @@ class OrganizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.OrganizationPartial] = _UPDATE_ORGANIZATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_ORGANIZATION, args)
+
+    @overload
+    async def update_organization_member(
+        self,
+        org: str,
+        user: str,
+        *,
+        body: m.MemberInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Member: ...
+
+    @overload
+    async def update_organization_member(
+        self,
+        org: str,
+        user: str,
+        *,
+        body: m.MemberInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.MemberPartial: ...
 
     async def update_organization_member(
         self,
@@ -1803,10 +2518,13 @@ class OrganizationsOperations:
         *,
         body: m.MemberInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Member:
+    ) -> m.Member | m.MemberPartial:
         """Update member status into a given organization
 
         ``PUT /organizations/{org}/member/{user}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``MemberPartial`` (every field optional).
 
         Args:
             org: The organization ID or slug
@@ -1820,4 +2538,7 @@ class OrganizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.MemberPartial] = _UPDATE_ORGANIZATION_MEMBER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_ORGANIZATION_MEMBER, args)

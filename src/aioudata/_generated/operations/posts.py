@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _CREATE_POST: Endpoint[m.Post] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.PostPartial,
     tag="posts",
 )
 
@@ -42,6 +43,7 @@ _GET_POST: Endpoint[m.Post] = Endpoint(
         Param("post", "post", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.PostPartial,
     tag="posts",
 )
 
@@ -81,6 +83,8 @@ _LIST_POSTS: Endpoint[m.PostPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Post,
+    partial=m.PostPagePartial,
+    partial_item=m.PostPartial,
     tag="posts",
 )
 
@@ -95,6 +99,7 @@ _POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="posts",
 )
 
@@ -107,6 +112,7 @@ _PUBLISH_POST: Endpoint[m.Post] = Endpoint(
         Param("post", "post", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.PostPartial,
     tag="posts",
 )
 
@@ -129,6 +135,7 @@ _RESIZE_POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="posts",
 )
 
@@ -141,6 +148,7 @@ _UNPUBLISH_POST: Endpoint[m.Post] = Endpoint(
         Param("post", "post", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.PostPartial,
     tag="posts",
 )
 
@@ -154,6 +162,7 @@ _UPDATE_POST: Endpoint[m.Post] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.PostPartial,
     tag="posts",
 )
 
@@ -166,15 +175,34 @@ class PostsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def create_post(
+        self,
+        *,
+        body: m.PostInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Post: ...
+
+    @overload
+    async def create_post(
+        self,
+        *,
+        body: m.PostInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.PostPartial: ...
+
     async def create_post(
         self,
         *,
         body: m.PostInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Post:
+    ) -> m.Post | m.PostPartial:
         """Create a post
 
         ``POST /posts/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PostPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -184,6 +212,9 @@ class PostsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PostPartial] = _CREATE_POST.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_POST, args)
 
     async def delete_post(
@@ -202,15 +233,34 @@ class PostsOperations:
         }
         return await self._requester.request(_DELETE_POST, args)
 
+    @overload
+    async def get_post(
+        self,
+        post: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Post: ...
+
+    @overload
+    async def get_post(
+        self,
+        post: str,
+        *,
+        x_fields: str,
+    ) -> m.PostPartial: ...
+
     async def get_post(
         self,
         post: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Post:
+    ) -> m.Post | m.PostPartial:
         """Get a given post
 
         ``GET /posts/{post}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PostPartial`` (every field optional).
 
         Args:
             post: The post ID or slug
@@ -220,7 +270,68 @@ class PostsOperations:
             "post": post,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PostPartial] = _GET_POST.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_POST, args)
+
+    @overload
+    def list_posts(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "created_at",
+            "modified",
+            "created",
+            "last_modified",
+            "name",
+            "headline",
+            "published",
+            "-created_at",
+            "-modified",
+            "-created",
+            "-last_modified",
+            "-name",
+            "-headline",
+            "-published",
+        ]
+        | None = None,
+        q: str | None = None,
+        kind: Literal["news", "page"] | None = None,
+        with_drafts: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.PostPage, m.Post]: ...
+
+    @overload
+    def list_posts(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "created_at",
+            "modified",
+            "created",
+            "last_modified",
+            "name",
+            "headline",
+            "published",
+            "-created_at",
+            "-modified",
+            "-created",
+            "-last_modified",
+            "-name",
+            "-headline",
+            "-published",
+        ]
+        | None = None,
+        q: str | None = None,
+        kind: Literal["news", "page"] | None = None,
+        with_drafts: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.PostPagePartial, m.PostPartial]: ...
 
     def list_posts(
         self,
@@ -248,12 +359,15 @@ class PostsOperations:
         kind: Literal["news", "page"] | None = None,
         with_drafts: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.PostPage, m.Post]:
+    ) -> Paginator[m.PostPage, m.Post] | Paginator[m.PostPagePartial, m.PostPartial]:
         """List all posts
 
         ``GET /posts/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``PostPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -273,7 +387,30 @@ class PostsOperations:
             "with_drafts": with_drafts,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PostPagePartial] = _LIST_POSTS.masked()
+            return self._requester.paginate(masked, args, m.PostPartial)
         return self._requester.paginate(_LIST_POSTS, args, m.Post)
+
+    @overload
+    async def post_image(
+        self,
+        post: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def post_image(
+        self,
+        post: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
 
     async def post_image(
         self,
@@ -282,10 +419,13 @@ class PostsOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new image
 
         ``POST /posts/{post}/image/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             post: path parameter post
@@ -299,17 +439,39 @@ class PostsOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _POST_IMAGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_POST_IMAGE, args)
+
+    @overload
+    async def publish_post(
+        self,
+        post: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Post: ...
+
+    @overload
+    async def publish_post(
+        self,
+        post: str,
+        *,
+        x_fields: str,
+    ) -> m.PostPartial: ...
 
     async def publish_post(
         self,
         post: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Post:
+    ) -> m.Post | m.PostPartial:
         """Publish an existing post
 
         ``POST /posts/{post}/publish/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PostPartial`` (every field optional).
 
         Args:
             post: path parameter post
@@ -319,6 +481,9 @@ class PostsOperations:
             "post": post,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PostPartial] = _PUBLISH_POST.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_PUBLISH_POST, args)
 
     async def recent_posts_atom_feed(
@@ -331,6 +496,26 @@ class PostsOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_RECENT_POSTS_ATOM_FEED, args)
 
+    @overload
+    async def resize_post_image(
+        self,
+        post: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def resize_post_image(
+        self,
+        post: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
+
     async def resize_post_image(
         self,
         post: str,
@@ -338,10 +523,13 @@ class PostsOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Set the image BBox
 
         ``PUT /posts/{post}/image/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             post: path parameter post
@@ -355,17 +543,39 @@ class PostsOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _RESIZE_POST_IMAGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RESIZE_POST_IMAGE, args)
+
+    @overload
+    async def unpublish_post(
+        self,
+        post: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Post: ...
+
+    @overload
+    async def unpublish_post(
+        self,
+        post: str,
+        *,
+        x_fields: str,
+    ) -> m.PostPartial: ...
 
     async def unpublish_post(
         self,
         post: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Post:
+    ) -> m.Post | m.PostPartial:
         """Unpublish an existing post
 
         ``DELETE /posts/{post}/publish/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PostPartial`` (every field optional).
 
         Args:
             post: path parameter post
@@ -375,7 +585,28 @@ class PostsOperations:
             "post": post,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PostPartial] = _UNPUBLISH_POST.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UNPUBLISH_POST, args)
+
+    @overload
+    async def update_post(
+        self,
+        post: str,
+        *,
+        body: m.PostInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Post: ...
+
+    @overload
+    async def update_post(
+        self,
+        post: str,
+        *,
+        body: m.PostInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.PostPartial: ...
 
     async def update_post(
         self,
@@ -383,10 +614,13 @@ class PostsOperations:
         *,
         body: m.PostInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Post:
+    ) -> m.Post | m.PostPartial:
         """Update a given post
 
         ``PUT /posts/{post}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PostPartial`` (every field optional).
 
         Args:
             post: The post ID or slug
@@ -398,4 +632,7 @@ class PostsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PostPartial] = _UPDATE_POST.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_POST, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _CREATE_REPORT: Endpoint[m.Report] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ReportPartial,
     tag="reports",
 )
 
@@ -33,6 +34,7 @@ _GET_REPORT: Endpoint[m.Report] = Endpoint(
         Param("report", "report", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ReportPartial,
     tag="reports",
 )
 
@@ -56,6 +58,8 @@ _LIST_REPORTS: Endpoint[m.ReportPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Report,
+    partial=m.ReportPagePartial,
+    partial_item=m.ReportPartial,
     tag="reports",
 )
 
@@ -77,6 +81,7 @@ _UPDATE_REPORT: Endpoint[m.Report] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ReportPartial,
     tag="reports",
 )
 
@@ -89,15 +94,34 @@ class ReportsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def create_report(
+        self,
+        *,
+        body: m.ReportInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Report: ...
+
+    @overload
+    async def create_report(
+        self,
+        *,
+        body: m.ReportInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ReportPartial: ...
+
     async def create_report(
         self,
         *,
         body: m.ReportInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Report:
+    ) -> m.Report | m.ReportPartial:
         """create_report
 
         ``POST /reports/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReportPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -107,17 +131,39 @@ class ReportsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReportPartial] = _CREATE_REPORT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_REPORT, args)
+
+    @overload
+    async def get_report(
+        self,
+        report: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Report: ...
+
+    @overload
+    async def get_report(
+        self,
+        report: str,
+        *,
+        x_fields: str,
+    ) -> m.ReportPartial: ...
 
     async def get_report(
         self,
         report: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Report:
+    ) -> m.Report | m.ReportPartial:
         """get_report
 
         ``GET /reports/{report}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReportPartial`` (every field optional).
 
         Args:
             report: path parameter report
@@ -127,7 +173,40 @@ class ReportsOperations:
             "report": report,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReportPartial] = _GET_REPORT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_REPORT, args)
+
+    @overload
+    def list_reports(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["reported_at", "-reported_at"] | None = None,
+        handled: bool | None = None,
+        subject_type: Literal[
+            "Dataset", "Reuse", "Discussion", "Organization", "Dataservice", "User"
+        ]
+        | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ReportPage, m.Report]: ...
+
+    @overload
+    def list_reports(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["reported_at", "-reported_at"] | None = None,
+        handled: bool | None = None,
+        subject_type: Literal[
+            "Dataset", "Reuse", "Discussion", "Organization", "Dataservice", "User"
+        ]
+        | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ReportPagePartial, m.ReportPartial]: ...
 
     def list_reports(
         self,
@@ -141,12 +220,15 @@ class ReportsOperations:
         ]
         | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ReportPage, m.Report]:
+    ) -> Paginator[m.ReportPage, m.Report] | Paginator[m.ReportPagePartial, m.ReportPartial]:
         """list_reports
 
         ``GET /reports/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ReportPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -164,6 +246,9 @@ class ReportsOperations:
             "subject_type": subject_type,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReportPagePartial] = _LIST_REPORTS.masked()
+            return self._requester.paginate(masked, args, m.ReportPartial)
         return self._requester.paginate(_LIST_REPORTS, args, m.Report)
 
     async def list_reports_reasons(
@@ -176,16 +261,37 @@ class ReportsOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_LIST_REPORTS_REASONS, args)
 
+    @overload
+    async def update_report(
+        self,
+        report: str,
+        *,
+        body: m.ReportInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Report: ...
+
+    @overload
+    async def update_report(
+        self,
+        report: str,
+        *,
+        body: m.ReportInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ReportPartial: ...
+
     async def update_report(
         self,
         report: str,
         *,
         body: m.ReportInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Report:
+    ) -> m.Report | m.ReportPartial:
         """update_report
 
         ``PATCH /reports/{report}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReportPartial`` (every field optional).
 
         Args:
             report: path parameter report
@@ -197,4 +303,7 @@ class ReportsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReportPartial] = _UPDATE_REPORT.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_REPORT, args)

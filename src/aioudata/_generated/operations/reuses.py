@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -22,6 +22,7 @@ _ADD_REUSE_BADGE: Endpoint[m.Badge] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.BadgePartial,
     tag="reuses",
 )
 
@@ -42,6 +43,7 @@ _CREATE_REUSE: Endpoint[m.Reuse] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -78,6 +80,7 @@ _FEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
         Param("reuse", "reuse", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -99,6 +102,7 @@ _GET_REUSE: Endpoint[m.Reuse] = Endpoint(
         Param("reuse", "reuse", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -115,6 +119,8 @@ _LIST_REUSE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Follow,
+    partial=m.FollowPagePartial,
+    partial_item=m.FollowPartial,
     tag="reuses",
 )
 
@@ -197,6 +203,8 @@ _LIST_REUSES: Endpoint[m.ReusePage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Reuse,
+    partial=m.ReusePagePartial,
+    partial_item=m.ReusePartial,
     tag="reuses",
 )
 
@@ -218,6 +226,7 @@ _REUSE_ADD_DATASERVICE: Endpoint[m.Reuse] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -231,6 +240,7 @@ _REUSE_ADD_DATASET: Endpoint[m.Reuse] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -245,6 +255,7 @@ _REUSE_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="reuses",
 )
 
@@ -254,6 +265,7 @@ _REUSE_TOPICS: Endpoint[list[m.ReuseTopic]] = Endpoint(
     path="/reuses/topics/",
     response=list[m.ReuseTopic],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.ReuseTopicPartial],
     tag="reuses",
 )
 
@@ -263,6 +275,7 @@ _REUSE_TYPES: Endpoint[list[m.ReuseType]] = Endpoint(
     path="/reuses/types/",
     response=list[m.ReuseType],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.ReuseTypePartial],
     tag="reuses",
 )
 
@@ -276,6 +289,7 @@ _SUGGEST_REUSES: Endpoint[list[m.ReuseSuggestion]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.ReuseSuggestionPartial],
     tag="reuses",
 )
 
@@ -288,6 +302,7 @@ _UNFEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
         Param("reuse", "reuse", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -310,6 +325,7 @@ _UPDATE_REUSE: Endpoint[m.Reuse] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ReusePartial,
     tag="reuses",
 )
 
@@ -322,16 +338,37 @@ class ReusesOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def add_reuse_badge(
+        self,
+        reuse: str,
+        *,
+        body: m.BadgeInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Badge: ...
+
+    @overload
+    async def add_reuse_badge(
+        self,
+        reuse: str,
+        *,
+        body: m.BadgeInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.BadgePartial: ...
+
     async def add_reuse_badge(
         self,
         reuse: str,
         *,
         body: m.BadgeInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Badge:
+    ) -> m.Badge | m.BadgePartial:
         """Create a new badge for a given reuse
 
         ``POST /reuses/{reuse}/badges/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``BadgePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -343,6 +380,9 @@ class ReusesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.BadgePartial] = _ADD_REUSE_BADGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_ADD_REUSE_BADGE, args)
 
     async def available_reuse_badges(
@@ -355,15 +395,34 @@ class ReusesOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_AVAILABLE_REUSE_BADGES, args)
 
+    @overload
+    async def create_reuse(
+        self,
+        *,
+        body: m.ReuseInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def create_reuse(
+        self,
+        *,
+        body: m.ReuseInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ReusePartial: ...
+
     async def create_reuse(
         self,
         *,
         body: m.ReuseInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """create_reuse
 
         ``POST /reuses/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -373,6 +432,9 @@ class ReusesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _CREATE_REUSE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_REUSE, args)
 
     async def delete_reuse(
@@ -414,15 +476,34 @@ class ReusesOperations:
         }
         return await self._requester.request(_DELETE_REUSE_BADGE, args)
 
+    @overload
+    async def feature_reuse(
+        self,
+        reuse: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def feature_reuse(
+        self,
+        reuse: str,
+        *,
+        x_fields: str,
+    ) -> m.ReusePartial: ...
+
     async def feature_reuse(
         self,
         reuse: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """Mark a reuse as featured
 
         ``POST /reuses/{reuse}/featured/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -432,6 +513,9 @@ class ReusesOperations:
             "reuse": reuse,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _FEATURE_REUSE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_FEATURE_REUSE, args)
 
     async def follow_reuse(
@@ -452,15 +536,34 @@ class ReusesOperations:
         }
         return await self._requester.request(_FOLLOW_REUSE, args)
 
+    @overload
+    async def get_reuse(
+        self,
+        reuse: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def get_reuse(
+        self,
+        reuse: str,
+        *,
+        x_fields: str,
+    ) -> m.ReusePartial: ...
+
     async def get_reuse(
         self,
         reuse: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """Fetch a given reuse
 
         ``GET /reuses/{reuse}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -470,7 +573,32 @@ class ReusesOperations:
             "reuse": reuse,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _GET_REUSE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_REUSE, args)
+
+    @overload
+    def list_reuse_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.FollowPage, m.Follow]: ...
+
+    @overload
+    def list_reuse_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.FollowPagePartial, m.FollowPartial]: ...
 
     def list_reuse_followers(
         self,
@@ -480,12 +608,15 @@ class ReusesOperations:
         page_size: int | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.FollowPage, m.Follow]:
+    ) -> Paginator[m.FollowPage, m.Follow] | Paginator[m.FollowPagePartial, m.FollowPartial]:
         """List all followers for a given object
 
         ``GET /reuses/{id}/followers/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``FollowPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -501,7 +632,134 @@ class ReusesOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.FollowPagePartial] = _LIST_REUSE_FOLLOWERS.masked()
+            return self._requester.paginate(masked, args, m.FollowPartial)
         return self._requester.paginate(_LIST_REUSE_FOLLOWERS, args, m.Follow)
+
+    @overload
+    def list_reuses(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "datasets",
+            "followers",
+            "views",
+            "created",
+            "last_modified",
+            "title",
+            "-datasets",
+            "-followers",
+            "-views",
+            "-created",
+            "-last_modified",
+            "-title",
+        ]
+        | None = None,
+        q: str | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        organization_badge: str | None = None,
+        type: Literal[
+            "api",
+            "application",
+            "idea",
+            "news_article",
+            "paper",
+            "post",
+            "visualization",
+            "hardware",
+        ]
+        | None = None,
+        dataset: str | None = None,
+        dataservice: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        topic: Literal[
+            "health",
+            "transport_and_mobility",
+            "housing_and_development",
+            "food_and_agriculture",
+            "culture_and_recreation",
+            "economy_and_business",
+            "environment_and_energy",
+            "work_and_training",
+            "politics_and_public_life",
+            "safety_and_security",
+            "education_and_research",
+            "society_and_demography",
+            "law_and_justice",
+            "open_data_tools",
+            "others",
+        ]
+        | None = None,
+        private: bool | None = None,
+        featured: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ReusePage, m.Reuse]: ...
+
+    @overload
+    def list_reuses(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal[
+            "datasets",
+            "followers",
+            "views",
+            "created",
+            "last_modified",
+            "title",
+            "-datasets",
+            "-followers",
+            "-views",
+            "-created",
+            "-last_modified",
+            "-title",
+        ]
+        | None = None,
+        q: str | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        organization_badge: str | None = None,
+        type: Literal[
+            "api",
+            "application",
+            "idea",
+            "news_article",
+            "paper",
+            "post",
+            "visualization",
+            "hardware",
+        ]
+        | None = None,
+        dataset: str | None = None,
+        dataservice: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        topic: Literal[
+            "health",
+            "transport_and_mobility",
+            "housing_and_development",
+            "food_and_agriculture",
+            "culture_and_recreation",
+            "economy_and_business",
+            "environment_and_energy",
+            "work_and_training",
+            "politics_and_public_life",
+            "safety_and_security",
+            "education_and_research",
+            "society_and_demography",
+            "law_and_justice",
+            "open_data_tools",
+            "others",
+        ]
+        | None = None,
+        private: bool | None = None,
+        featured: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ReusePagePartial, m.ReusePartial]: ...
 
     def list_reuses(
         self,
@@ -562,12 +820,15 @@ class ReusesOperations:
         private: bool | None = None,
         featured: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ReusePage, m.Reuse]:
+    ) -> Paginator[m.ReusePage, m.Reuse] | Paginator[m.ReusePagePartial, m.ReusePartial]:
         """list_reuses
 
         ``GET /reuses/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -603,6 +864,9 @@ class ReusesOperations:
             "featured": featured,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePagePartial] = _LIST_REUSES.masked()
+            return self._requester.paginate(masked, args, m.ReusePartial)
         return self._requester.paginate(_LIST_REUSES, args, m.Reuse)
 
     async def recent_reuses_atom_feed(
@@ -615,16 +879,37 @@ class ReusesOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_RECENT_REUSES_ATOM_FEED, args)
 
+    @overload
+    async def reuse_add_dataservice(
+        self,
+        reuse: str,
+        *,
+        body: m.DataserviceReferenceInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def reuse_add_dataservice(
+        self,
+        reuse: str,
+        *,
+        body: m.DataserviceReferenceInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ReusePartial: ...
+
     async def reuse_add_dataservice(
         self,
         reuse: str,
         *,
         body: m.DataserviceReferenceInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """Add a dataservice to a given reuse
 
         ``POST /reuses/{reuse}/dataservices/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -636,7 +921,28 @@ class ReusesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _REUSE_ADD_DATASERVICE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_REUSE_ADD_DATASERVICE, args)
+
+    @overload
+    async def reuse_add_dataset(
+        self,
+        reuse: str,
+        *,
+        body: m.DatasetReference | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def reuse_add_dataset(
+        self,
+        reuse: str,
+        *,
+        body: m.DatasetReference | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ReusePartial: ...
 
     async def reuse_add_dataset(
         self,
@@ -644,10 +950,13 @@ class ReusesOperations:
         *,
         body: m.DatasetReference | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """Add a dataset to a given reuse
 
         ``POST /reuses/{reuse}/datasets/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -659,7 +968,30 @@ class ReusesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _REUSE_ADD_DATASET.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_REUSE_ADD_DATASET, args)
+
+    @overload
+    async def reuse_image(
+        self,
+        reuse: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def reuse_image(
+        self,
+        reuse: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
 
     async def reuse_image(
         self,
@@ -668,10 +1000,13 @@ class ReusesOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new reuse image
 
         ``POST /reuses/{reuse}/image/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -685,16 +1020,36 @@ class ReusesOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _REUSE_IMAGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_REUSE_IMAGE, args)
+
+    @overload
+    async def reuse_topics(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.ReuseTopic]: ...
+
+    @overload
+    async def reuse_topics(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.ReuseTopicPartial]: ...
 
     async def reuse_topics(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.ReuseTopic]:
+    ) -> list[m.ReuseTopic] | list[m.ReuseTopicPartial]:
         """List all reuse topics
 
         ``GET /reuses/topics/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ReuseTopicPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -702,16 +1057,36 @@ class ReusesOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ReuseTopicPartial]] = _REUSE_TOPICS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_REUSE_TOPICS, args)
+
+    @overload
+    async def reuse_types(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.ReuseType]: ...
+
+    @overload
+    async def reuse_types(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.ReuseTypePartial]: ...
 
     async def reuse_types(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.ReuseType]:
+    ) -> list[m.ReuseType] | list[m.ReuseTypePartial]:
         """List all reuse types
 
         ``GET /reuses/types/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ReuseTypePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -719,7 +1094,28 @@ class ReusesOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ReuseTypePartial]] = _REUSE_TYPES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_REUSE_TYPES, args)
+
+    @overload
+    async def suggest_reuses(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.ReuseSuggestion]: ...
+
+    @overload
+    async def suggest_reuses(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.ReuseSuggestionPartial]: ...
 
     async def suggest_reuses(
         self,
@@ -727,10 +1123,13 @@ class ReusesOperations:
         q: str,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.ReuseSuggestion]:
+    ) -> list[m.ReuseSuggestion] | list[m.ReuseSuggestionPartial]:
         """Reuses suggest endpoint using mongoDB contains
 
         ``GET /reuses/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[ReuseSuggestionPartial]`` (every field optional).
 
         Args:
             q: The string to autocomplete/suggest
@@ -742,17 +1141,39 @@ class ReusesOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.ReuseSuggestionPartial]] = _SUGGEST_REUSES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_REUSES, args)
+
+    @overload
+    async def unfeature_reuse(
+        self,
+        reuse: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def unfeature_reuse(
+        self,
+        reuse: str,
+        *,
+        x_fields: str,
+    ) -> m.ReusePartial: ...
 
     async def unfeature_reuse(
         self,
         reuse: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """Unmark a reuse as featured
 
         ``DELETE /reuses/{reuse}/featured/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -762,6 +1183,9 @@ class ReusesOperations:
             "reuse": reuse,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _UNFEATURE_REUSE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UNFEATURE_REUSE, args)
 
     async def unfollow_reuse(
@@ -782,16 +1206,37 @@ class ReusesOperations:
         }
         return await self._requester.request(_UNFOLLOW_REUSE, args)
 
+    @overload
+    async def update_reuse(
+        self,
+        reuse: str,
+        *,
+        body: m.ReuseInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Reuse: ...
+
+    @overload
+    async def update_reuse(
+        self,
+        reuse: str,
+        *,
+        body: m.ReuseInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ReusePartial: ...
+
     async def update_reuse(
         self,
         reuse: str,
         *,
         body: m.ReuseInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Reuse:
+    ) -> m.Reuse | m.ReusePartial:
         """Update a given reuse
 
         ``PUT /reuses/{reuse}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ReusePartial`` (every field optional).
 
         Args:
             reuse: The reuse ID or slug
@@ -803,4 +1248,7 @@ class ReusesOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ReusePartial] = _UPDATE_REUSE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_REUSE, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -28,6 +28,8 @@ _ACTIVITY: Endpoint[m.ActivityPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Activity,
+    partial=m.ActivityPagePartial,
+    partial_item=m.ActivityPartial,
     tag="site",
 )
 
@@ -37,6 +39,7 @@ _GET_SITE: Endpoint[m.Site] = Endpoint(
     path="/site/",
     response=m.Site,
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=m.SitePartial,
     tag="site",
 )
 
@@ -269,6 +272,7 @@ _SET_SITE: Endpoint[m.Site] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.SitePartial,
     tag="site",
 )
 
@@ -281,6 +285,34 @@ class SiteOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    def activity(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["created_at", "-created_at"] | None = None,
+        user: str | None = None,
+        organization: str | None = None,
+        key: str | Sequence[str] | None = None,
+        related_to: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ActivityPage, m.Activity]: ...
+
+    @overload
+    def activity(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["created_at", "-created_at"] | None = None,
+        user: str | None = None,
+        organization: str | None = None,
+        key: str | Sequence[str] | None = None,
+        related_to: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ActivityPagePartial, m.ActivityPartial]: ...
+
     def activity(
         self,
         *,
@@ -292,12 +324,17 @@ class SiteOperations:
         key: str | Sequence[str] | None = None,
         related_to: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ActivityPage, m.Activity]:
+    ) -> (
+        Paginator[m.ActivityPage, m.Activity] | Paginator[m.ActivityPagePartial, m.ActivityPartial]
+    ):
         """Fetch site activity, optionally filtered by user or org
 
         ``GET /activity/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ActivityPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -319,16 +356,36 @@ class SiteOperations:
             "related_to": related_to,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ActivityPagePartial] = _ACTIVITY.masked()
+            return self._requester.paginate(masked, args, m.ActivityPartial)
         return self._requester.paginate(_ACTIVITY, args, m.Activity)
+
+    @overload
+    async def get_site(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> m.Site: ...
+
+    @overload
+    async def get_site(
+        self,
+        *,
+        x_fields: str,
+    ) -> m.SitePartial: ...
 
     async def get_site(
         self,
         *,
         x_fields: str | None = None,
-    ) -> m.Site:
+    ) -> m.Site | m.SitePartial:
         """Site-wide variables
 
         ``GET /site/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``SitePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -336,6 +393,9 @@ class SiteOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.SitePartial] = _GET_SITE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_SITE, args)
 
     async def get_site_data_portal(
@@ -657,15 +717,34 @@ class SiteOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_GET_SITE_TAGS_CSV, args)
 
+    @overload
+    async def set_site(
+        self,
+        *,
+        body: m.SiteInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Site: ...
+
+    @overload
+    async def set_site(
+        self,
+        *,
+        body: m.SiteInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.SitePartial: ...
+
     async def set_site(
         self,
         *,
         body: m.SiteInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Site:
+    ) -> m.Site | m.SitePartial:
         """set_site
 
         ``PATCH /site/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``SitePartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -675,4 +754,7 @@ class SiteOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.SitePartial] = _SET_SITE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SET_SITE, args)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
@@ -19,6 +19,7 @@ _SPATIAL_COVERAGE: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
         Param("level", "level", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.GeoJSONFeatureCollectionPartial,
     tag="spatial",
 )
 
@@ -28,6 +29,7 @@ _SPATIAL_GRANULARITIES: Endpoint[list[m.GeoGranularity]] = Endpoint(
     path="/spatial/granularities/",
     response=list[m.GeoGranularity],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.GeoGranularityPartial],
     tag="spatial",
 )
 
@@ -37,6 +39,7 @@ _SPATIAL_LEVELS: Endpoint[list[m.GeoLevel]] = Endpoint(
     path="/spatial/levels/",
     response=list[m.GeoLevel],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.GeoLevelPartial],
     tag="spatial",
 )
 
@@ -60,6 +63,7 @@ _SPATIAL_ZONE_DATASETS: Endpoint[list[m.DatasetReference]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.DatasetReferencePartial],
     tag="spatial",
 )
 
@@ -72,6 +76,7 @@ _SPATIAL_ZONES: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
         Param("ids", "ids", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.GeoJSONFeatureCollectionPartial,
     tag="spatial",
 )
 
@@ -85,6 +90,7 @@ _SUGGEST_ZONES: Endpoint[list[m.TerritorySuggestion]] = Endpoint(
         Param("size", "size", "query", Kind.INTEGER),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.TerritorySuggestionPartial],
     tag="spatial",
 )
 
@@ -97,15 +103,34 @@ class SpatialOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def spatial_coverage(
+        self,
+        level: str,
+        *,
+        x_fields: None = None,
+    ) -> m.GeoJSONFeatureCollection: ...
+
+    @overload
+    async def spatial_coverage(
+        self,
+        level: str,
+        *,
+        x_fields: str,
+    ) -> m.GeoJSONFeatureCollectionPartial: ...
+
     async def spatial_coverage(
         self,
         level: str,
         *,
         x_fields: str | None = None,
-    ) -> m.GeoJSONFeatureCollection:
+    ) -> m.GeoJSONFeatureCollection | m.GeoJSONFeatureCollectionPartial:
         """List each zone for a given level with their datasets count
 
         ``GET /spatial/coverage/{level}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``GeoJSONFeatureCollectionPartial`` (every field optional).
 
         Args:
             level: path parameter level
@@ -115,16 +140,36 @@ class SpatialOperations:
             "level": level,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.GeoJSONFeatureCollectionPartial] = _SPATIAL_COVERAGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SPATIAL_COVERAGE, args)
+
+    @overload
+    async def spatial_granularities(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.GeoGranularity]: ...
+
+    @overload
+    async def spatial_granularities(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.GeoGranularityPartial]: ...
 
     async def spatial_granularities(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.GeoGranularity]:
+    ) -> list[m.GeoGranularity] | list[m.GeoGranularityPartial]:
         """List all known spatial granularities
 
         ``GET /spatial/granularities/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[GeoGranularityPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -132,16 +177,36 @@ class SpatialOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.GeoGranularityPartial]] = _SPATIAL_GRANULARITIES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SPATIAL_GRANULARITIES, args)
+
+    @overload
+    async def spatial_levels(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.GeoLevel]: ...
+
+    @overload
+    async def spatial_levels(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.GeoLevelPartial]: ...
 
     async def spatial_levels(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.GeoLevel]:
+    ) -> list[m.GeoLevel] | list[m.GeoLevelPartial]:
         """List all known levels
 
         ``GET /spatial/levels/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[GeoLevelPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -149,6 +214,9 @@ class SpatialOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.GeoLevelPartial]] = _SPATIAL_LEVELS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SPATIAL_LEVELS, args)
 
     async def spatial_zone(
@@ -167,6 +235,26 @@ class SpatialOperations:
         }
         return await self._requester.request(_SPATIAL_ZONE, args)
 
+    @overload
+    async def spatial_zone_datasets(
+        self,
+        id: str,
+        *,
+        dynamic: bool | None = None,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.DatasetReference]: ...
+
+    @overload
+    async def spatial_zone_datasets(
+        self,
+        id: str,
+        *,
+        dynamic: bool | None = None,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.DatasetReferencePartial]: ...
+
     async def spatial_zone_datasets(
         self,
         id: str,
@@ -174,10 +262,13 @@ class SpatialOperations:
         dynamic: bool | None = None,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.DatasetReference]:
+    ) -> list[m.DatasetReference] | list[m.DatasetReferencePartial]:
         """Fetch datasets for a given zone
 
         ``GET /spatial/zone/{id}/datasets/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[DatasetReferencePartial]`` (every field optional).
 
         Args:
             id: A zone identifier
@@ -191,17 +282,39 @@ class SpatialOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.DatasetReferencePartial]] = _SPATIAL_ZONE_DATASETS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SPATIAL_ZONE_DATASETS, args)
+
+    @overload
+    async def spatial_zones(
+        self,
+        ids: str,
+        *,
+        x_fields: None = None,
+    ) -> m.GeoJSONFeatureCollection: ...
+
+    @overload
+    async def spatial_zones(
+        self,
+        ids: str,
+        *,
+        x_fields: str,
+    ) -> m.GeoJSONFeatureCollectionPartial: ...
 
     async def spatial_zones(
         self,
         ids: str,
         *,
         x_fields: str | None = None,
-    ) -> m.GeoJSONFeatureCollection:
+    ) -> m.GeoJSONFeatureCollection | m.GeoJSONFeatureCollectionPartial:
         """Fetch a zone list as GeoJSON
 
         ``GET /spatial/zones/{ids}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``GeoJSONFeatureCollectionPartial`` (every field optional).
 
         Args:
             ids: A zone identifiers list (comma separated)
@@ -211,7 +324,28 @@ class SpatialOperations:
             "ids": ids,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.GeoJSONFeatureCollectionPartial] = _SPATIAL_ZONES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SPATIAL_ZONES, args)
+
+    @overload
+    async def suggest_zones(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: None = None,
+    ) -> list[m.TerritorySuggestion]: ...
+
+    @overload
+    async def suggest_zones(
+        self,
+        *,
+        q: str,
+        size: int | None = None,
+        x_fields: str,
+    ) -> list[m.TerritorySuggestionPartial]: ...
 
     async def suggest_zones(
         self,
@@ -219,10 +353,13 @@ class SpatialOperations:
         q: str,
         size: int | None = None,
         x_fields: str | None = None,
-    ) -> list[m.TerritorySuggestion]:
+    ) -> list[m.TerritorySuggestion] | list[m.TerritorySuggestionPartial]:
         """Geospatial zones suggest endpoint using mongoDB contains
 
         ``GET /spatial/zones/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[TerritorySuggestionPartial]`` (every field optional).
 
         Args:
             q: The string to autocomplete/suggest
@@ -234,4 +371,7 @@ class SpatialOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.TerritorySuggestionPartial]] = _SUGGEST_ZONES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_ZONES, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
@@ -20,6 +20,7 @@ _GET_TRANSFER: Endpoint[m.Transfer] = Endpoint(
         Param("id", "id", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.TransferPartial,
     tag="transfer",
 )
 
@@ -41,6 +42,7 @@ _LIST_TRANSFERS: Endpoint[list[m.Transfer]] = Endpoint(
         Param("status", "status", "query", Kind.STRING, choices=("pending", "accepted", "refused")),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.TransferPartial],
     tag="transfer",
 )
 
@@ -53,6 +55,7 @@ _REQUEST_TRANSFER: Endpoint[m.Transfer] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.TransferPartial,
     tag="transfer",
 )
 
@@ -66,6 +69,7 @@ _RESPOND_TO_TRANSFER: Endpoint[m.Transfer] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.TransferPartial,
     tag="transfer",
 )
 
@@ -78,15 +82,34 @@ class TransferOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def get_transfer(
+        self,
+        id: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Transfer: ...
+
+    @overload
+    async def get_transfer(
+        self,
+        id: str,
+        *,
+        x_fields: str,
+    ) -> m.TransferPartial: ...
+
     async def get_transfer(
         self,
         id: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Transfer:
+    ) -> m.Transfer | m.TransferPartial:
         """Fetch a transfer request given its identifier
 
         ``GET /transfer/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``TransferPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -96,7 +119,32 @@ class TransferOperations:
             "id": id,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.TransferPartial] = _GET_TRANSFER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_TRANSFER, args)
+
+    @overload
+    async def list_transfers(
+        self,
+        *,
+        subject: str | None = None,
+        subject_type: Literal["Dataset", "Reuse", "Dataservice", "Topic"] | None = None,
+        recipient: str | None = None,
+        status: Literal["pending", "accepted", "refused"] | None = None,
+        x_fields: None = None,
+    ) -> list[m.Transfer]: ...
+
+    @overload
+    async def list_transfers(
+        self,
+        *,
+        subject: str | None = None,
+        subject_type: Literal["Dataset", "Reuse", "Dataservice", "Topic"] | None = None,
+        recipient: str | None = None,
+        status: Literal["pending", "accepted", "refused"] | None = None,
+        x_fields: str,
+    ) -> list[m.TransferPartial]: ...
 
     async def list_transfers(
         self,
@@ -106,10 +154,13 @@ class TransferOperations:
         recipient: str | None = None,
         status: Literal["pending", "accepted", "refused"] | None = None,
         x_fields: str | None = None,
-    ) -> list[m.Transfer]:
+    ) -> list[m.Transfer] | list[m.TransferPartial]:
         """list_transfers
 
         ``GET /transfer/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[TransferPartial]`` (every field optional).
 
         Args:
             subject: ID of dataset, dataservice, reuse…
@@ -125,17 +176,39 @@ class TransferOperations:
             "status": status,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.TransferPartial]] = _LIST_TRANSFERS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_TRANSFERS, args)
+
+    @overload
+    async def request_transfer(
+        self,
+        *,
+        body: m.TransferRequest | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Transfer: ...
+
+    @overload
+    async def request_transfer(
+        self,
+        *,
+        body: m.TransferRequest | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.TransferPartial: ...
 
     async def request_transfer(
         self,
         *,
         body: m.TransferRequest | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Transfer:
+    ) -> m.Transfer | m.TransferPartial:
         """Initiate transfer request
 
         ``POST /transfer/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``TransferPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -145,7 +218,28 @@ class TransferOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.TransferPartial] = _REQUEST_TRANSFER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_REQUEST_TRANSFER, args)
+
+    @overload
+    async def respond_to_transfer(
+        self,
+        id: str,
+        *,
+        body: m.TransferResponse | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Transfer: ...
+
+    @overload
+    async def respond_to_transfer(
+        self,
+        id: str,
+        *,
+        body: m.TransferResponse | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.TransferPartial: ...
 
     async def respond_to_transfer(
         self,
@@ -153,10 +247,13 @@ class TransferOperations:
         *,
         body: m.TransferResponse | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Transfer:
+    ) -> m.Transfer | m.TransferPartial:
         """Respond to a transfer request
 
         ``POST /transfer/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``TransferPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -168,4 +265,7 @@ class TransferOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.TransferPartial] = _RESPOND_TO_TRANSFER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_RESPOND_TO_TRANSFER, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _CREATE_USER: Endpoint[m.User] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.UserPartial,
     tag="users",
 )
 
@@ -56,6 +57,7 @@ _GET_USER: Endpoint[m.User] = Endpoint(
         Param("user", "user", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.UserPartial,
     tag="users",
 )
 
@@ -73,6 +75,8 @@ _GET_USER_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.ContactPoint,
+    partial=m.ContactPointPagePartial,
+    partial_item=m.ContactPointPartial,
     tag="users",
 )
 
@@ -89,6 +93,8 @@ _LIST_USER_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Follow,
+    partial=m.FollowPagePartial,
+    partial_item=m.FollowPartial,
     tag="users",
 )
 
@@ -126,6 +132,8 @@ _LIST_USERS: Endpoint[m.UserPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.User,
+    partial=m.UserPagePartial,
+    partial_item=m.UserPartial,
     tag="users",
 )
 
@@ -148,6 +156,7 @@ _SUGGEST_USERS: Endpoint[list[m.UserSuggestion]] = Endpoint(
         Param("size", "size", "query", Kind.STRING),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=list[m.UserSuggestionPartial],
     tag="users",
 )
 
@@ -170,6 +179,7 @@ _UPDATE_USER: Endpoint[m.User] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.UserPartial,
     tag="users",
 )
 
@@ -184,6 +194,7 @@ _USER_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="users",
 )
 
@@ -193,6 +204,7 @@ _USER_ROLES: Endpoint[list[m.UserRole]] = Endpoint(
     path="/users/roles/",
     response=list[m.UserRole],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.UserRolePartial],
     tag="users",
 )
 
@@ -205,15 +217,34 @@ class UsersOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def create_user(
+        self,
+        *,
+        body: m.UserInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.User: ...
+
+    @overload
+    async def create_user(
+        self,
+        *,
+        body: m.UserInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.UserPartial: ...
+
     async def create_user(
         self,
         *,
         body: m.UserInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.User:
+    ) -> m.User | m.UserPartial:
         """Create a new user
 
         ``POST /users/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UserPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -223,6 +254,9 @@ class UsersOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UserPartial] = _CREATE_USER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_USER, args)
 
     async def delete_user(
@@ -267,15 +301,34 @@ class UsersOperations:
         }
         return await self._requester.request(_FOLLOW_USER, args)
 
+    @overload
+    async def get_user(
+        self,
+        user: str,
+        *,
+        x_fields: None = None,
+    ) -> m.User: ...
+
+    @overload
+    async def get_user(
+        self,
+        user: str,
+        *,
+        x_fields: str,
+    ) -> m.UserPartial: ...
+
     async def get_user(
         self,
         user: str,
         *,
         x_fields: str | None = None,
-    ) -> m.User:
+    ) -> m.User | m.UserPartial:
         """Get a user given its identifier
 
         ``GET /users/{user}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UserPartial`` (every field optional).
 
         Args:
             user: path parameter user
@@ -285,7 +338,34 @@ class UsersOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UserPartial] = _GET_USER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_USER, args)
+
+    @overload
+    def get_user_contact_point(
+        self,
+        user: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ContactPointPage, m.ContactPoint]: ...
+
+    @overload
+    def get_user_contact_point(
+        self,
+        user: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ContactPointPagePartial, m.ContactPointPartial]: ...
 
     def get_user_contact_point(
         self,
@@ -296,12 +376,18 @@ class UsersOperations:
         owner: str | None = None,
         organization: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ContactPointPage, m.ContactPoint]:
+    ) -> (
+        Paginator[m.ContactPointPage, m.ContactPoint]
+        | Paginator[m.ContactPointPagePartial, m.ContactPointPartial]
+    ):
         """List all user contact points
 
         ``GET /users/{user}/contacts/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ContactPointPartial`` (every field optional).
 
         Args:
             user: path parameter user
@@ -319,7 +405,32 @@ class UsersOperations:
             "organization": organization,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ContactPointPagePartial] = _GET_USER_CONTACT_POINT.masked()
+            return self._requester.paginate(masked, args, m.ContactPointPartial)
         return self._requester.paginate(_GET_USER_CONTACT_POINT, args, m.ContactPoint)
+
+    @overload
+    def list_user_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.FollowPage, m.Follow]: ...
+
+    @overload
+    def list_user_followers(
+        self,
+        id: str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        user: str | None = None,
+        x_fields: str,
+    ) -> Paginator[m.FollowPagePartial, m.FollowPartial]: ...
 
     def list_user_followers(
         self,
@@ -329,12 +440,15 @@ class UsersOperations:
         page_size: int | None = None,
         user: str | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.FollowPage, m.Follow]:
+    ) -> Paginator[m.FollowPage, m.Follow] | Paginator[m.FollowPagePartial, m.FollowPartial]:
         """List all followers for a given object
 
         ``GET /users/{id}/followers/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``FollowPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -350,7 +464,64 @@ class UsersOperations:
             "user": user,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.FollowPagePartial] = _LIST_USER_FOLLOWERS.masked()
+            return self._requester.paginate(masked, args, m.FollowPartial)
         return self._requester.paginate(_LIST_USER_FOLLOWERS, args, m.Follow)
+
+    @overload
+    def list_users(
+        self,
+        *,
+        q: str | None = None,
+        sort: Literal[
+            "last_name",
+            "first_name",
+            "datasets",
+            "reuses",
+            "followers",
+            "views",
+            "created",
+            "-last_name",
+            "-first_name",
+            "-datasets",
+            "-reuses",
+            "-followers",
+            "-views",
+            "-created",
+        ]
+        | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.UserPage, m.User]: ...
+
+    @overload
+    def list_users(
+        self,
+        *,
+        q: str | None = None,
+        sort: Literal[
+            "last_name",
+            "first_name",
+            "datasets",
+            "reuses",
+            "followers",
+            "views",
+            "created",
+            "-last_name",
+            "-first_name",
+            "-datasets",
+            "-reuses",
+            "-followers",
+            "-views",
+            "-created",
+        ]
+        | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        x_fields: str,
+    ) -> Paginator[m.UserPagePartial, m.UserPartial]: ...
 
     def list_users(
         self,
@@ -376,12 +547,15 @@ class UsersOperations:
         page: int | None = None,
         page_size: int | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.UserPage, m.User]:
+    ) -> Paginator[m.UserPage, m.User] | Paginator[m.UserPagePartial, m.UserPartial]:
         """List all users
 
         ``GET /users/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``UserPartial`` (every field optional).
 
         Args:
             q: The search query
@@ -397,6 +571,9 @@ class UsersOperations:
             "page_size": page_size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UserPagePartial] = _LIST_USERS.masked()
+            return self._requester.paginate(masked, args, m.UserPartial)
         return self._requester.paginate(_LIST_USERS, args, m.User)
 
     async def rotate_user_password(
@@ -415,16 +592,37 @@ class UsersOperations:
         }
         return await self._requester.request(_ROTATE_USER_PASSWORD, args)
 
+    @overload
+    async def suggest_users(
+        self,
+        *,
+        q: str,
+        size: str | None = None,
+        x_fields: None = None,
+    ) -> list[m.UserSuggestion]: ...
+
+    @overload
+    async def suggest_users(
+        self,
+        *,
+        q: str,
+        size: str | None = None,
+        x_fields: str,
+    ) -> list[m.UserSuggestionPartial]: ...
+
     async def suggest_users(
         self,
         *,
         q: str,
         size: str | None = None,
         x_fields: str | None = None,
-    ) -> list[m.UserSuggestion]:
+    ) -> list[m.UserSuggestion] | list[m.UserSuggestionPartial]:
         """Suggest users
 
         ``GET /users/suggest/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[UserSuggestionPartial]`` (every field optional).
 
         Args:
             q: The string to autocomplete/suggest
@@ -436,6 +634,9 @@ class UsersOperations:
             "size": size,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.UserSuggestionPartial]] = _SUGGEST_USERS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_SUGGEST_USERS, args)
 
     async def unfollow_user(
@@ -456,16 +657,37 @@ class UsersOperations:
         }
         return await self._requester.request(_UNFOLLOW_USER, args)
 
+    @overload
+    async def update_user(
+        self,
+        user: str,
+        *,
+        body: m.UserInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.User: ...
+
+    @overload
+    async def update_user(
+        self,
+        user: str,
+        *,
+        body: m.UserInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.UserPartial: ...
+
     async def update_user(
         self,
         user: str,
         *,
         body: m.UserInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.User:
+    ) -> m.User | m.UserPartial:
         """Update a user given its identifier
 
         ``PUT /users/{user}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UserPartial`` (every field optional).
 
         Args:
             user: path parameter user
@@ -477,7 +699,30 @@ class UsersOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UserPartial] = _UPDATE_USER.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_USER, args)
+
+    @overload
+    async def user_avatar(
+        self,
+        user: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def user_avatar(
+        self,
+        user: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
 
     async def user_avatar(
         self,
@@ -486,10 +731,13 @@ class UsersOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new avatar for a given user
 
         ``POST /users/{user}/avatar/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             user: path parameter user
@@ -503,16 +751,36 @@ class UsersOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _USER_AVATAR.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_USER_AVATAR, args)
+
+    @overload
+    async def user_roles(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.UserRole]: ...
+
+    @overload
+    async def user_roles(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.UserRolePartial]: ...
 
     async def user_roles(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.UserRole]:
+    ) -> list[m.UserRole] | list[m.UserRolePartial]:
         """List all possible user roles
 
         ``GET /users/roles/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[UserRolePartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -520,4 +788,7 @@ class UsersOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.UserRolePartial]] = _USER_ROLES.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_USER_ROLES, args)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -21,6 +21,7 @@ _CREATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ChartPartial,
     tag="visualizations",
 )
 
@@ -42,6 +43,7 @@ _GET_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
         Param("visualization", "visualization", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.ChartPartial,
     tag="visualizations",
 )
 
@@ -66,6 +68,8 @@ _LIST_VISUALIZATIONS: Endpoint[m.ChartPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.Chart,
+    partial=m.ChartPagePartial,
+    partial_item=m.ChartPartial,
     tag="visualizations",
 )
 
@@ -79,6 +83,7 @@ _UPDATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.ChartPartial,
     tag="visualizations",
 )
 
@@ -93,6 +98,7 @@ _VISUALIZATION_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
         Param("file", "file", "form", Kind.FILE, required=True),
         Param("bbox", "bbox", "form", Kind.STRING),
     ),
+    partial=m.UploadedImagePartial,
     tag="visualizations",
 )
 
@@ -105,15 +111,34 @@ class VisualizationsOperations:
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
 
+    @overload
+    async def create_visualization(
+        self,
+        *,
+        body: m.ChartInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Chart: ...
+
+    @overload
+    async def create_visualization(
+        self,
+        *,
+        body: m.ChartInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ChartPartial: ...
+
     async def create_visualization(
         self,
         *,
         body: m.ChartInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Chart:
+    ) -> m.Chart | m.ChartPartial:
         """Create a new visualization
 
         ``POST /visualizations/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ChartPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -123,6 +148,9 @@ class VisualizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ChartPartial] = _CREATE_VISUALIZATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_CREATE_VISUALIZATION, args)
 
     async def delete_visualization(
@@ -141,15 +169,34 @@ class VisualizationsOperations:
         }
         return await self._requester.request(_DELETE_VISUALIZATION, args)
 
+    @overload
+    async def get_visualization(
+        self,
+        visualization: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Chart: ...
+
+    @overload
+    async def get_visualization(
+        self,
+        visualization: str,
+        *,
+        x_fields: str,
+    ) -> m.ChartPartial: ...
+
     async def get_visualization(
         self,
         visualization: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Chart:
+    ) -> m.Chart | m.ChartPartial:
         """Get a visualization given its identifier
 
         ``GET /visualizations/{visualization}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ChartPartial`` (every field optional).
 
         Args:
             visualization: The visualization ID or slug
@@ -159,7 +206,38 @@ class VisualizationsOperations:
             "visualization": visualization,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ChartPartial] = _GET_VISUALIZATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_VISUALIZATION, args)
+
+    @overload
+    def list_visualizations(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["created", "last_modified", "title", "-created", "-last_modified", "-title"]
+        | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        private: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ChartPage, m.Chart]: ...
+
+    @overload
+    def list_visualizations(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["created", "last_modified", "title", "-created", "-last_modified", "-title"]
+        | None = None,
+        owner: str | None = None,
+        organization: str | None = None,
+        private: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ChartPagePartial, m.ChartPartial]: ...
 
     def list_visualizations(
         self,
@@ -172,12 +250,15 @@ class VisualizationsOperations:
         organization: str | None = None,
         private: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ChartPage, m.Chart]:
+    ) -> Paginator[m.ChartPage, m.Chart] | Paginator[m.ChartPagePartial, m.ChartPartial]:
         """List or search all visualizations
 
         ``GET /visualizations/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ChartPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -197,7 +278,28 @@ class VisualizationsOperations:
             "private": private,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ChartPagePartial] = _LIST_VISUALIZATIONS.masked()
+            return self._requester.paginate(masked, args, m.ChartPartial)
         return self._requester.paginate(_LIST_VISUALIZATIONS, args, m.Chart)
+
+    @overload
+    async def update_visualization(
+        self,
+        visualization: str,
+        *,
+        body: m.ChartInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.Chart: ...
+
+    @overload
+    async def update_visualization(
+        self,
+        visualization: str,
+        *,
+        body: m.ChartInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.ChartPartial: ...
 
     async def update_visualization(
         self,
@@ -205,10 +307,13 @@ class VisualizationsOperations:
         *,
         body: m.ChartInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.Chart:
+    ) -> m.Chart | m.ChartPartial:
         """Update a visualization given its identifier
 
         ``PATCH /visualizations/{visualization}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``ChartPartial`` (every field optional).
 
         Args:
             visualization: The visualization ID or slug
@@ -220,7 +325,30 @@ class VisualizationsOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ChartPartial] = _UPDATE_VISUALIZATION.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_UPDATE_VISUALIZATION, args)
+
+    @overload
+    async def visualization_image(
+        self,
+        visualization: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: None = None,
+        bbox: str | None = None,
+    ) -> m.UploadedImage: ...
+
+    @overload
+    async def visualization_image(
+        self,
+        visualization: str,
+        *,
+        file: bytes | IO[bytes],
+        x_fields: str,
+        bbox: str | None = None,
+    ) -> m.UploadedImagePartial: ...
 
     async def visualization_image(
         self,
@@ -229,10 +357,13 @@ class VisualizationsOperations:
         file: bytes | IO[bytes],
         x_fields: str | None = None,
         bbox: str | None = None,
-    ) -> m.UploadedImage:
+    ) -> m.UploadedImage | m.UploadedImagePartial:
         """Upload a new visualization image
 
         ``POST /visualizations/{visualization}/image/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``UploadedImagePartial`` (every field optional).
 
         Args:
             visualization: The visualization ID or slug
@@ -246,4 +377,7 @@ class VisualizationsOperations:
             "file": file,
             "bbox": bbox,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.UploadedImagePartial] = _VISUALIZATION_IMAGE.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_VISUALIZATION_IMAGE, args)

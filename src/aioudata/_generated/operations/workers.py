@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
@@ -29,6 +29,7 @@ _GET_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
         Param("id", "id", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.PeriodicTaskPartial,
     tag="workers",
 )
 
@@ -49,6 +50,7 @@ _GET_TASK_API: Endpoint[m.Task] = Endpoint(
         Param("id", "id", "path", Kind.STRING, required=True),
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
+    partial=m.TaskPartial,
     tag="workers",
 )
 
@@ -58,6 +60,7 @@ _LIST_JOBS: Endpoint[list[m.PeriodicTask]] = Endpoint(
     path="/workers/jobs/",
     response=list[m.PeriodicTask],
     params=(Param("x_fields", "X-Fields", "header", Kind.STRING),),
+    partial=list[m.PeriodicTaskPartial],
     tag="workers",
 )
 
@@ -70,6 +73,7 @@ _POST_JOBS_API: Endpoint[m.PeriodicTask] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.PeriodicTaskPartial,
     tag="workers",
 )
 
@@ -83,6 +87,7 @@ _PUT_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
         Param("body", "payload", "body", Kind.BODY, required=True),
     ),
+    partial=m.PeriodicTaskPartial,
     tag="workers",
 )
 
@@ -111,15 +116,34 @@ class WorkersOperations:
         }
         return await self._requester.request(_DELETE_JOB_API, args)
 
+    @overload
+    async def get_job_api(
+        self,
+        id: str,
+        *,
+        x_fields: None = None,
+    ) -> m.PeriodicTask: ...
+
+    @overload
+    async def get_job_api(
+        self,
+        id: str,
+        *,
+        x_fields: str,
+    ) -> m.PeriodicTaskPartial: ...
+
     async def get_job_api(
         self,
         id: str,
         *,
         x_fields: str | None = None,
-    ) -> m.PeriodicTask:
+    ) -> m.PeriodicTask | m.PeriodicTaskPartial:
         """Fetch a single scheduled job
 
         ``GET /workers/jobs/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PeriodicTaskPartial`` (every field optional).
 
         Args:
             id: A job ID
@@ -129,6 +153,9 @@ class WorkersOperations:
             "id": id,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PeriodicTaskPartial] = _GET_JOB_API.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_JOB_API, args)
 
     async def get_jobs_reference_api(
@@ -141,15 +168,34 @@ class WorkersOperations:
         args: dict[str, Any] = {}
         return await self._requester.request(_GET_JOBS_REFERENCE_API, args)
 
+    @overload
+    async def get_task_api(
+        self,
+        id: str,
+        *,
+        x_fields: None = None,
+    ) -> m.Task: ...
+
+    @overload
+    async def get_task_api(
+        self,
+        id: str,
+        *,
+        x_fields: str,
+    ) -> m.TaskPartial: ...
+
     async def get_task_api(
         self,
         id: str,
         *,
         x_fields: str | None = None,
-    ) -> m.Task:
+    ) -> m.Task | m.TaskPartial:
         """Get a tasks status given its ID
 
         ``GET /workers/tasks/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``TaskPartial`` (every field optional).
 
         Args:
             id: path parameter id
@@ -159,16 +205,36 @@ class WorkersOperations:
             "id": id,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.TaskPartial] = _GET_TASK_API.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_GET_TASK_API, args)
+
+    @overload
+    async def list_jobs(
+        self,
+        *,
+        x_fields: None = None,
+    ) -> list[m.PeriodicTask]: ...
+
+    @overload
+    async def list_jobs(
+        self,
+        *,
+        x_fields: str,
+    ) -> list[m.PeriodicTaskPartial]: ...
 
     async def list_jobs(
         self,
         *,
         x_fields: str | None = None,
-    ) -> list[m.PeriodicTask]:
+    ) -> list[m.PeriodicTask] | list[m.PeriodicTaskPartial]:
         """List all scheduled jobs
 
         ``GET /workers/jobs/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``list[PeriodicTaskPartial]`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -176,17 +242,39 @@ class WorkersOperations:
         args: dict[str, Any] = {
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[list[m.PeriodicTaskPartial]] = _LIST_JOBS.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_LIST_JOBS, args)
+
+    @overload
+    async def post_jobs_api(
+        self,
+        *,
+        body: m.PeriodicTaskInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.PeriodicTask: ...
+
+    @overload
+    async def post_jobs_api(
+        self,
+        *,
+        body: m.PeriodicTaskInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.PeriodicTaskPartial: ...
 
     async def post_jobs_api(
         self,
         *,
         body: m.PeriodicTaskInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.PeriodicTask:
+    ) -> m.PeriodicTask | m.PeriodicTaskPartial:
         """Create a new scheduled job
 
         ``POST /workers/jobs/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PeriodicTaskPartial`` (every field optional).
 
         Args:
             x_fields: An optional fields mask
@@ -196,7 +284,28 @@ class WorkersOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PeriodicTaskPartial] = _POST_JOBS_API.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_POST_JOBS_API, args)
+
+    @overload
+    async def put_job_api(
+        self,
+        id: str,
+        *,
+        body: m.PeriodicTaskInput | Mapping[str, Any],
+        x_fields: None = None,
+    ) -> m.PeriodicTask: ...
+
+    @overload
+    async def put_job_api(
+        self,
+        id: str,
+        *,
+        body: m.PeriodicTaskInput | Mapping[str, Any],
+        x_fields: str,
+    ) -> m.PeriodicTaskPartial: ...
 
     async def put_job_api(
         self,
@@ -204,10 +313,13 @@ class WorkersOperations:
         *,
         body: m.PeriodicTaskInput | Mapping[str, Any],
         x_fields: str | None = None,
-    ) -> m.PeriodicTask:
+    ) -> m.PeriodicTask | m.PeriodicTaskPartial:
         """Update a single scheduled job
 
         ``PUT /workers/jobs/{id}/``
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``id,title``) the server
+        sends only the fields it names, decoded into ``PeriodicTaskPartial`` (every field optional).
 
         Args:
             id: A job ID
@@ -219,4 +331,7 @@ class WorkersOperations:
             "x_fields": x_fields,
             "body": body,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.PeriodicTaskPartial] = _PUT_JOB_API.masked()
+            return await self._requester.request(masked, args)
         return await self._requester.request(_PUT_JOB_API, args)

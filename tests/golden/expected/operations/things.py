@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
@@ -35,6 +35,8 @@ _LIST_THINGS: Endpoint[m.ThingPage] = Endpoint(
         Param("x_fields", "X-Fields", "header", Kind.STRING),
     ),
     item=m.ThingRead,
+    partial=m.ThingPagePartial,
+    partial_item=m.ThingReadPartial,
     tag="things",
 )
 
@@ -75,6 +77,30 @@ class ThingsOperations:
         }
         return await self._requester.request(_DELETE_THING, args)
 
+    @overload
+    def list_things(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["title", "-title"] | None = None,
+        tag: str | Sequence[str] | None = None,
+        featured: bool | None = None,
+        x_fields: None = None,
+    ) -> Paginator[m.ThingPage, m.ThingRead]: ...
+
+    @overload
+    def list_things(
+        self,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        sort: Literal["title", "-title"] | None = None,
+        tag: str | Sequence[str] | None = None,
+        featured: bool | None = None,
+        x_fields: str,
+    ) -> Paginator[m.ThingPagePartial, m.ThingReadPartial]: ...
+
     def list_things(
         self,
         *,
@@ -84,12 +110,15 @@ class ThingsOperations:
         tag: str | Sequence[str] | None = None,
         featured: bool | None = None,
         x_fields: str | None = None,
-    ) -> Paginator[m.ThingPage, m.ThingRead]:
+    ) -> Paginator[m.ThingPage, m.ThingRead] | Paginator[m.ThingPagePartial, m.ThingReadPartial]:
         """List things
 
         ``GET /things/``
 
         Await the call for one page; iterate it (``async for``) for every item of every page.
+
+        With ``x_fields`` (an ``X-Fields`` mask such as ``data{id,title},total``) the server
+        sends only the fields it names, decoded into ``ThingReadPartial`` (every field optional).
 
         Args:
             page: The page to fetch
@@ -107,6 +136,9 @@ class ThingsOperations:
             "featured": featured,
             "x_fields": x_fields,
         }
+        if x_fields is not None:
+            masked: Endpoint[m.ThingPagePartial] = _LIST_THINGS.masked()
+            return self._requester.paginate(masked, args, m.ThingReadPartial)
         return self._requester.paginate(_LIST_THINGS, args, m.ThingRead)
 
     async def update_thing(
