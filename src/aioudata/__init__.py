@@ -17,12 +17,14 @@ from ._errors import (
     ArgumentError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConflictError,
     ConnectError,
     ConnectionLostError,
     DecodeError,
     GoneError,
     LockedError,
+    MalformedResponseError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
@@ -38,6 +40,7 @@ from ._errors import (
 from ._hooks import EventHooks, RequestEvent, ResponseEvent
 from ._limits import RateLimiter
 from ._mirror import EntitySummary, MirrorConfig, MirrorError, MirrorSummary, run_mirror
+from ._mirror.progress import EntityStatus, ProgressCallback, ProgressUpdate
 from ._pagination import SEARCH_CAP, PaginationStats, Paginator
 from ._response import Response
 from ._retry import ClientStats, RetryPolicy
@@ -51,17 +54,20 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "Client",
+    "ClientClosedError",
     "ClientStats",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "DecodeError",
     "Endpoint",
+    "EntityStatus",
     "EntitySummary",
     "EventHooks",
     "GoneError",
     "Kind",
     "LockedError",
+    "MalformedResponseError",
     "MirrorConfig",
     "MirrorError",
     "MirrorSummary",
@@ -70,6 +76,8 @@ __all__ = [
     "Paginator",
     "Param",
     "PermissionDeniedError",
+    "ProgressCallback",
+    "ProgressUpdate",
     "RateLimitedError",
     "RateLimiter",
     "RequestEvent",

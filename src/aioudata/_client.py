@@ -22,8 +22,11 @@ from ._decoding import decode_body
 from ._endpoint import Endpoint
 from ._errors import (
     APIError,
+    ArgumentError,
+    ClientClosedError,
     ConnectError,
     ConnectionLostError,
+    MalformedResponseError,
     RequestTimeoutError,
     ResponseTooLargeError,
     TransportError,
@@ -34,13 +37,13 @@ from ._errors import (
 from ._generated.namespaces import Namespaces
 from ._hooks import EventHooks, RequestEvent, ResponseEvent, check_hooks, emit
 from ._limits import RateLimiter
-from ._pagination import Paginator
+from ._pagination import Paginator, WalkTasks
 from ._proxy import route_for
 from ._response import RAW, RawCapture, Response
 from ._retry import ClientStats, Retrier, RetryPolicy, parse_retry_after
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "Client"]
+__all__ = ["DEFAULT_BASE_URL", "Client", "check_header_value", "mask_credentials"]
 
 T = TypeVar("T")
 PageT = TypeVar("PageT")
@@ -61,6 +64,8 @@ _INFLATE_LIMIT_ERRORS: tuple[type[BaseException], ...] = tuple(
     if isinstance(cls, type) and issubclass(cls, BaseException)
 )
 _INFLATE_LIMIT: int = getattr(aiohttp.compression_utils, "DEFAULT_MAX_DECOMPRESS_SIZE", 2**25)
+
+_HTTP = aiohttp.http_exceptions
 
 #: What one HTTP exchange gave: status, headers, body, public URL, method, elapsed seconds.
 _Answer = tuple[int, CIMultiDictProxy[str], bytes, str, str, float]
@@ -107,8 +112,16 @@ class Client(Namespaces):
             a few such bodies at once (one per request in flight); it stops a runaway or hostile
             answer before it exhausts memory.
 
+    Credentials in ``base_url`` (``https://user:password@host/api/1``) are taken out of it: they
+    are sent as Basic auth to that origin only (never after a redirect to another one), and
+    never appear in :attr:`base_url`, reprs, errors, logs or events. They win over .netrc.
+
     Proxies come from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``; .netrc
     for credentials), read when the connection pool is created.
+
+    ``close()`` (or leaving ``async with``) ends every listing walk of the client still
+    running; a closed client refuses requests (:class:`ClientClosedError`) until it is entered
+    again with ``async with``.
     """
 
     def __init__(
@@ -131,17 +144,33 @@ class Client(Namespaces):
         event_hooks: EventHooks | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
-        url = URL(base_url.rstrip("/"))
+        shown = mask_credentials(base_url)
+        try:
+            url = URL(base_url.rstrip("/"))
+        except (TypeError, ValueError) as error:  # yarl's messages never quote the URL
+            raise ValueError(f"base_url {shown!r} is not a valid URL: {error}") from None
         if url.scheme not in {"http", "https"} or not url.host:
-            raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+            raise ValueError(f"base_url must be an http(s) URL, not {shown!r}")
+        # Credentials in the URL are a secret like the key: kept apart, sent as Basic auth.
+        self._auth: aiohttp.BasicAuth | None = None
+        if url.raw_user is not None or url.raw_password is not None:
+            self._auth = aiohttp.BasicAuth(url.user or "", url.password or "", encoding="utf-8")
+            url = url.with_user(None)
         self._base = url
-        key = api_key if api_key is not None else os.environ.get("UDATA_API_KEY")
+        key: str | None = api_key
+        source = "api_key"
+        if key is None:
+            key, source = os.environ.get("UDATA_API_KEY"), "the UDATA_API_KEY variable"
+        if key:
+            check_header_value(key, source, what="an API key")
         self._api_key = _Secret(key) if key else None
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, connect=connect_timeout, sock_read=read_timeout
         )
         self._max_connections = max_connections
         self._max_connections_per_host = max_connections_per_host
+        if user_agent:
+            check_header_value(user_agent, "user_agent", what="a User-Agent")
         self._user_agent = (
             user_agent or f"aioudata/{__version__} (+https://pypi.org/project/aioudata/)"
         )
@@ -158,6 +187,8 @@ class Client(Namespaces):
         self._request_hooks, self._response_hooks = check_hooks(event_hooks)
         self._headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
         self._session: aiohttp.ClientSession | None = None
+        # The page requests of the client's listing walks; ``closed`` once close() is called.
+        self._walk_tasks = WalkTasks(self._closed_error)
         # Proxy and .netrc keyword arguments per origin, resolved with the session.
         self._base_route: dict[str, Any] = {}
         self._routes: dict[tuple[str, str | None, int | None, bool], dict[str, Any]] = {}
@@ -174,10 +205,19 @@ class Client(Namespaces):
 
     @property
     def base_url(self) -> str:
-        """The API root every path is relative to, e.g. ``https://www.data.gouv.fr/api/1``."""
+        """The API root every path is relative to, e.g. ``https://www.data.gouv.fr/api/1``.
+
+        Without the credentials ``base_url`` may have been given with.
+        """
         return str(self._base)
 
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`, until the client is entered again (``async with``)."""
+        return self._walk_tasks.closed
+
     async def __aenter__(self) -> Client:
+        self._walk_tasks.closed = False  # entering a closed client opens it again
         self._ensure_session()
         return self
 
@@ -190,16 +230,33 @@ class Client(Namespaces):
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection pool; the client can be used again afterwards."""
+        """End every listing walk still running, then close the connection pool.
+
+        The page requests walks run ahead are cancelled and awaited (a walk resumed afterwards
+        raises :class:`ClientClosedError`), requests of other tasks still under way fail with
+        it. Until the client is entered again (``async with client:``), requests raise
+        :class:`ClientClosedError`: no connection pool is opened behind the caller's back.
+        """
+        await self._walk_tasks.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
+    def _closed_error(self) -> ClientClosedError:
+        return ClientClosedError(
+            f"the client of {self._base} is closed: requests are refused until it is entered"
+            " again (async with client: ...)"
+        )
+
     def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._walk_tasks.closed:
+            raise self._closed_error()
         if self._session is None or self._session.closed:
             # The environment's proxy is read here, once: with trust_env, aiohttp would look it
             # up (in a thread) for every request.
             self._base_route = route_for(self._base)
+            if self._auth is not None:  # credentials of the URL win over .netrc's
+                self._base_route = {**self._base_route, "auth": self._auth}
             self._routes.clear()
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
@@ -238,6 +295,8 @@ class Client(Namespaces):
 
     async def request(self, endpoint: Endpoint[T], args: dict[str, Any]) -> T:
         """Send the request ``endpoint`` describes with ``args`` and decode the answer."""
+        if self._walk_tasks.closed:
+            raise self._closed_error()
         prepared = prepare(endpoint, args)
         capture = RAW.get()
         raw = capture is not None and not capture.used
@@ -265,7 +324,13 @@ class Client(Namespaces):
         self, endpoint: Endpoint[PageT], args: dict[str, Any], item: type[ItemT]
     ) -> Paginator[PageT, ItemT]:
         """A listing bound to ``args``: await it for one page, iterate it for every item."""
-        return Paginator(self.request, endpoint, args, concurrency=self.page_concurrency)
+        return Paginator(
+            self.request,
+            endpoint,
+            args,
+            concurrency=self.page_concurrency,
+            tasks=self._walk_tasks,
+        )
 
     def _absolute(self, path: str) -> URL:
         """``path`` (already escaped) below the base URL."""
@@ -290,7 +355,6 @@ class Client(Namespaces):
 
     async def _send(self, prepared: PreparedRequest, attempt: int) -> _Answer:
         """One attempt: send, follow redirects, return the answer or raise a typed error."""
-        session = self._ensure_session()
         url = self._absolute(prepared.path)
         if prepared.query:
             url = url.with_query(prepared.query)
@@ -307,8 +371,10 @@ class Client(Namespaces):
         method = prepared.method
         request_hooks, response_hooks = self._request_hooks, self._response_hooks
         for _ in range(_MAX_REDIRECTS + 1):
-            # The key goes only to the configured host: never follow it elsewhere.
+            # The key (and the URL's credentials) go only to the configured host: never follow
+            # them elsewhere.
             same_origin = _same_origin(url, self._base)
+            self._ensure_session()  # the base route is resolved with the pool
             if self._api_key is not None and same_origin:
                 headers[API_KEY_HEADER] = self._api_key.reveal()
             else:
@@ -322,6 +388,9 @@ class Client(Namespaces):
                     )
                     await emit(request_hooks, event)
                 started = time.perf_counter()
+                # Closed meanwhile (a cool-off can be long): raises, never reopens.
+                session = self._ensure_session()
+                failure: UdataError | None = None
                 try:
                     async with session.request(
                         method, url, headers=headers, data=data, allow_redirects=False, **route
@@ -336,9 +405,16 @@ class Client(Namespaces):
                     self.stats.errors[type(too_large).__name__] += 1
                     raise
                 except (TimeoutError, aiohttp.ClientError) as exc:
-                    error = _transport_error(exc, method, _public(url))
-                    self.stats.errors[type(error).__name__] += 1
-                    raise error from exc
+                    if self._walk_tasks.closed:  # the pool was closed under this request
+                        failure = self._closed_error()
+                    else:
+                        failure = _transport_error(exc, method, _public(url))
+                        self.stats.errors[type(failure).__name__] += 1
+                if failure is not None:
+                    # Raised here, not in the except block: aiohttp's exception stays out of the
+                    # typed error's chain (its repr holds the headers sent, the key and the URL's
+                    # credentials among them, or a proxy's credentials); the message has its text.
+                    raise failure
             self.stats.statuses[status] += 1
             public = _public(url)
             if response_hooks:
@@ -404,11 +480,41 @@ def _inflate_limit(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _malformed(exc: BaseException) -> str | None:
+    """What aiohttp could not read as HTTP in the answer behind ``exc``; None for other failures.
+
+    A header or status line that does not parse (or is over aiohttp's 8190 bytes), a body whose
+    Content-Encoding does not decode. A body ending early (Content-Length, chunks) is not that:
+    the connection was lost. The offending bytes are not quoted (they may hold anything).
+    """
+    if not isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        return None
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, _HTTP.ContentEncodingError):
+            coding = " ".join(str(seen.message).split())
+            return f"its body does not decode ({coding})"
+        if isinstance(seen, _HTTP.PayloadEncodingError):
+            return None  # cut short: a lost connection, not a malformed answer
+        if isinstance(seen, _HTTP.LineTooLong):
+            limit = seen.args[1] if len(seen.args) > 1 and isinstance(seen.args[1], int) else None
+            over = f"{limit} bytes" if limit else "its limit"
+            return f"a status or header line over aiohttp's {over}"
+        if isinstance(seen, _HTTP.BadHttpMessage):
+            return f"its status line or headers do not parse ({type(seen).__name__})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _transport_error(exc: BaseException, method: str, url: str) -> UdataError:
     """The typed error for an aiohttp failure (most specific first).
 
     A body that inflates past aiohttp's decompression limit is not a transport failure: the
     server answered, and would answer the same again. It is a :class:`ResponseTooLargeError`.
+    Nor is an answer aiohttp cannot read as HTTP (an overlong header, a body whose gzip does
+    not decode): a :class:`MalformedResponseError`.
     """
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     inflated = _inflate_limit(exc) if _INFLATE_LIMIT_ERRORS else None
@@ -423,6 +529,9 @@ def _transport_error(exc: BaseException, method: str, url: str) -> UdataError:
             url=url,
             limit=limit,
         )
+    malformed = _malformed(exc)
+    if malformed is not None:
+        return MalformedResponseError(malformed, method=method, url=url)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError(text, method=method, url=url)
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts derive from it
@@ -432,6 +541,27 @@ def _transport_error(exc: BaseException, method: str, url: str) -> UdataError:
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
         return ConnectionLostError(text, method=method, url=url)
     return TransportError(text, method=method, url=url)
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` (a URL, valid or not) as it may be shown: its user info, if any, masked."""
+    return re.sub(r"//.*@", "//***@", text, flags=re.DOTALL) if "@" in text else text
+
+
+def check_header_value(value: str, source: str, *, what: str) -> None:
+    """Refuse a header value (the key, the User-Agent) holding a non-printable character.
+
+    A line break would otherwise end in aiohttp's "header injection" error, and a trailing
+    one is an easy mistake (``UDATA_API_KEY=$(cat key.txt)`` keeps none, an editor's file
+    read raw does): the message names ``source``, never the value.
+    """
+    for position, char in enumerate(value):
+        if not char.isprintable():
+            kind = "a line break" if char in "\r\n" else f"the character U+{ord(char):04X}"
+            raise ArgumentError(
+                f"{source} holds {kind} (character {position + 1} of {len(value)}):"
+                f" {what} is one line of printable characters; check how it was set"
+            )
 
 
 def _same_origin(a: URL, b: URL) -> bool:

@@ -14,12 +14,14 @@ __all__ = [
     "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
     "ConnectError",
     "ConnectionLostError",
     "DecodeError",
     "GoneError",
     "LockedError",
+    "MalformedResponseError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
@@ -186,6 +188,30 @@ class ResponseTooLargeError(UdataError):
         self.limit = limit
         self.size = size
         super().__init__(f"{method} {url}: answer too large: {reason}")
+
+
+class MalformedResponseError(UdataError):
+    """The server answered, but not with HTTP aioudata can read; the request is not retried.
+
+    A header or status line longer than aiohttp's limit (8190 bytes), a header that does not
+    parse, a body whose ``Content-Encoding`` (gzip, deflate...) does not decode. Not a
+    :class:`TransportError`: the connection worked and asking again gets the same answer.
+    ``reason`` is what was wrong (aiohttp's words, without the offending bytes).
+    """
+
+    def __init__(self, reason: str, *, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{method} {url}: malformed answer: {reason}")
+
+
+class ClientClosedError(UdataError, RuntimeError):
+    """A request was made through a closed :class:`~aioudata.Client`.
+
+    Closing a client ends what it was doing (listing walks included); it does not open a new
+    connection pool behind the caller's back. ``async with client:`` opens it again.
+    """
 
 
 class DecodeError(UdataError):

@@ -24,13 +24,13 @@ class RateLimiter:
     def __init__(
         self, rate: float | None = None, burst: int = 1, max_in_flight: int | None = None
     ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate must be positive or None, not {rate!r}")
+        if rate is not None and rate < 0:
+            raise ValueError(f"rate must be positive, 0 or None (unlimited), not {rate!r}")
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst!r}")
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1 or None, not {max_in_flight!r}")
-        self.rate = rate
+        self.rate = rate or None  # 0: unlimited, as --rate 0
         self.burst = burst
         self.max_in_flight = max_in_flight
         self._tokens = float(burst)

@@ -18,6 +18,10 @@ What the real API does and how it is handled here:
   really serves (the last planned page still has a ``next_page``, or is full) is walked past, and
   a server serving fewer items per page than the ``page_size`` it echoes is walked at the size it
   really serves.
+
+The page requests a walk runs ahead are tasks of the client's :class:`WalkTasks`: closing the
+client cancels and awaits them, and a walk resumed after that raises
+:class:`~aioudata.ClientClosedError` instead of requesting more.
 """
 
 from __future__ import annotations
@@ -26,17 +30,32 @@ import asyncio
 import contextlib
 import enum
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Hashable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Hashable,
+)
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from ._endpoint import Endpoint
-from ._errors import ArgumentError, BadRequestError, NotFoundError, SearchCapError
+from ._errors import (
+    ArgumentError,
+    BadRequestError,
+    ClientClosedError,
+    NotFoundError,
+    SearchCapError,
+)
 
-__all__ = ["SEARCH_CAP", "PaginationStats", "Paginator"]
+__all__ = ["SEARCH_CAP", "PaginationStats", "Paginator", "WalkTasks"]
 
 PageT = TypeVar("PageT")
 ItemT = TypeVar("ItemT")
+T = TypeVar("T")
 
 Fetch = Callable[[Endpoint[PageT], dict[str, Any]], Awaitable[PageT]]
 Mode = Literal["auto", "concurrent", "sequential"]
@@ -97,6 +116,50 @@ class PaginationStats:
         )
 
 
+class WalkTasks:
+    """The page requests in flight of every walk one client started, so closing it ends them.
+
+    A walk breaks out early, or its consumer stops iterating: its page requests must not outlive
+    the client (they would reopen its connection pool after ``close()``, and leak it). The
+    client calls :meth:`close`: every such request is cancelled and awaited; from then on
+    :attr:`closed` is true, no page request starts, and a walk resumed raises the client's
+    :class:`~aioudata.ClientClosedError` (``closed_error()``).
+    """
+
+    __slots__ = ("_tasks", "closed", "closed_error")
+
+    def __init__(self, closed_error: Callable[[], ClientClosedError]) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        #: True from :meth:`close` until the client is opened again.
+        self.closed = False
+        self.closed_error = closed_error
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` (one page request) as a task ended by :meth:`close`."""
+        if self.closed:
+            coro.close()
+            raise self.closed_error()
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def check(self) -> None:
+        """Raise the client's :class:`~aioudata.ClientClosedError` once it is closed."""
+        if self.closed:
+            raise self.closed_error()
+
+    async def close(self) -> None:
+        """Refuse new page requests, cancel those in flight and wait until they are gone."""
+        self.closed = True
+        me = asyncio.current_task()
+        pending = [task for task in self._tasks if not task.done() and task is not me]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
 def _item_id(item: Any) -> Hashable | None:
     value = getattr(item, "id", None)
     return value if isinstance(value, Hashable) else None
@@ -126,6 +189,9 @@ class Paginator(Generic[PageT, ItemT]):
         recheck: when the listing moved during the walk, walk it once more and yield the items
             the first pass missed.
         key: the identity used to de-duplicate items (default: their ``id``).
+        tasks: where the page requests run (the client's :class:`WalkTasks`, so that closing
+            the client ends them); by default the one of the client whose ``request`` is
+            ``fetch``, if any.
     """
 
     __slots__ = (
@@ -140,6 +206,7 @@ class Paginator(Generic[PageT, ItemT]):
         "_ordered",
         "_over_cap",
         "_recheck",
+        "_tasks",
         "stats",
     )
 
@@ -157,6 +224,7 @@ class Paginator(Generic[PageT, ItemT]):
         over_cap: OverCap = "raise",
         recheck: bool = False,
         key: Callable[[Any], Hashable | None] = _item_id,
+        tasks: WalkTasks | None = None,
     ) -> None:
         if concurrency < 1:
             raise ArgumentError(f"concurrency must be at least 1, not {concurrency}")
@@ -177,6 +245,10 @@ class Paginator(Generic[PageT, ItemT]):
         self._over_cap: OverCap = over_cap
         self._recheck = recheck
         self._key = key
+        if tasks is None:  # Paginator(client.request, ...): the walk belongs to that client
+            found = getattr(getattr(fetch, "__self__", None), "_walk_tasks", None)
+            tasks = found if isinstance(found, WalkTasks) else None
+        self._tasks = tasks
         #: Counters of the latest walk (a new one starts with each iteration).
         self.stats = PaginationStats()
 
@@ -212,6 +284,7 @@ class Paginator(Generic[PageT, ItemT]):
             over_cap=pick(over_cap, self._over_cap),
             recheck=pick(recheck, self._recheck),
             key=pick(key, self._key),
+            tasks=self._tasks,
         )
 
     def __repr__(self) -> str:
@@ -260,6 +333,7 @@ class Paginator(Generic[PageT, ItemT]):
                             continue
                         seen.add(ident)
                     yield item
+                    self._alive()
         if not (self._recheck and stats.moved):
             return
         # The listing moved under the walk: walk it again and hand out what was missed.
@@ -277,6 +351,7 @@ class Paginator(Generic[PageT, ItemT]):
                         seen.add(ident)
                         stats.recovered += 1
                         yield item
+                        self._alive()
         stats.pages += again.pages
         stats.total_last = again.total_last
         stats.expected = again.expected
@@ -296,6 +371,7 @@ class Paginator(Generic[PageT, ItemT]):
         total = _total(first)
         if not _has_more(first, start, size):
             yield first
+            self._alive()
             self._finish(stats, start, size)
             return
         if self._mode == "sequential" or size is None or (self._mode == "auto" and total is None):
@@ -335,6 +411,7 @@ class Paginator(Generic[PageT, ItemT]):
         page, number = first, start
         stats.max_held = max(stats.max_held, 1)
         yield page
+        self._alive()
         while _has_more(page, number, size):
             number += 1
             if size is not None and self._capped(number, size, stats):
@@ -345,6 +422,7 @@ class Paginator(Generic[PageT, ItemT]):
             page = fetched
             self._note(stats, page)
             yield page
+            self._alive()
 
     async def _concurrent_pages(
         self, stats: PaginationStats, first: PageT, start: int, size: int
@@ -357,6 +435,7 @@ class Paginator(Generic[PageT, ItemT]):
             self._extend(plan, first, start)
             self._launch(window, plan, stats)
             yield first
+            self._alive()
             while window:
                 if self._ordered:
                     if head not in window:
@@ -376,7 +455,7 @@ class Paginator(Generic[PageT, ItemT]):
                     )
                     numbers = sorted(n for n, f in window.items() if f.done())
                 for number in numbers:
-                    page = window.pop(number).result()
+                    page = self._result(window.pop(number))
                     if page is None or not _data(page):
                         # Past the end (the listing shrank): nothing beyond exists either.
                         plan.last = min(plan.last, number - 1)
@@ -389,6 +468,7 @@ class Paginator(Generic[PageT, ItemT]):
                     self._extend(plan, page, number)
                     self._launch(window, plan, stats)
                     yield page
+                    self._alive()
                     head = number + 1
                 self._launch(window, plan, stats)
             if plan.capped_at is not None and plan.capped_at <= plan.last:
@@ -419,12 +499,29 @@ class Paginator(Generic[PageT, ItemT]):
             if cap is not None and number * plan.size > cap:
                 plan.capped_at = number
                 break
-            window[number] = asyncio.ensure_future(self._get(number, plan.size, past_end_ok=True))
+            window[number] = self._spawn(self._get(number, plan.size, past_end_ok=True))
             plan.next += 1
             in_flight += 1
         stats.max_held = max(stats.max_held, len(window) + 1)
 
     # Helpers.
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """A page request run ahead, as a task the client ends when it closes."""
+        if self._tasks is None:
+            return asyncio.ensure_future(coro)
+        return self._tasks.spawn(coro)
+
+    def _alive(self) -> None:
+        """Resuming a walk whose client was closed meanwhile raises ClientClosedError."""
+        if self._tasks is not None:
+            self._tasks.check()
+
+    def _result(self, future: asyncio.Future[T]) -> T:
+        """A page request's outcome; one cancelled by the client closing says so."""
+        if future.cancelled() and self._tasks is not None:
+            self._tasks.check()
+        return future.result()
 
     async def _get(self, number: int, size: int | None, *, past_end_ok: bool) -> PageT | None:
         """Page ``number``, or None when it is past the end of the listing."""
@@ -553,17 +650,15 @@ def _has_more(page: Any, number: int, size: int | None) -> bool:
     """True when something may follow ``page`` (page ``number`` of ``size`` items).
 
     What the page holds wins over what it says: a ``next_page`` means more, and so does a
-    full page (a total or a null ``next_page`` can under-report: one more request tells).
-    An empty page ends the listing.
+    total beyond this page; a full page means more too (one more request tells) unless its
+    total says it ends the listing. An empty page ends it.
     """
     data = _data(page)
     if not data:
         return False
     if _next_page(page):
         return True
-    if size is not None and len(data) >= size:
-        return True
-    if hasattr(page, "next_page"):
-        return False
     total = _total(page)
-    return total is not None and size is not None and number * size < total
+    if total is not None and size is not None and number * size < total:
+        return True
+    return size is not None and len(data) >= size and total is None
