@@ -205,7 +205,7 @@ class CatalogServer:
         self._runner: web.AppRunner | None = None
         self._origin = ""
         self._templates: dict[str, list[_Template]] = {}
-        self._pages: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, int, int, str | None], bytes] = OrderedDict()
         self._not_found = json.dumps(_recorded("error_404_page_past_end.json")["body"]).encode()
         self._bad_page = _recorded("error_400_bad_page_size.json")["body"]
         self._site_body = json.dumps(_recorded("site.json")["body"]).encode()
@@ -271,9 +271,7 @@ class CatalogServer:
         self, kind: str, page: int, page_size: int, mask: list[str] | None = None
     ) -> bytes | None:
         """The encoded page, or None past the end; ``mask``: only these fields of each item."""
-        if mask is not None:
-            return self._masked_page(kind, page, page_size, mask)
-        key = (kind, page, page_size)
+        key = (kind, page, page_size, ",".join(mask) if mask is not None else None)
         cached = self._pages.get(key)
         if cached is not None:
             self._pages.move_to_end(key)
@@ -284,11 +282,18 @@ class CatalogServer:
             return None
         last = min(total, first + page_size)
         templates = self._templates[kind]
-        out = [b'{"data":[']
-        for number in range(first, last):
-            if number > first:
-                out.append(b",")
-            templates[number % len(templates)].render(kind, number, out)
+        if mask is None:
+            out = [b'{"data":[']
+            for number in range(first, last):
+                if number > first:
+                    out.append(b",")
+                templates[number % len(templates)].render(kind, number, out)
+            out.append(b"]")
+        else:
+            items = [
+                _masked(mask, kind, n, templates[n % len(templates)]) for n in range(first, last)
+            ]
+            out = [b'{"data":', json.dumps(items, separators=(",", ":")).encode()]
         url = f"{self._origin}/api/1/{kind}/?page={{}}&page_size={page_size}"
         envelope = {
             "next_page": url.format(page + 1) if last < total else None,
@@ -297,34 +302,13 @@ class CatalogServer:
             "previous_page": url.format(page - 1) if page > 1 else None,
             "total": total,
         }
-        out.append(b"]," + json.dumps(envelope, separators=(",", ":")).encode()[1:])
+        out.append(b"," + json.dumps(envelope, separators=(",", ":")).encode()[1:])
         body = b"".join(out)
         if self.config.page_cache > 0:
             self._pages[key] = body
             while len(self._pages) > self.config.page_cache:
                 self._pages.popitem(last=False)
         return body
-
-    def _masked_page(self, kind: str, page: int, page_size: int, mask: list[str]) -> bytes | None:
-        total = self.config.size(kind)
-        first = (page - 1) * page_size
-        if first >= total and page != 1:
-            return None
-        last = min(total, first + page_size)
-        templates = self._templates[kind]
-        data = [_masked(mask, kind, n, templates[n % len(templates)]) for n in range(first, last)]
-        url = f"{self._origin}/api/1/{kind}/?page={{}}&page_size={page_size}"
-        return json.dumps(
-            {
-                "data": data,
-                "next_page": url.format(page + 1) if last < total else None,
-                "page": page,
-                "page_size": page_size,
-                "previous_page": url.format(page - 1) if page > 1 else None,
-                "total": total,
-            },
-            separators=(",", ":"),
-        ).encode()
 
     # Handlers.
 

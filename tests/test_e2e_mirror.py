@@ -55,7 +55,7 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def rows(db: Path, table: str) -> dict[str, tuple[Any, ...]]:
-    """id → row, every column but the seen_pass bookkeeping."""
+    """id → row, every column but the bookkeeping."""
     return {row[0]: row for row in dump(db)[table]}
 
 
@@ -63,9 +63,10 @@ def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every mirrored row (every column, JSON included) and every quarantined record."""
     found = {}
     for table in TABLES:
-        # seen_pass is bookkeeping (which pass last listed the row), not mirrored data.
+        # Bookkeeping (when and in which run a row was written) is not mirrored data.
         columns = [row[1] for row in query(db, f"PRAGMA table_info({table})")]
-        shown = ", ".join(column for column in columns if column != "seen_pass")
+        bookkeeping = ("written_at", "changed_run")
+        shown = ", ".join(column for column in columns if column not in bookkeeping)
         found[table] = query(db, f"SELECT {shown} FROM {table} ORDER BY id")
     found["errors"] = query(
         db, "SELECT entity, key, item_id, raw, reason FROM errors ORDER BY 1, 2"
@@ -73,7 +74,7 @@ def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
-def ids(db: Path, table: str, where: str = "deleted_at IS NULL") -> set[str]:
+def ids(db: Path, table: str, where: str = "gone_at IS NULL") -> set[str]:
     return {row[0] for row in query(db, f"SELECT id FROM {table} WHERE {where}")}
 
 
@@ -199,10 +200,10 @@ def test_an_incremental_run_picks_up_exactly_the_changes(
         ("Renamed by the mirror test",)
     ]
     assert ids(db, "datasets") == (set(public) - {removed}) | {added}
-    ((deleted_at,),) = query(db, f"SELECT deleted_at FROM datasets WHERE id = '{removed}'")
-    assert deleted_at  # marked with a timestamp, not dropped
+    ((gone_at,),) = query(db, f"SELECT gone_at FROM datasets WHERE id = '{removed}'")
+    assert gone_at  # marked with a timestamp, not dropped
     resources = own_server.manifest["resources"][removed]
-    assert ids(db, "resources", "deleted_at IS NOT NULL") == set(resources)
+    assert ids(db, "resources", "gone_at IS NOT NULL") == set(resources)
     line = next(line for line in second.stderr.splitlines() if line.strip().startswith("datasets"))
     assert " 1 new" in line and " 1 updated" in line and " 1 deleted" in line
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aioudata._mirror.store import _write_lines
+from aioudata._mirror.export import _write_lines
 
 VICTIM_TEXT = "precious, not to be overwritten\n"
 

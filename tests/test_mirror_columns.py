@@ -61,8 +61,8 @@ def test_compiled_resource_columns_equal_the_getters() -> None:
         raws = plan.side(raw).resources or []
         for resource, resource_raw in zip(model.resources or [], raws, strict=True):
             side = items.side(resource_raw) if items.side else None
-            expected = ("d", *generic(RESOURCE_COLUMNS, resource))
-            assert items.function("d", resource, side) == expected
+            expected = ("d", 3, *generic(RESOURCE_COLUMNS, resource))
+            assert items.function("d", 3, resource, side) == expected
             seen += 1
     assert seen
 
@@ -149,6 +149,7 @@ def test_records_decode_to_the_getters_values() -> None:
     assert [row.values for row in batch.rows] == [generic(spec.columns, m) for m, _ in models]
     for model, _ in models:
         rows = batch.resources[model.id]
+        expected = enumerate(model.resources or [])
         assert [row.values for row in rows] == [
-            (model.id, *generic(RESOURCE_COLUMNS, r)) for r in model.resources or []
+            (model.id, i, *generic(RESOURCE_COLUMNS, r)) for i, r in expected
         ]

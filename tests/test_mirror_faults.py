@@ -49,6 +49,6 @@ async def test_a_mirror_through_ten_percent_faults_holds_every_object_once(
         assert stored_resources == resources
         assert conn.execute("SELECT COUNT(*) FROM errors").fetchone() == (0,)
         assert conn.execute(
-            "SELECT COUNT(*) FROM datasets WHERE deleted_at IS NOT NULL"
+            "SELECT COUNT(*) FROM datasets WHERE gone_at IS NOT NULL"
         ).fetchone() == (0,)
     assert summary.entities["datasets"].new == 1_500

@@ -40,7 +40,7 @@ def config(catalog: MovingCatalog, db: Path, **options: Any) -> MirrorConfig:
 
 def live_ids(db: Path) -> set[str]:
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT id FROM datasets WHERE deleted_at IS NULL").fetchall()
+        rows = conn.execute("SELECT id FROM datasets WHERE gone_at IS NULL").fetchall()
     return {row[0] for row in rows}
 
 

@@ -1,4 +1,4 @@
-"""Verification rounds, partial runs, skipped entities and schema upgrades of the mirror.
+"""Verification rounds, partial runs and skipped entities of the mirror.
 
 Against the fake udata catalog of tests/test_mirror_job.py on 127.0.0.1.
 """
@@ -6,7 +6,6 @@ Against the fake udata catalog of tests/test_mirror_job.py on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ import pytest
 from aioudata import AuthenticationError
 from aioudata._cli import EXIT_PARTIAL, main
 from aioudata._mirror import run_mirror
-from aioudata._mirror.config import MirrorError
-from aioudata._mirror.store import SCHEMA_VERSION, Store
 from aioudata._mirror.sync import MAX_ROUNDS
 from tests.test_mirror_job import FakeCatalog, catalog, config, query
 from tests.test_mirror_store import dataset
@@ -39,15 +36,13 @@ async def test_objects_a_moving_listing_missed_are_repaired(
     db = tmp_path / "m.sqlite"
     summary = await run_mirror(config(catalog, db, entities=("datasets",), page_size=5))
     expected = {d["id"] for d in catalog.items["datasets"]}
-    live = {row[0] for row in query(db, "SELECT id FROM datasets WHERE deleted_at IS NULL")}
+    live = {row[0] for row in query(db, "SELECT id FROM datasets WHERE gone_at IS NULL")}
     assert live == expected and len(expected) == 29
     item = summary.entities["datasets"]
     assert summary.status == "ok" and item.status == "ok"
     assert item.repaired == 1 and item.rounds >= 1
     # The dataset removed during the crawl was stored, then found gone: marked, not kept live.
-    assert query(db, f"SELECT deleted_at IS NOT NULL FROM datasets WHERE id = '{removed}'") == [
-        (1,)
-    ]
+    assert query(db, f"SELECT gone_at IS NOT NULL FROM datasets WHERE id = '{removed}'") == [(1,)]
     assert any("verification found 1" in line for line in summary.lines())
 
 
@@ -65,7 +60,7 @@ async def test_a_listing_that_keeps_moving_ends_partial_and_deletes_nothing(
     assert again.status == "partial" and item.status == "partial"
     assert item.rounds == MAX_ROUNDS and "kept moving" in item.note
     assert item.deleted == 0  # an untrustworthy listing marks nothing deleted
-    assert query(db, f"SELECT deleted_at FROM datasets WHERE id = '{gone}'") == [(None,)]
+    assert query(db, f"SELECT gone_at FROM datasets WHERE id = '{gone}'") == [(None,)]
     assert query(db, "SELECT status FROM runs ORDER BY id DESC LIMIT 1") == [("partial",)]
 
 
@@ -112,44 +107,3 @@ async def test_a_run_whose_every_listing_is_refused_fails(
     catalog.refused["users"] = 401
     with pytest.raises(AuthenticationError):
         await run_mirror(config(catalog, tmp_path / "m.sqlite", entities=("users",)))
-
-
-def _version_1_database(path: Path) -> None:
-    """The tables a version-1 mirror wrote that changed since (sync_state had no round)."""
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-        conn.execute(
-            "CREATE TABLE sync_state (entity TEXT PRIMARY KEY, pass_no INTEGER NOT NULL,"
-            " kind TEXT, page INTEGER NOT NULL, page_size INTEGER NOT NULL, sort TEXT, t0 TEXT,"
-            " since TEXT, finished INTEGER NOT NULL, full_done INTEGER NOT NULL, hwm TEXT,"
-            " updated_at TEXT NOT NULL)"
-        )
-        conn.execute(
-            "INSERT INTO sync_state VALUES ('datasets', 3, 'full', 2, 100, 'created', NULL,"
-            " NULL, 0, 1, '2026-01-01T00:00:00+00:00', '2026-01-01')"
-        )
-
-
-def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite"
-    _version_1_database(path)
-    store = Store(path)
-    try:
-        state = store.load_state("datasets")
-        assert (state.pass_no, state.kind, state.page, state.round) == (3, "full", 2, 0)
-        assert store.get_meta("schema_version") == SCHEMA_VERSION
-    finally:
-        store.close()
-
-
-def test_a_database_of_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "new.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    with pytest.raises(MirrorError) as info:
-        Store(path)
-    assert info.value.code == 2 and "newer than this aioudata" in str(info.value)
-    tables = query(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
-    assert tables == [("meta",)]

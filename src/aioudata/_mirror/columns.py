@@ -74,7 +74,8 @@ class Extractor:
     """How to read a spec's columns from one model type."""
 
     model: type[Any]
-    #: ``function(model, side)`` (``function(lead, model, side)``) → the columns' values.
+    #: ``function(model, side)`` (``function(dataset_id, position, model, side)`` with
+    #: ``lead``) → the columns' values, the leading ones first.
     function: Callable[..., tuple[Any, ...]]
     #: The second decode (datetime columns as text, resources raw); None: not needed.
     side: Callable[[bytes | msgspec.Raw], Any] | None
@@ -105,7 +106,7 @@ def _make(
 ) -> Extractor:
     info = mi.type_info(model)
     fields = _fields(info)
-    exprs = ["d"] if lead else []
+    exprs = ["d", "i"] if lead else []
     sides: list[tuple[str, Any, Any]] = []
     rename: dict[str, str] = {}
     getters: list[Getter] = []
@@ -122,7 +123,7 @@ def _make(
         listed = _without_none(fields["resources"].type)
         if isinstance(listed, mi.ListType) and isinstance(listed.item_type, mi.StructType):
             item = listed.item_type.cls
-    params = "d, m, s" if lead else "m, s"
+    params = "d, i, m, s" if lead else "m, s"
     source = f"def extract({params}):\n    return ({', '.join(exprs)},)\n"
     namespace: dict[str, Any] = {"_stamp": stamp, "_bool": _BOOL, "_g": tuple(getters)}
     exec(compile(source, f"<columns of {model.__name__}>", "exec"), namespace)

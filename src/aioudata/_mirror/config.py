@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from yarl import URL
 
-from .._client import DEFAULT_BASE_URL
-from .._errors import UdataError
+from .._client import DEFAULT_BASE_URL, check_header_value, mask_credentials
+from .._errors import ArgumentError, UdataError
+from .._hooks import EventHooks
 from .._retry import RetryPolicy
 from .entities import DEFAULT_ENTITIES
 
@@ -34,13 +36,16 @@ class MirrorConfig:
     """Options of one mirror run; the defaults are polite to a public portal.
 
     ``api_key=None`` takes ``UDATA_API_KEY`` from the environment. ``rate`` is requests per
-    second for the whole run (``None``: unlimited), ``concurrency`` the requests in flight.
+    second for the whole run (``None`` or 0: unlimited), ``concurrency`` the requests in flight.
+    ``format=None`` is JSON Lines when ``out`` is given, else SQLite. ``event_hooks`` are given
+    to the run's clients (see :class:`~aioudata.Client`). Credentials in ``base_url`` are sent
+    as Basic auth to that host only and never shown: not in the repr either.
     """
 
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
     db: Path = DEFAULT_DB
-    format: Literal["sqlite", "jsonl"] = "sqlite"
+    format: Literal["sqlite", "jsonl"] | None = None
     out: Path | None = None
     entities: tuple[str, ...] = DEFAULT_ENTITIES
     concurrency: int = 4
@@ -59,15 +64,37 @@ class MirrorConfig:
     timeout: float = 120.0
     #: Check the URL and the key with one ``GET /site/`` before anything else.
     preflight: bool = True
+    event_hooks: EventHooks | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["base_url"] = mask_credentials(self.base_url)
+        return f"MirrorConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
-        url = URL(self.base_url)
+        shown = mask_credentials(self.base_url)  # credentials in the URL are never shown
+        try:
+            url = URL(self.base_url)
+        except (TypeError, ValueError) as error:
+            raise MirrorError(f"--base-url {shown!r} is not a valid URL: {error}", code=2) from None
         if url.scheme not in ("http", "https") or not url.host:
-            raise MirrorError(f"--base-url must be an http(s) URL, not {self.base_url!r}", code=2)
+            raise MirrorError(f"--base-url must be an http(s) URL, not {shown!r}", code=2)
+        if self.api_key:
+            # The command line passes UDATA_API_KEY's value on: name the variable when it is.
+            from_env = self.api_key == os.environ.get("UDATA_API_KEY")
+            source = "the UDATA_API_KEY variable" if from_env else "the API key (--api-key)"
+            try:
+                check_header_value(self.api_key, source, what="an API key")
+            except ArgumentError as error:
+                raise MirrorError(str(error), code=2) from None
         if self.concurrency < 1:
             raise MirrorError("--concurrency must be at least 1", code=2)
-        if self.rate is not None and self.rate <= 0:
-            raise MirrorError("--rate must be positive (0 on the command line: unlimited)", code=2)
+        if self.rate is not None and self.rate < 0:
+            raise MirrorError("--rate must be positive, or 0 for unlimited", code=2)
+        if not self.rate:
+            object.__setattr__(self, "rate", None)  # 0: unlimited, as --rate 0
+        if self.format is None:
+            object.__setattr__(self, "format", "jsonl" if self.out is not None else "sqlite")
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise MirrorError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}", code=2)
         if self.format not in ("sqlite", "jsonl"):

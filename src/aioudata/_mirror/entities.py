@@ -51,6 +51,7 @@ class Topic(msgspec.Struct, kw_only=True):
     featured: bool | None = None
     organization: _Ref | None = None
     owner: _Ref | None = None
+    tags: list[str] | None = None
 
 
 Getter = Callable[[Any], Any]
@@ -134,6 +135,11 @@ class EntitySpec:
     def column_names(self) -> tuple[str, ...]:
         """The queried columns, in table order."""
         return tuple(name for name, _ in self.columns)
+
+    @property
+    def tagged(self) -> bool:
+        """True when the objects have ``tags`` (kept in the ``tags`` table)."""
+        return "tags" in getattr(self.model, "__struct_fields__", ())
 
     def id_mask(self, *fields: str) -> str:
         """The ``X-Fields`` mask of a listing giving only ``id`` and ``fields`` of each item."""
@@ -274,7 +280,7 @@ ENTITIES: dict[str, EntitySpec] = {
                 ("slug", _field("slug")),
                 ("first_name", _field("first_name")),
                 ("last_name", _field("last_name")),
-                ("since", _field("since")),
+                ("created_at", _field("since")),
                 ("active", _field("active")),
                 ("deleted", _field("deleted")),
             ),
@@ -359,8 +365,8 @@ ENTITIES: dict[str, EntitySpec] = {
                 ("subject_id", _subject("id")),
                 ("user_id", _ref("user")),
                 ("organization_id", _ref("organization")),
-                ("created", _field("created")),
-                ("closed", _field("closed")),
+                ("created_at", _field("created")),
+                ("closed_at", _field("closed")),
             ),
             full_sort="created",
             hidden=(),
@@ -371,7 +377,7 @@ ENTITIES: dict[str, EntitySpec] = {
 #: Mirrored when ``entities`` is not given.
 DEFAULT_ENTITIES = ("datasets", "organizations", "reuses")
 
-#: Columns of the resources table besides id, dataset_id and the raw JSON.
+#: Columns of the resources table besides id, dataset_id, position and the raw JSON.
 RESOURCE_COLUMNS: tuple[tuple[str, Getter], ...] = (
     ("title", _field("title")),
     ("type", _field("type")),
@@ -380,6 +386,8 @@ RESOURCE_COLUMNS: tuple[tuple[str, Getter], ...] = (
     ("url", _field("url")),
     ("mime", _field("mime")),
     ("filesize", _field("filesize")),
+    ("checksum_type", Field(("checksum", "type"), convert=False)),
+    ("checksum_value", Field(("checksum", "value"), convert=False)),
     ("created_at", _field("created_at")),
     ("last_modified", _field("last_modified")),
 )

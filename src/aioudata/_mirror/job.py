@@ -13,15 +13,19 @@ import json
 import logging
 import time
 
-from .._client import Client
-from .._errors import NotFoundError
+from yarl import URL
+
+from .._client import Client, mask_credentials
+from .._errors import APIError, ConnectError, NotFoundError, TransportError, UdataError
 from .._generated.operations.site import _GET_SITE
 from .._retry import RetryPolicy
 from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
 from .entities import entity
-from .progress import Progress, RetryAttribution
+from .export import export_jsonl
+from .lock import MirrorLock
+from .progress import Progress, ProgressCallback, RetryAttribution, as_progress
 from .run import Run, make_client, v2_url
-from .store import AsyncStore, Counts, export_jsonl
+from .store import AsyncStore, Counts, Store
 from .sync import EntitySync
 from .walk import first_error
 
@@ -29,16 +33,25 @@ __all__ = ["make_client", "run_mirror", "v2_url"]
 
 logger = logging.getLogger("aioudata.mirror")
 
-#: The first request only checks the URL and the key: two attempts, no cool-off.
-_PREFLIGHT_RETRY = RetryPolicy(max_attempts=2, max_time=20.0, refused_burst=1_000_000)
+#: How long the first check waits out a portal failing transiently, in seconds.
+PREFLIGHT_PATIENCE = 60.0
+#: The first check's first attempt, alone: a wrong URL (DNS, refused, TLS, 404) fails at once.
+_PREFLIGHT_FIRST = RetryPolicy(max_attempts=1, refused_burst=1_000_000)
+#: Then, after a transient failure (5xx, 429, reset, timeout): patient, within the patience.
+_PREFLIGHT_RETRY = RetryPolicy(
+    max_attempts=10,
+    max_time=PREFLIGHT_PATIENCE,
+    backoff=0.5,
+    max_backoff=10.0,
+    refused_burst=1_000_000,
+)
 
 
-async def _preflight(client: Client) -> None:
+async def _check_site(client: Client) -> None:
     """One cheap request: the URL is a udata API and the key (if any) is accepted.
 
     udata checks a key on every request it comes with, reads included.
     """
-
     site = dataclasses.replace(_GET_SITE, response=bytes)
     try:
         await client.request(site, {"x_fields": "id,title"})
@@ -48,16 +61,60 @@ async def _preflight(client: Client) -> None:
         ) from error
 
 
+def _transient(error: UdataError) -> bool:
+    """True for a failure worth waiting out: the portal was reached but failed for now."""
+    if isinstance(error, APIError):
+        return error.status in _PREFLIGHT_RETRY.statuses
+    return isinstance(error, TransportError) and not isinstance(error, ConnectError)
+
+
+async def _preflight(config: MirrorConfig, client: Client | None = None) -> None:
+    """Check the URL and the key before anything else: quick on a wrong URL, patient otherwise.
+
+    With ``client`` (the caller's), one check through it, under its own retry policy.
+    Otherwise a first attempt alone: a wrong URL fails at once (no connection: DNS, refused,
+    TLS; or a 404: not a udata API), and so does a refused key. A failure that may be
+    transient (5xx, 429, a reset connection, a timeout) is then waited out, retried with
+    backoff (or Retry-After) for up to :data:`PREFLIGHT_PATIENCE` seconds in all (no retry
+    starts later; the last one may take its own timeout), at most 11 attempts. A Retry-After
+    past that gives up at once.
+    """
+    if client is not None:
+        await _check_site(client)
+        return
+    deadline = time.monotonic() + PREFLIGHT_PATIENCE
+    async with make_client(config, retry=_PREFLIGHT_FIRST) as quick:
+        try:
+            await _check_site(quick)
+            return
+        except UdataError as error:
+            if not _transient(error):
+                raise
+            first = error
+    retry_after = getattr(first, "retry_after", None)
+    wait = _PREFLIGHT_RETRY.backoff_for(1) if retry_after is None else float(retry_after)
+    if time.monotonic() + wait >= deadline:
+        raise first  # asked to come back after the patience: give up now, not then
+    logger.info("first check of %s failed (%s): trying again", quick.base_url, first)
+    await asyncio.sleep(wait)
+    left = max(1.0, deadline - time.monotonic())
+    patient = dataclasses.replace(_PREFLIGHT_RETRY, max_time=left)
+    async with make_client(config, retry=patient) as probe:
+        await _check_site(probe)
+
+
 async def run_mirror(
     config: MirrorConfig,
     *,
-    progress: Progress | None = None,
+    progress: Progress | ProgressCallback | None = None,
     client: Client | None = None,
 ) -> MirrorSummary:
     """Mirror a udata catalog as ``config`` says; the summary of what changed.
 
     Resumes an interrupted run from its checkpoints, runs incrementally after a complete one.
     ``client`` (optional) is used as is and left open; otherwise one is made from ``config``.
+    ``progress`` (optional) is called with a :class:`~aioudata.ProgressUpdate` about once a
+    second and once at the end (see :class:`~aioudata.ProgressCallback`).
     The summary's ``status`` is ``ok``, or ``partial`` when an entity was skipped (its listing
     refused to the key) or may lack objects its listing serves (see each entity's ``note``).
     Raises :class:`MirrorError` (bad options, another mirror's database), or the client's
@@ -68,22 +125,25 @@ async def run_mirror(
     except KeyError as error:
         raise MirrorError(f"unknown entity {error.args[0]!r}", code=2) from None
     started = time.monotonic()
-    progress = progress or Progress(mode="off")
+    progress = as_progress(progress)
     own_client = client is None
     client = client or make_client(config)
     store = AsyncStore(config.database)
+    lock = MirrorLock(config.database)
     run: Run | None = None
     handler: RetryAttribution | None = None
     run_id = 0
     status = "failed"
     summary = MirrorSummary(base_url=client.base_url, database=str(config.database))
     try:
-        if config.preflight and own_client:
-            # Its own client, quick to give up: a wrong URL fails in seconds, not minutes.
-            async with make_client(config, retry=_PREFLIGHT_RETRY) as probe:
-                await _preflight(probe)
-        elif config.preflight:
-            await _preflight(client)
+        # One run per database, refused at once (before any request) when another holds it;
+        # another application's database is refused before anything is written to it.
+        lock.acquire()
+        await asyncio.to_thread(Store.refuse_foreign, config.database)
+        if config.preflight:
+            # Its own clients unless given one: quick to fail on a wrong URL, patient with a
+            # portal failing for now (see _preflight).
+            await _preflight(config, None if own_client else client)
         await store.open()
         await _check_scope(store, client.base_url, config)
         run_id = await store.call(
@@ -97,7 +157,7 @@ async def run_mirror(
             },
         )
         run = Run(config, store, client, progress)
-        if progress.mode != "off":
+        if progress.active:
             handler = RetryAttribution(
                 {spec.name: spec.list_endpoint.path.split("{")[0] for spec in specs}, progress
             )
@@ -105,9 +165,7 @@ async def run_mirror(
         for spec in specs:
             progress.entity(spec.name)
         running = run
-        progress.totals = lambda: (
-            f"{'total':<15} {running.requests()} requests, {running.retries()} retries"
-        )
+        progress.totals = lambda: (running.requests(), running.retries())
         progress.start()
         syncs = [EntitySync(run, spec) for spec in specs]
         try:
@@ -136,6 +194,7 @@ async def run_mirror(
             with contextlib.suppress(Exception):
                 await store.call(store.sync.finish_run, run_id, status, summary.to_dict())
         await store.close()
+        lock.release()
         if own_client:
             await client.close()
     return summary
@@ -187,9 +246,23 @@ def _detach(handler: logging.Handler) -> None:
         log.setLevel(previous)
 
 
+def _without_credentials(url: str) -> str:
+    """``url`` without user info (what a mirror stores and compares; never a secret)."""
+    try:
+        return str(URL(url).with_user(None))
+    except (TypeError, ValueError):
+        return mask_credentials(url)
+
+
 async def _check_scope(store: AsyncStore, base_url: str, config: MirrorConfig) -> None:
-    """A database mirrors one portal with one set of filters."""
-    stored_url = await store.call(store.sync.get_meta, "base_url")
+    """A database mirrors one portal with one set of filters.
+
+    URLs are compared (and stored) without credentials: they are a secret, not part of the
+    portal's identity; a database written before that gets its URL rewritten without them.
+    """
+    stored = await store.call(store.sync.get_meta, "base_url")
+    stored_url = None if stored is None else _without_credentials(stored)
+    base_url = _without_credentials(base_url)
     stored_filters = await store.call(store.sync.get_meta, "filters")
     filters = json.dumps(config.filters(), sort_keys=True)
     if stored_url is not None and stored_url != base_url:

@@ -11,7 +11,10 @@ Every page is committed with the pass's checkpoint in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -26,6 +29,8 @@ __all__ = ["IDS_PAGE_SIZE", "ChangesPass", "FullPass", "IdsPass", "Pass", "when"
 
 #: Page size of the id pass (ids and timestamps only: cheap to serve).
 IDS_PAGE_SIZE = 1000
+#: Page writes under way while the next pages are decoded (SQLite works without the GIL).
+PIPELINED = 2
 
 
 def when(value: str | datetime | None) -> datetime | None:
@@ -53,6 +58,8 @@ class Pass:
         self.state = state
         self.summary = summary
         self.tally = tally
+        #: Page writes handed to the store's thread and not yet awaited, oldest first.
+        self._pending: deque[asyncio.Future[Counts]] = deque()
 
     def mask(self) -> str | None:
         """The ``X-Fields`` mask of the listing (None: whole records)."""
@@ -69,24 +76,44 @@ class Pass:
         return args
 
     async def walk(self) -> WalkOutcome:
-        """Walk the listing from the checkpoint on."""
-        return await walk(self.run, self.spec, self.args(), self.state.page, self.handle)
+        """Walk the listing from the checkpoint on; every page written when it returns."""
+        try:
+            return await walk(self.run, self.spec, self.args(), self.state.page, self.handle)
+        finally:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Wait for the page writes still under way (their errors raise here)."""
+        while self._pending:
+            await self._pending.popleft()
 
     async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
         """Store page ``number``; True to stop the walk there."""
         raise NotImplementedError
 
-    async def write(self, number: int, batch: Batch, listed: int) -> Batch:
-        """Commit one page with its checkpoint."""
+    async def write(self, number: int, batch: Batch, listed: int) -> None:
+        """Commit one page with its checkpoint, in the store's thread, while the next pages
+        are decoded: at most :data:`PIPELINED` writes under way (they commit in order)."""
         self.state.page = number
         store = self.run.store
-        written = await store.call(
-            store.sync.write_batch,
-            self.spec,
-            batch,
-            self.state.pass_no,
-            dataclasses.replace(self.state),
+        future = asyncio.ensure_future(
+            store.call(
+                store.sync.write_batch,
+                self.spec,
+                batch,
+                self.state.pass_no,
+                dataclasses.replace(self.state),
+            )
         )
+        future.add_done_callback(functools.partial(self._written, listed))
+        self._pending.append(future)
+        while len(self._pending) > PIPELINED:
+            await self._pending.popleft()
+
+    def _written(self, listed: int, future: asyncio.Future[Counts]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        written = future.result()
         self.tally.add(written)
         self.summary.pages += 1
         self.summary.listed += listed
@@ -94,7 +121,6 @@ class Pass:
         live.pages += 1
         live.items += listed
         self.run.show(self.spec, written)
-        return batch
 
 
 class FullPass(Pass):

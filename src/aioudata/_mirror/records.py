@@ -30,11 +30,19 @@ __all__ = ["Batch", "ErrorRow", "Row", "decode_records", "error_key", "misfits",
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One object to upsert: its id, queried columns and JSON as received."""
+    """One object to upsert: its id, queried columns and JSON as received.
+
+    A resource's ``values`` lead with its dataset's id and its position in the dataset's
+    ``resources``; ``at`` is where its JSON starts in the dataset's (1-based characters, as
+    SQLite's ``substr``; 0: not found), so that it is stored once, in the dataset's JSON.
+    """
 
     id: str
     values: tuple[Any, ...]
     json: str
+    #: The object's tags, for entities that have them (None: it has none, or no such field).
+    tags: tuple[str, ...] | None = None
+    at: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,7 @@ def decode_records(
     """
     batch = Batch()
     datasets = spec.name == "datasets"
+    tagged = spec.tagged
     plan = extractor(spec.model, spec.columns, resources=datasets)
     extract, side_decode, model_type = plan.function, plan.side, plan.model
     items = None if plan.item is None else extractor(plan.item, RESOURCE_COLUMNS, lead=True)
@@ -126,15 +135,42 @@ def decode_records(
             continue
         side = _side(side_decode, raw) if type(model) is model_type else _FAILED
         values = generic(spec.columns, model) if side is _FAILED else extract(model, side)
-        rows.append(Row(item_id, values, text))
+        tags = _tags(getattr(model, "tags", None)) if tagged else None
+        rows.append(Row(item_id, values, text, tags))
         listed.append(item_id)
         if warnings:
             warnings.pop(item_id, None)  # an earlier copy of it went the tolerant way
         if datasets:
             raws_of = None if side is _FAILED else side.resources
             parsed = getattr(model, "resources", None)
-            batch.resources[item_id] = _resources(item_id, raw, raws_of, parsed, items, batch)
+            found = _resources(item_id, text, raw, raws_of, parsed, items, batch)
+            batch.resources[item_id] = found
     return batch
+
+
+def _tags(value: Any) -> tuple[str, ...] | None:
+    """The tags of an object: its ``tags`` list's strings (None: no list)."""
+    if not isinstance(value, list):
+        return None
+    return tuple(dict.fromkeys(tag for tag in value if isinstance(tag, str)))
+
+
+def _located(rows: list[Row], text: str) -> list[Row]:
+    """The resource rows with ``at``: where each one's JSON stands in its dataset's ``text``.
+
+    The resources come in the order of the dataset's JSON: each is looked for after the
+    previous one.
+    """
+    located: list[Row] = []
+    start = 0
+    for row in rows:
+        found = text.find(row.json, start)
+        if found < 0:
+            located.append(row)  # not found (cannot happen with valid JSON): stored whole
+            continue
+        start = found + len(row.json)
+        located.append(Row(row.id, row.values, row.json, None, found + 1))
+    return located
 
 
 #: The side decode did not take the record (or was not tried): the getters read its columns.
@@ -155,24 +191,30 @@ def _side(
 
 def _resources(
     dataset_id: str,
+    dataset_text: str,
     raw: bytes,
     raws: list[msgspec.Raw] | None,
     parsed: list[Any] | None,
     plan: Extractor | None,
     batch: Batch,
+    *,
+    first: int = 0,
 ) -> list[Row]:
-    """The dataset's resources as rows, each with its own JSON as received.
+    """The dataset's resources as rows, each with its own JSON as received and where it
+    stands in the dataset's JSON (``dataset_text``).
 
     ``raws``: the resources' raw JSON from the side decode (None: decoded here from ``raw``);
     ``parsed``: their models; ``plan``: the compiled extraction of their columns (None: their
-    getters).
+    getters); ``first``: the position of the first one.
     """
     if not parsed:
         return []
     if raws is None:
         raws = msgspec.json.decode(raw, type=_RawResources).resources
     rows: list[Row] = []
-    for resource, resource_raw in zip(parsed, raws or [], strict=False):
+    for position, (resource, resource_raw) in enumerate(
+        zip(parsed, raws or [], strict=False), first
+    ):
         text = _text(resource_raw)
         rid = getattr(resource, "id", None)
         if not isinstance(rid, str) or not rid:
@@ -184,10 +226,12 @@ def _resources(
         if plan is not None and type(resource) is plan.model:
             side = _side(plan.side, resource_raw)
             if side is not _FAILED:
-                rows.append(Row(rid, plan.function(dataset_id, resource, side), text))
+                values = plan.function(dataset_id, position, resource, side)
+                rows.append(Row(rid, values, text))
                 continue
-        rows.append(Row(rid, (dataset_id, *generic(RESOURCE_COLUMNS, resource)), text))
-    return rows
+        values = (dataset_id, position, *generic(RESOURCE_COLUMNS, resource))
+        rows.append(Row(rid, values, text))
+    return _located(rows, dataset_text)
 
 
 # --- the tolerant path: a record its model refuses ------------------------------------------
@@ -223,15 +267,22 @@ def _tolerate(
     if not notes:  # the walk and the decoder disagree: the decoder's word
         notes[error.path] = error.reason
     values = loose(spec.model, spec.columns)(obj, "$", notes)
-    batch.rows.append(Row(item_id, values, text))
+    tags = _tags(obj.get("tags")) if spec.tagged else None
+    batch.rows.append(Row(item_id, values, text, tags))
     batch.listed.append(item_id)
     if spec.name == "datasets":
-        batch.resources[item_id] = _tolerate_resources(item_id, raw, items, notes, batch)
+        found = _tolerate_resources(item_id, text, raw, items, notes, batch)
+        batch.resources[item_id] = _located(found, text)
     batch.warnings[item_id] = notes
 
 
 def _tolerate_resources(
-    dataset_id: str, raw: bytes, plan: Extractor | None, notes: dict[str, str], batch: Batch
+    dataset_id: str,
+    dataset_text: str,
+    raw: bytes,
+    plan: Extractor | None,
+    notes: dict[str, str],
+    batch: Batch,
 ) -> list[Row]:
     """The resources of a dataset its model refused, each on its own: the ones that decode
     as usual, the other objects with an id read as they can, the rest quarantined."""
@@ -250,7 +301,11 @@ def _tolerate_resources(
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass
         else:
-            rows.extend(_resources(dataset_id, raw, [resource_raw], [resource], plan, batch))
+            rows.extend(
+                _resources(
+                    dataset_id, "", raw, [resource_raw], [resource], plan, batch, first=index
+                )
+            )
             continue
         text = _text(resource_raw)
         obj: Any = msgspec.json.decode(resource_raw)  # valid: a part of a decoded document
@@ -261,7 +316,8 @@ def _tolerate_resources(
                 ErrorRow("resources", key, None, text, f"resource without an id in {dataset_id}")
             )
             continue
-        rows.append(Row(rid, (dataset_id, *read(obj, f"$.resources[{index}]", notes)), text))
+        values = (dataset_id, index, *read(obj, f"$.resources[{index}]", notes))
+        rows.append(Row(rid, values, text))
     return rows
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._client import Client
+from .._client import Client, mask_credentials
 from .._retry import RetryPolicy
 from .config import MirrorConfig, MirrorError
 from .entities import EntitySpec
@@ -16,10 +16,11 @@ __all__ = ["Run", "make_client", "v2_url"]
 
 
 def v2_url(base_url: str) -> str:
-    """The API v2 root next to a v1 root (topics live there)."""
+    """The API v2 root next to a v1 root (topics live there); credentials kept, never shown."""
     head, _, version = base_url.rstrip("/").rpartition("/")
     if version != "1" or not head:
-        raise MirrorError(f"topics need the API v2: cannot derive it from {base_url}", code=2)
+        shown = mask_credentials(base_url)
+        raise MirrorError(f"topics need the API v2: cannot derive it from {shown}", code=2)
     return f"{head}/2"
 
 
@@ -36,6 +37,7 @@ def make_client(
         retry=retry or config.retry or RetryPolicy(),
         user_agent=config.user_agent,
         timeout=config.timeout,
+        event_hooks=config.event_hooks,
     )
 
 
@@ -54,7 +56,8 @@ class Run:
         if spec.api_version == 1:
             return self.client
         if self._v2 is None:
-            self._v2 = make_client(self.config, v2_url(self.client.base_url))
+            # From the configured URL: the client's own is shown without its credentials.
+            self._v2 = make_client(self.config, v2_url(self.config.base_url))
         return self._v2
 
     async def close(self) -> None:

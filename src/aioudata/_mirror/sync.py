@@ -11,6 +11,7 @@ summary says why. Every step is checkpointed: a run stopped anywhere resumes whe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -46,6 +47,9 @@ class EntitySync:
         self.deleted: list[str] = []
         #: Why the entity was skipped: its listing refused to this key (401, 403).
         self.refusal: APIError | None = None
+        #: The newest change time when the pass began (the next high-water mark), asked for
+        #: alongside the pass's first pages rather than before them.
+        self.top: asyncio.Future[str | None] | None = None
 
     async def sync(self) -> EntitySummary:
         """Resume or start a pass, verify it, finish it; the entity's summary."""
@@ -59,6 +63,7 @@ class EntitySync:
             while not state.finished:
                 state = await self.step(state)
         except (AuthenticationError, PermissionDeniedError) as error:
+            await self._forget_top()
             if self.summary.pages or (state is not None and state.kind == "ids"):
                 raise
             # The listing itself is refused to this key (users without an admin key...).
@@ -67,7 +72,16 @@ class EntitySync:
             self.summary.note = f"not listed: {error.status} {error.message or ''}".strip()
             logger.warning("%s: skipped, the listing is refused (%s)", self.spec.name, error)
             self.run.progress.note(f"{self.spec.name}: skipped ({error.status})")
+        finally:
+            await self._forget_top()
         return await self.close(started)
+
+    async def _forget_top(self) -> None:
+        """Cancel the high-water mark's request if still out, and retrieve its outcome."""
+        if self.top is not None and not self.top.done():
+            self.top.cancel()
+        if self.top is not None:
+            await asyncio.gather(self.top, return_exceptions=True)
 
     async def begin(self, state: PassState) -> PassState:
         """The checkpoint to go on from: the interrupted pass, or a new full or changes pass."""
@@ -81,14 +95,14 @@ class EntitySync:
         incremental = bool(
             not config.full and state.full_done and spec.changed_sort and state.hwm is not None
         )
-        top = await self.top_stamp() if spec.changed_sort else None
+        if spec.changed_sort:
+            self.top = asyncio.ensure_future(self.top_stamp())
         state = PassState(
             spec.name,
             pass_no=state.pass_no + 1,
             kind="changes" if incremental else "full",
             page_size=config.page_size,
             sort=spec.changed_sort if incremental else spec.full_sort,
-            t0=top,
             since=state.hwm if incremental else None,
             finished=False,
             full_done=state.full_done,
@@ -130,6 +144,8 @@ class EntitySync:
 
     async def next_round(self, walked: Pass, state: PassState) -> PassState:
         """Start a verification round (a new pass number: its own seen marks)."""
+        if state.t0 is None and self.top is not None and self.top.done():
+            state.t0 = self.top.result()  # kept with the checkpoint from now on
         state = dataclasses.replace(
             state,
             pass_no=state.pass_no + 1,
@@ -179,6 +195,10 @@ class EntitySync:
     async def finish(self, state: PassState, *, complete: bool) -> PassState:
         """End the entity's pass: deletions (only when complete), the mark, the checkpoint."""
         deleted = self.deleted if complete else []
+        if state.t0 is None and self.spec.changed_sort:
+            # The newest change when the pass began; after a resume, now (the verification
+            # rounds found what changed meanwhile: a later mark loses nothing).
+            state.t0 = await (self.top or self.top_stamp())
         final = dataclasses.replace(
             state,
             finished=True,

@@ -61,6 +61,8 @@ async def walk(
     size = int(args["page_size"])
     outcome = WalkOutcome()
     number = done + 1
+    if done and not live.pages:
+        live.pages = live.resumed = done  # a resumed pass: its bar starts at the checkpoint
     done_before = live.pages
     failed_in_a_row = 0
     while True:  # each round advances at least one page, or returns
