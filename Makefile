@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv mirror demo clean
+.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv mirror demo clean package
 
 install: $(STAMP)
 
@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 udata-venv:
 	$(PYTHON) tests/udata_server/venv.py
 
-# The full suite, end-to-end tests against the real udata server included.
+# The full suite, end-to-end tests against the real udata server included. In Python's
+# development mode (asyncio debug, ResourceWarning shown; pyproject.toml makes it an error).
 test: install udata-venv
-	$(PY) -m pytest
+	$(PY) -X dev -m pytest
 
 # Without the real udata server (no udata venv needed).
 test-fast: install
-	$(PY) -m pytest -m "not udata_server"
+	$(PY) -X dev -m pytest -m "not udata_server"
 
 # Regenerate src/aioudata/_generated/ from openapi/.
 codegen: install
@@ -54,6 +55,22 @@ bench: install
 # A few repeats only: keeps the benchmarks working (no timing is asserted).
 bench-quick: install
 	$(PY) benchmarks/run.py --quick --out .cache/bench-quick.md
+
+# The package as users get it: sdist and wheel built (python -m build) and checked (twine), then
+# the wheel installed alone in a fresh venv, where the command and the import must work.
+DIST        := .cache/dist
+WHEEL_VENV  := .cache/wheel-venv
+
+package: install
+	rm -rf $(DIST) $(WHEEL_VENV)
+	$(PY) -m build --outdir $(DIST) .
+	$(PY) -m twine check --strict $(DIST)/*
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install --quiet $(DIST)/*.whl
+	cd $(WHEEL_VENV) && bin/aioudata --help >/dev/null && bin/aioudata get --help >/dev/null
+	cd $(WHEEL_VENV) && bin/python -c 'import aioudata, sys; \
+		assert sys.prefix in aioudata.__file__, aioudata.__file__; \
+		print("wheel ok: aioudata", aioudata.__version__, "from", aioudata.__file__)'
 
 # The main job: mirror data.gouv.fr (or ARGS="--base-url URL ...") into udata-mirror.sqlite.
 mirror: install

@@ -43,7 +43,8 @@ def test_connection_options_are_accepted_after_the_command() -> None:
     args = build_parser().parse_args(
         ["get", "dataset", "abc", "--base-url", "http://h/api/1", "--api-key", "k", "--verbose"]
     )
-    assert (args.command, args.entity, args.id) == ("get", ENTITIES["datasets"], "abc")
+    assert (args.command, args.id) == ("get", "abc")
+    assert args.entity.endpoint == ENTITIES["datasets"].get_endpoint
     assert (args.base_url, args.api_key, args.verbose) == ("http://h/api/1", "k", True)
 
 
@@ -55,7 +56,7 @@ def test_connection_options_are_accepted_before_the_command_too() -> None:
 def test_mirror_options_and_defaults() -> None:
     args = build_parser().parse_args(["mirror"])
     assert args.entities == ("datasets", "organizations", "reuses")
-    assert str(args.db) == "udata-mirror.sqlite" and args.format == "sqlite"
+    assert str(args.db) == "udata-mirror.sqlite" and args.format is None  # sqlite, unless --out
     assert (args.concurrency, args.rate, args.page_size, args.full) == (4, 5.0, 100, False)
     args = build_parser().parse_args(
         [

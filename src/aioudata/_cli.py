@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import msgspec
 
 from ._client import DEFAULT_BASE_URL, Client
+from ._endpoint import Endpoint, Kind, Param
 from ._errors import (
     APIError,
     ArgumentError,
@@ -32,10 +34,12 @@ from ._errors import (
     TransportError,
     UdataError,
 )
+from ._hooks import EventHooks, ResponseEvent
 from ._mirror.config import DEFAULT_DB, MAX_PAGE_SIZE, MirrorConfig, MirrorError
 from ._mirror.entities import DEFAULT_ENTITIES, ENTITIES, EntitySpec, RawPage, entity
-from ._mirror.job import make_client, run_mirror, v2_url
+from ._mirror.job import run_mirror
 from ._mirror.progress import Progress, progress_mode
+from ._mirror.run import v2_url
 from ._pagination import Paginator
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -79,9 +83,47 @@ def _one_entity(text: str) -> EntitySpec:
     try:
         return entity(text)
     except KeyError:
-        choices = ", ".join(spec.singular for spec in ENTITIES.values())
         raise argparse.ArgumentTypeError(
-            f"unknown entity {text!r} (choose from {choices})"
+            f"unknown entity {text!r} (choose from {', '.join(ENTITIES)})"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What ``get`` fetches: one object by id, from the API v1 or v2."""
+
+    singular: str
+    endpoint: Endpoint[bytes]
+    param: str
+    api_version: int = 1
+
+
+#: The API v2 finds a resource by its id alone (the API v1 needs its dataset's id too).
+_GET_RESOURCE: Endpoint[bytes] = Endpoint(
+    operation_id="get_resource",
+    method="GET",
+    path="/datasets/resources/{rid}/",
+    response=bytes,
+    params=(Param("rid", "rid", "path", Kind.STRING, required=True),),
+    tag="datasets",
+)
+_TARGETS = {
+    **{
+        spec.singular: _Target(spec.singular, spec.get_endpoint, spec.get_param, spec.api_version)
+        for spec in ENTITIES.values()
+    },
+    "resource": _Target("resource", _GET_RESOURCE, "rid", api_version=2),
+}
+
+
+def _get_target(text: str) -> _Target:
+    if text.strip().lower() in ("resource", "resources"):
+        return _TARGETS["resource"]
+    try:
+        return _TARGETS[entity(text).singular]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"unknown entity {text!r} (choose from {', '.join(_TARGETS)})"
         ) from None
 
 
@@ -132,7 +174,13 @@ def _connection() -> _Parser:
     )
     output = group.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="no progress, no summary")
-    output.add_argument("-v", "--verbose", action="store_true", help="log requests and retries")
+    output.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log each request (method, URL without the key, status, time, attempt) and"
+        " retries on stderr",
+    )
     return parent
 
 
@@ -168,8 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_argument(
         "--db", metavar="PATH", type=Path, default=DEFAULT_DB, help=f"(default {DEFAULT_DB})"
     )
-    mirror.add_argument("--format", choices=("sqlite", "jsonl"), default="sqlite")
-    mirror.add_argument("--out", metavar="DIR", type=Path, help="directory of the JSON Lines")
+    mirror.add_argument(
+        "--format",
+        choices=("sqlite", "jsonl"),
+        help="jsonl: JSON Lines files in --out DIR (the default when --out is given)",
+    )
+    mirror.add_argument(
+        "--out", metavar="DIR", type=Path, help="JSON Lines into DIR (implies --format jsonl)"
+    )
     mirror.add_argument(
         "--entities",
         type=_entities,
@@ -182,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=_positive, default=4, help="requests in flight (default 4)"
     )
     mirror.add_argument(
-        "--rate", type=_rate, default=5.0, help="requests per second, 0: unlimited (default 5)"
+        "--rate",
+        type=_rate,
+        default=5.0,
+        help="requests per second for the whole run, 0: unlimited (default 5)",
     )
     mirror.add_argument("--page-size", type=_page_size, default=100, help="(default 100)")
     _filters(mirror)
@@ -195,10 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[connection],
         allow_abbrev=False,
         help="one object as JSON on stdout",
-        description="Print one object (dataset, organization, reuse...) as JSON on stdout.",
+        description="Print one object as JSON on stdout: indented on a terminal, one line"
+        " (one JSON document) when piped or with --compact.",
     )
-    get.add_argument("entity", type=_one_entity, metavar="ENTITY")
-    get.add_argument("id", metavar="ID", help="id or slug")
+    get.add_argument(
+        "entity", type=_get_target, metavar="ENTITY", help=f"one of: {', '.join(_TARGETS)}"
+    )
+    get.add_argument("id", metavar="ID", help="id or slug (a resource: its id)")
+    get.add_argument("--compact", action="store_true", help="one line, even on a terminal")
 
     ls = commands.add_parser(
         "ls",
@@ -207,13 +268,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="list objects, one line each",
         description="List objects: id and title (or name) per line, or their JSON.",
     )
-    ls.add_argument("entity", type=_one_entity, metavar="ENTITY")
-    _filters(ls)
-    ls.add_argument("--sort", metavar="FIELD", help="e.g. -created, title")
     ls.add_argument(
-        "--limit", type=int, default=100, help="at most this many (default 100, 0: all)"
+        "entity", type=_one_entity, metavar="ENTITY", help=f"one of: {', '.join(ENTITIES)}"
     )
-    ls.add_argument("--page-size", type=_page_size, default=None)
+    _filters(ls)
+    ls.add_argument(
+        "--sort", metavar="FIELD", help="e.g. --sort -created (newest first), --sort title"
+    )
+    ls.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N (default: all; stderr says when it stopped the listing)",
+    )
+    ls.add_argument(
+        "--page-size", type=_page_size, default=None, metavar="N", help="1 to 1000 (default 100)"
+    )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
@@ -268,16 +339,48 @@ def _base_url(args: argparse.Namespace) -> str:
     return str(_option(args, "base_url") or DEFAULT_BASE_URL)
 
 
+class _Stderr(logging.Handler):
+    """Writes to ``sys.stderr`` as it is at each record: the progress bars, while they show,
+    replace it so that what is logged scrolls above them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record."""
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # a log line must never end the command
+            self.handleError(record)
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
-    """``--verbose``: the client's logs on stderr; otherwise none (progress tells enough)."""
+    """``--verbose``: each request and the client's logs on stderr; otherwise none (progress
+    tells enough)."""
+    log = logging.getLogger("aioudata")
     if not _option(args, "verbose", False):
-        logging.getLogger("aioudata").addHandler(logging.NullHandler())
+        log.addHandler(logging.NullHandler())
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        log = logging.getLogger("aioudata")
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+
+
+_requests_log = logging.getLogger("aioudata.http")
+
+
+def _log_response(event: ResponseEvent) -> None:
+    """``--verbose``: one line per HTTP exchange (the URL never holds the key)."""
+    _requests_log.info(
+        "%s %s %d %.3fs attempt %d",
+        event.method,
+        event.url,
+        event.status,
+        event.elapsed,
+        event.attempt,
+    )
+
+
+def _event_hooks(args: argparse.Namespace) -> EventHooks | None:
+    return {"response": [_log_response]} if _option(args, "verbose", False) else None
 
 
 async def _mirror(args: argparse.Namespace) -> int:
@@ -287,6 +390,7 @@ async def _mirror(args: argparse.Namespace) -> int:
         db=args.db,
         format=args.format,
         out=args.out,
+        event_hooks=_event_hooks(args),
         entities=args.entities,
         concurrency=args.concurrency,
         rate=args.rate or None,
@@ -317,27 +421,62 @@ async def _mirror(args: argparse.Namespace) -> int:
 _INTERACTIVE = RetryPolicy(max_attempts=3, max_time=30.0, refused_burst=1_000_000)
 
 
-def _client(args: argparse.Namespace, spec: EntitySpec) -> Client:
-    config = MirrorConfig(
-        base_url=_base_url(args), api_key=_api_key(args), rate=None, retry=_INTERACTIVE
+#: Pages ``ls`` requests at once.
+_LS_CONCURRENCY = 4
+
+
+def _client(args: argparse.Namespace, api_version: int = 1, what: str = "") -> Client:
+    """A client for get and ls: the API v1 root (or the v2 one next to it), no rate limit."""
+    config = MirrorConfig(base_url=_base_url(args), api_key=_api_key(args), rate=None)
+    base_url = config.base_url
+    if api_version == 2:
+        try:
+            base_url = v2_url(base_url)
+        except MirrorError:
+            raise MirrorError(
+                f"{what} needs the API v2: cannot derive its root from {base_url}", code=EXIT_USAGE
+            ) from None
+    return Client(
+        base_url,
+        api_key=config.api_key,
+        retry=_INTERACTIVE,
+        max_in_flight=_LS_CONCURRENCY,
+        event_hooks=_event_hooks(args),
     )
-    if spec.api_version == 2:
-        return make_client(config, v2_url(config.base_url))
-    return make_client(config)
+
+
+def _json_document(body: bytes, *, pretty: bool) -> bytes:
+    """The answer as one JSON document with real Unicode: indented, or on one line."""
+    try:
+        compact = msgspec.json.encode(msgspec.json.decode(body))
+    except msgspec.DecodeError:
+        return body.rstrip()  # not JSON: as the server sent it
+    return msgspec.json.format(compact, indent=2) if pretty else compact
 
 
 async def _get(args: argparse.Namespace) -> int:
-    spec: EntitySpec = args.entity
-    async with _client(args, spec) as client:
+    target: _Target = args.entity
+    async with _client(args, target.api_version, f"get {target.singular}") as client:
         try:
-            body = await client.request(spec.get_endpoint, {spec.get_param: args.id})
+            body = await client.request(target.endpoint, {target.param: args.id})
         except NotFoundError:
-            raise MirrorError(f"no {spec.singular} {args.id!r} at {client.base_url}") from None
+            raise MirrorError(f"no {target.singular} {args.id!r} at {client.base_url}") from None
         except GoneError:
-            raise MirrorError(f"{spec.singular} {args.id!r} has been deleted") from None
-    sys.stdout.buffer.write(body.rstrip() + b"\n")
+            raise MirrorError(f"{target.singular} {args.id!r} has been deleted") from None
+    pretty = not args.compact and sys.stdout.isatty()
+    sys.stdout.buffer.write(_json_document(body, pretty=pretty) + b"\n")
     sys.stdout.flush()
     return EXIT_OK
+
+
+def _ls_line(spec: EntitySpec, raw: msgspec.Raw, as_json: bool) -> str:
+    """One listed object: its JSON as received, or its id and title (or name)."""
+    if as_json:
+        return bytes(raw).decode("utf-8", "replace") + "\n"
+    item = msgspec.json.decode(raw)
+    label = item.get(spec.label) if isinstance(item, dict) else None
+    item_id = item.get("id") if isinstance(item, dict) else None
+    return f"{item_id}\t{label}\n"
 
 
 async def _ls(args: argparse.Namespace) -> int:
@@ -355,31 +494,33 @@ async def _ls(args: argparse.Namespace) -> int:
         if not spec.accepts(name):
             raise MirrorError(f"{spec.name} cannot be filtered by --{name}", code=EXIT_USAGE)
     limit = max(0, args.limit)
-    size = args.page_size or (min(limit, 100) if limit else 100)
-    query["page_size"] = size
-    shown = 0
+    query["page_size"] = args.page_size or (min(limit, 100) if limit else 100)
+    shown, total, cut = 0, None, False
     out = sys.stdout
-    async with _client(args, spec) as client:
+    async with _client(args, spec.api_version, f"ls {spec.name}") as client:
         paginator: Paginator[RawPage, Any] = Paginator(
-            client.request, spec.list_endpoint, query, concurrency=2
+            client.request, spec.list_endpoint, query, concurrency=_LS_CONCURRENCY
         )
         # Closed on leaving, so that page requests still in flight end with the client.
         async with contextlib.aclosing(paginator.pages()) as pages:
             async for page in pages:
+                total = page.total if page.total is not None else total
                 for raw in page.data:
                     if limit and shown >= limit:
-                        return EXIT_OK
-                    text = bytes(raw).decode("utf-8", "replace")
-                    if args.json:
-                        out.write(text + "\n")
-                    else:
-                        item = msgspec.json.decode(raw)
-                        label = item.get(spec.label) if isinstance(item, dict) else None
-                        item_id = item.get("id") if isinstance(item, dict) else None
-                        out.write(f"{item_id}\t{label}\n")
+                        cut = True
+                        break
+                    out.write(_ls_line(spec, raw, args.json))
                     shown += 1
                 if limit and shown >= limit:
-                    return EXIT_OK
+                    cut = cut or bool(page.next_page) or (total or 0) > shown
+                    break
+    if cut:
+        out.flush()
+        listed = f" of {total:,}" if total is not None else ""
+        print(
+            f"{PROG}: --limit {limit} stopped the listing: {shown:,}{listed} {spec.name} shown",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -420,9 +561,36 @@ async def _run(args: argparse.Namespace) -> int:
     return await command(args)
 
 
+#: Options whose value may start with "-" (``--sort -created``): argparse would take such a
+#: value for an unknown option.
+_DASHED_VALUES = frozenset({"--sort", "--q"})
+#: The short options: after ``--sort``, ``-v`` is still the option.
+_SHORT_OPTIONS = frozenset({"-h", "-v"})
+
+
+def _join_dashed_values(argv: Sequence[str]) -> list[str]:
+    """``--sort -created`` as ``--sort=-created`` (up to a ``--``)."""
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg, value = argv[index], argv[index + 1] if index + 1 < len(argv) else ""
+        if arg == "--":
+            joined.extend(argv[index:])
+            break
+        dashed = value.startswith("-") and not value.startswith("--")
+        if arg in _DASHED_VALUES and dashed and value not in _SHORT_OPTIONS:
+            joined.append(f"{arg}={value}")
+            index += 2
+        else:
+            joined.append(arg)
+            index += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``aioudata`` command; the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_join_dashed_values(argv))
     _configure_logging(args)
     try:
         _read_api_key_file(args)  # before the loop: reading stdin blocks
