@@ -38,6 +38,8 @@ class FakeCatalog:
         self.broken: set[str] = set()
         #: Listing pages answering one spurious 404 each (then normally).
         self.spurious_404: set[int] = set()
+        #: Listing pages answering one 503 each (then normally): retried.
+        self.unavailable: set[int] = set()
         #: Ids whose own URL answers 403, or 401; the others answer after ``get_delay`` s.
         self.forbidden: set[str] = set()
         self.unauthorized: set[str] = set()
@@ -87,6 +89,9 @@ class FakeCatalog:
         if page in self.spurious_404:
             self.spurious_404.discard(page)
             return web.json_response({"message": "not found"}, status=404)
+        if page in self.unavailable and "X-Fields" not in request.headers:
+            self.unavailable.discard(page)
+            return web.json_response({"message": "unavailable"}, status=503)
         chunk = items[(page - 1) * size : page * size]
         if not chunk and page > 1:
             return web.json_response({"message": "not found"}, status=404)

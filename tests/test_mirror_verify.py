@@ -107,3 +107,34 @@ async def test_a_run_whose_every_listing_is_refused_fails(
     catalog.refused["users"] = 401
     with pytest.raises(AuthenticationError):
         await run_mirror(config(catalog, tmp_path / "m.sqlite", entities=("users",)))
+
+
+async def test_retries_are_counted_per_entity_without_any_logging(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    catalog.unavailable = {2, 3}  # two datasets pages answer 503 once each
+    summary = await run_mirror(config(catalog, tmp_path / "m.sqlite"))  # progress off
+    assert summary.status == "ok" and summary.entities["datasets"].stored == 11
+    assert summary.entities["datasets"].retries == 2
+    assert summary.entities["organizations"].retries == 0
+    assert summary.retries == 2
+
+
+async def test_a_hook_added_to_a_client_sees_its_requests_until_removed(
+    catalog: FakeCatalog,
+) -> None:
+    from aioudata import Client, RequestEvent
+
+    seen: list[str] = []
+
+    def hook(event: RequestEvent) -> None:
+        seen.append(event.url)
+
+    async with Client(catalog.base_url) as client:
+        remove = client.add_event_hook("request", hook)
+        await client.datasets.list_datasets(page_size=2)
+        remove()
+        await client.datasets.list_datasets(page_size=3)
+    assert len(seen) == 1 and "page_size=2" in seen[0]
+    with pytest.raises(ValueError, match="request"):
+        Client(catalog.base_url).add_event_hook("sent", hook)  # type: ignore[arg-type]

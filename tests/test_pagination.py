@@ -371,3 +371,30 @@ async def test_a_full_last_page_without_next_page_costs_one_probe() -> None:
     assert got == ids(200)
     # Four full pages, then one request past the end (404) says the listing is over.
     assert catalog.pages_served == [1, 2, 3, 4] and catalog.requests == 5
+
+
+async def test_an_expected_total_requests_its_pages_with_the_first() -> None:
+    catalog = Catalog(1_000, latency=0.05)
+    async with serving(catalog) as client:
+        guessed = listing(client, page_size=100).options(concurrency=4, expected_total=1_000)
+        got = [thing.id async for thing in guessed]
+        ahead = catalog.max_in_flight
+        catalog.max_in_flight = 0
+        plain = listing(client, page_size=100).options(concurrency=4)
+        assert [thing.id async for thing in plain] == got
+    assert got == ids(1_000)
+    # Pages 1 to 4 were in flight together; without the guess page 1 went alone first, and
+    # the window (1 arriving page starts 1 more) never had more than 4 either.
+    assert ahead == 4 and catalog.requests == 20
+
+
+async def test_a_wrong_expected_total_costs_requests_not_items() -> None:
+    catalog = Catalog(250)
+    async with serving(catalog) as client:
+        too_many = listing(client, page_size=100).options(concurrency=8, expected_total=5_000)
+        assert [thing.id async for thing in too_many] == ids(250)
+        too_few = listing(client, page_size=100).options(concurrency=8, expected_total=10)
+        assert [thing.id async for thing in too_few] == ids(250)
+        served = listing(client, page_size=100).options(concurrency=8, expected_total=250)
+        catalog.served_size = 20  # asked 100, serves 20: the pages asked ahead are dropped
+        assert sorted([thing.id async for thing in served]) == ids(250)

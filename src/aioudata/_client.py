@@ -6,9 +6,9 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import aiohttp.compression_utils
@@ -228,6 +228,29 @@ class Client(Namespaces):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def add_event_hook(
+        self, event: Literal["request", "response"], hook: Callable[[Any], Any]
+    ) -> Callable[[], None]:
+        """Add a hook as ``event_hooks`` would (see :mod:`aioudata._hooks`); the function that
+        removes it again. For code that gets a client it did not make (the mirror counts its
+        retries this way)."""
+        if not callable(hook):
+            raise TypeError(f"{hook!r} is not callable")
+        if event == "request":
+            self._request_hooks = (*self._request_hooks, hook)
+        elif event == "response":
+            self._response_hooks = (*self._response_hooks, hook)
+        else:
+            raise ValueError(f"event_hooks take 'request' and 'response' only, not {event!r}")
+
+        def remove() -> None:
+            if event == "request":
+                self._request_hooks = tuple(h for h in self._request_hooks if h is not hook)
+            else:
+                self._response_hooks = tuple(h for h in self._response_hooks if h is not hook)
+
+        return remove
 
     async def close(self) -> None:
         """End every listing walk still running, then close the connection pool.

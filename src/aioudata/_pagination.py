@@ -189,6 +189,9 @@ class Paginator(Generic[PageT, ItemT]):
         recheck: when the listing moved during the walk, walk it once more and yield the items
             the first pass missed.
         key: the identity used to de-duplicate items (default: their ``id``).
+        expected_total: how many items the caller expects (a previous walk's count): the
+            pages it implies are requested together with the first one, instead of after it
+            told the total (one round trip less; a wrong guess costs a few requests, no item).
         tasks: where the page requests run (the client's :class:`WalkTasks`, so that closing
             the client ends them); by default the one of the client whose ``request`` is
             ``fetch``, if any.
@@ -198,6 +201,7 @@ class Paginator(Generic[PageT, ItemT]):
         "_args",
         "_concurrency",
         "_endpoint",
+        "_expected_total",
         "_fetch",
         "_key",
         "_max_page_size",
@@ -225,6 +229,7 @@ class Paginator(Generic[PageT, ItemT]):
         recheck: bool = False,
         key: Callable[[Any], Hashable | None] = _item_id,
         tasks: WalkTasks | None = None,
+        expected_total: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ArgumentError(f"concurrency must be at least 1, not {concurrency}")
@@ -245,6 +250,7 @@ class Paginator(Generic[PageT, ItemT]):
         self._over_cap: OverCap = over_cap
         self._recheck = recheck
         self._key = key
+        self._expected_total = expected_total
         if tasks is None:  # Paginator(client.request, ...): the walk belongs to that client
             found = getattr(getattr(fetch, "__self__", None), "_walk_tasks", None)
             tasks = found if isinstance(found, WalkTasks) else None
@@ -263,6 +269,7 @@ class Paginator(Generic[PageT, ItemT]):
         over_cap: OverCap | None = None,
         recheck: bool | None = None,
         key: Callable[[Any], Hashable | None] | None = None,
+        expected_total: int | None = None,
     ) -> Paginator[PageT, ItemT]:
         """A copy of this listing walked with other options; those not given are kept.
 
@@ -285,6 +292,7 @@ class Paginator(Generic[PageT, ItemT]):
             recheck=pick(recheck, self._recheck),
             key=pick(key, self._key),
             tasks=self._tasks,
+            expected_total=pick(expected_total, self._expected_total),
         )
 
     def __repr__(self) -> str:
@@ -363,29 +371,53 @@ class Paginator(Generic[PageT, ItemT]):
         start = int(self._args.get("page") or 1)
         if size is not None:
             self._check_cap(start, size, None)
-        first = await self._get(start, size, past_end_ok=start > 1)
+        ahead = self._ahead(start, size)
+        try:
+            first = await self._get(start, size, past_end_ok=start > 1)
+        except BaseException:
+            await _cancel(ahead.values())
+            raise
         if first is None:
+            await _cancel(ahead.values())
             return
         self._note(stats, first)
-        size = self._served_size(stats, first, start, size)
+        asked, size = size, self._served_size(stats, first, start, size)
         total = _total(first)
+        if size != asked or not _has_more(first, start, size):
+            await _cancel(ahead.values())  # requested at a page size the server does not serve
+            ahead = {}
         if not _has_more(first, start, size):
             yield first
             self._alive()
             self._finish(stats, start, size)
             return
         if self._mode == "sequential" or size is None or (self._mode == "auto" and total is None):
+            await _cancel(ahead.values())
             walk = self._sequential(stats, first, start, size)
         elif total is None:
+            await _cancel(ahead.values())
             raise ArgumentError(
                 f"{self._endpoint.operation_id}: concurrent mode needs a listing with a total"
             )
         else:
-            walk = self._concurrent_pages(stats, first, start, size)
+            walk = self._concurrent_pages(stats, first, start, size, ahead)
         async with contextlib.aclosing(walk):
             async for page in walk:
                 yield page
         self._finish(stats, start, size)
+
+    def _ahead(self, start: int, size: int | None) -> dict[int, asyncio.Future[PageT | None]]:
+        """With an ``expected_total``, the pages after the first it implies (``concurrency``
+        at most), requested now, alongside the first."""
+        if not self._expected_total or not size or self._mode == "sequential":
+            return {}
+        last = min(math.ceil(self._expected_total / size), start + self._concurrency - 1)
+        cap = self._max_results
+        return {
+            number: self._spawn(self._get(number, size, past_end_ok=True))
+            for number in range(start + 1, last + 1)
+            if cap is None or number * size <= cap
+        }
 
     def _served_size(
         self, stats: PaginationStats, first: PageT, start: int, asked: int | None
@@ -425,11 +457,18 @@ class Paginator(Generic[PageT, ItemT]):
             self._alive()
 
     async def _concurrent_pages(
-        self, stats: PaginationStats, first: PageT, start: int, size: int
+        self,
+        stats: PaginationStats,
+        first: PageT,
+        start: int,
+        size: int,
+        ahead: dict[int, asyncio.Future[PageT | None]],
     ) -> AsyncGenerator[PageT, None]:
-        """Pages in order (or as they arrive): ``concurrency`` in flight, twice that held."""
-        window: dict[int, asyncio.Future[PageT | None]] = {}
+        """Pages in order (or as they arrive): ``concurrency`` in flight, twice that held;
+        ``ahead``: pages already requested."""
+        window = dict(ahead)
         plan = _Plan(start, size, stats.total_last)
+        plan.next = max(plan.next, *(n + 1 for n in window), start + 1)
         head = start + 1
         try:
             self._extend(plan, first, start)

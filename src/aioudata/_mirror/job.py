@@ -23,7 +23,7 @@ from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
 from .entities import entity
 from .export import export_jsonl
 from .lock import MirrorLock
-from .progress import Progress, ProgressCallback, RetryAttribution, as_progress
+from .progress import Progress, ProgressCallback, as_progress
 from .run import Run, make_client, v2_url
 from .store import AsyncStore, Counts, Store
 from .sync import EntitySync
@@ -131,7 +131,6 @@ async def run_mirror(
     store = AsyncStore(config.database)
     lock = MirrorLock(config.database)
     run: Run | None = None
-    handler: RetryAttribution | None = None
     run_id = 0
     status = "failed"
     summary = MirrorSummary(base_url=client.base_url, database=str(config.database))
@@ -156,12 +155,7 @@ async def run_mirror(
                 "filters": config.filters(),
             },
         )
-        run = Run(config, store, client, progress)
-        if progress.active:
-            handler = RetryAttribution(
-                {spec.name: spec.list_endpoint.path.split("{")[0] for spec in specs}, progress
-            )
-            _attach(handler)
+        run = Run(config, store, client, progress, tuple(specs))
         for spec in specs:
             progress.entity(spec.name)
         running = run
@@ -181,8 +175,6 @@ async def run_mirror(
         raise
     finally:
         await progress.stop()
-        if handler is not None:
-            _detach(handler)
         summary.status = status
         summary.elapsed = time.monotonic() - started
         if run is not None:
@@ -228,22 +220,6 @@ async def _summarise(
             config.out,
             [spec for spec in summary.entities if spec != "resources"],
         )
-
-
-def _attach(handler: logging.Handler) -> None:
-    log = logging.getLogger("aioudata")
-    log.addHandler(handler)
-    if log.getEffectiveLevel() > logging.INFO:
-        handler.previous_level = log.level  # type: ignore[attr-defined]
-        log.setLevel(logging.INFO)
-
-
-def _detach(handler: logging.Handler) -> None:
-    log = logging.getLogger("aioudata")
-    log.removeHandler(handler)
-    previous = getattr(handler, "previous_level", None)
-    if previous is not None:
-        log.setLevel(previous)
 
 
 def _without_credentials(url: str) -> str:

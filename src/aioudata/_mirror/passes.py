@@ -77,10 +77,18 @@ class Pass:
 
     async def walk(self) -> WalkOutcome:
         """Walk the listing from the checkpoint on; every page written when it returns."""
+        expected = await self.expected() if self.state.page == 0 else None
         try:
-            return await walk(self.run, self.spec, self.args(), self.state.page, self.handle)
+            return await walk(
+                self.run, self.spec, self.args(), self.state.page, self.handle, expected
+            )
         finally:
             await self.flush()
+
+    async def expected(self) -> int | None:
+        """How many items the listing likely holds: what is stored (None: nothing yet)."""
+        store = self.run.store
+        return await store.call(store.sync.count, self.spec.name) or None
 
     async def flush(self) -> None:
         """Wait for the page writes still under way (their errors raise here)."""
@@ -139,6 +147,9 @@ class ChangesPass(Pass):
     """Newest changes first, until a page holds only objects older than the mark."""
 
     kind = "changes"
+
+    async def expected(self) -> int | None:
+        return None  # it stops at the mark, usually on its first pages
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)

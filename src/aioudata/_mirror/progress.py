@@ -31,7 +31,6 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "ProgressUpdate",
-    "RetryAttribution",
     "as_progress",
     "progress_mode",
     "render_bars",
@@ -578,22 +577,3 @@ def render_bars(update: ProgressUpdate, width: int) -> RenderableType:
     totals = f"{update.requests:,} requests, {update.retries:,} retries, {_clock(update.elapsed)}"
     footer = Text(f"{'total':<{chosen['name']}} {totals}", no_wrap=True, overflow="ellipsis")
     return Group(table, footer)
-
-
-class RetryAttribution(logging.Handler):
-    """Counts the client's "retrying" log records per entity, by the path of their URL."""
-
-    def __init__(self, paths: dict[str, str], progress: Progress) -> None:
-        super().__init__(level=logging.INFO)
-        self.paths = paths
-        self.progress = progress
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Attribute one retry."""
-        if not str(record.msg).startswith("retrying") or not isinstance(record.args, tuple):
-            return
-        url = str(record.args[1]) if len(record.args) > 1 else ""
-        for name, path in self.paths.items():
-            if path in url:
-                self.progress.entity(name).retries += 1
-                return

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from yarl import URL
+
 from .._client import Client, mask_credentials
+from .._hooks import RequestEvent
 from .._retry import RetryPolicy
 from .config import MirrorConfig, MirrorError
 from .entities import EntitySpec
@@ -43,13 +47,34 @@ def make_client(
 
 @dataclass(eq=False)
 class Run:
-    """One run over several entities: one v1 client (and a v2 one for topics), one store."""
+    """One run over several entities: one v1 client (and a v2 one for topics), one store.
+
+    Every retry of the run's clients is counted for the entity whose URL it was for (from the
+    clients' request events: the count holds however the run logs).
+    """
 
     config: MirrorConfig
     store: AsyncStore
     client: Client
     progress: Progress
+    specs: tuple[EntitySpec, ...] = ()
     _v2: Client | None = field(default=None, repr=False)
+    _unhook: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._watch(self.client)
+
+    def _watch(self, client: Client) -> None:
+        self._unhook.append(client.add_event_hook("request", self._count_retry))
+
+    def _count_retry(self, event: RequestEvent) -> None:
+        if event.attempt < 2:
+            return
+        path = URL(event.url).path
+        for spec in self.specs:
+            if path.startswith(spec.list_endpoint.path) or f"/{spec.name}/" in path:
+                self.live(spec).retries += 1
+                return
 
     def client_for(self, spec: EntitySpec) -> Client:
         """The v1 client, or a v2 one (same options) for topics."""
@@ -58,10 +83,13 @@ class Run:
         if self._v2 is None:
             # From the configured URL: the client's own is shown without its credentials.
             self._v2 = make_client(self.config, v2_url(self.config.base_url))
+            self._watch(self._v2)
         return self._v2
 
     async def close(self) -> None:
-        """Close the v2 client if one was made."""
+        """Stop counting the clients' retries; close the v2 client if one was made."""
+        for remove in self._unhook:
+            remove()
         if self._v2 is not None:
             await self._v2.close()
 

@@ -53,9 +53,17 @@ def _divisor(count: int) -> int:
 
 
 async def walk(
-    run: Run, spec: EntitySpec, args: dict[str, Any], done: int, handle: Handler
+    run: Run,
+    spec: EntitySpec,
+    args: dict[str, Any],
+    done: int,
+    handle: Handler,
+    expected: int | None = None,
 ) -> WalkOutcome:
-    """Every page after the first ``done`` ones, in order; a page failing server-side is split."""
+    """Every page after the first ``done`` ones, in order; a page failing server-side is split.
+
+    ``expected``: the items the listing likely holds (its pages are asked for with the first).
+    """
     client = run.client_for(spec)
     live = run.live(spec)
     size = int(args["page_size"])
@@ -72,6 +80,7 @@ async def walk(
             {**args, "page": number},
             concurrency=run.config.concurrency,
             ordered=True,
+            expected_total=expected if number == done + 1 else None,
         )
         try:
             pages = paginator.pages()
