@@ -19,7 +19,7 @@ from .models import generate_models
 from .operations import generate_operations
 from .prepare import prepare
 from .render import render
-from .spec_loader import fragment_paths, merge_fragments
+from .spec_loader import fragment_paths, merge_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi"
@@ -27,10 +27,14 @@ OUT = ROOT / "src" / "aioudata" / "_generated"
 
 
 def generate(spec_dir: Path) -> dict[str, str]:
-    """Relative path -> source of every generated file, formatted."""
+    """Relative path -> source of every generated file, formatted.
+
+    ``spec_dir`` holds the API v1's fragments, and the v2's in ``spec_dir/v2`` if any: one
+    models module for both, one operations package per version.
+    """
     if not fragment_paths(spec_dir):
         raise SystemExit(f"no OpenAPI fragments under {spec_dir}")
-    prepared = prepare(merge_fragments(spec_dir))
+    prepared = prepare(merge_versions(spec_dir))
     files = {"models.py": generate_models(prepared), **generate_operations(prepared)}
     files["__init__.py"] = render("package_init.py.jinja")
     return _format(files)

@@ -4,6 +4,12 @@ Our own generator (datamodel-code-generator only does models). Each method check
 itself: it names its arguments and hands them, with a static Endpoint description, to the
 core's single ``request`` (or ``paginate`` for listings) function.
 
+The API v1 (openapi/) goes to ``operations/<tag>.py`` and ``namespaces.py`` (``client.datasets``);
+the API v2 (openapi/v2/) to ``v2/operations/<tag>.py`` and ``v2/namespaces.py``, reached as
+``client.v2.datasets``: its Endpoints say ``api=2``, so the core sends them below the API v2 root.
+Each operation's Endpoint is a public constant of its module (``LIST_DATASETS``), for code that
+drives the core directly (the mirror).
+
 An operation taking an ``X-Fields`` mask has two typing overloads: without a mask it returns its
 model, with one the model's partial twin (every field optional; see models.py), which is also
 what the Endpoint's ``masked()`` variant decodes.
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from .models import PARTIAL
 from .prepare import Prepared, identifier, ref_name
 from .render import add_globals, render
-from .spec_loader import JSON, operations
+from .spec_loader import JSON, V2_TAGS, api_route, operations
 
 # Bodies that are files or exports, not JSON: returned as bytes.
 _BINARY_PATH = re.compile(
@@ -26,6 +32,9 @@ _BINARY_PATH = re.compile(
     r"/data\.\{[^}]+\}|/avatars/.*|/datasets/r/\{[^}]+\})$"
 )
 _KIND_TYPES = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
+#: Method names for flask-restx's fallback operation ids (``<method>_<resource class>``) where
+#: the listing convention of every other tag reads better.
+_METHOD_NAMES = {"get_topics_api": "list_topics"}
 
 
 @dataclass
@@ -55,6 +64,7 @@ class OperationDef:
     item: str | None = None  # item class of a paginated listing
     deprecated: bool = False
     masked: bool = False  # takes an X-Fields mask and returns a model: overloads, partial twin
+    api: int = 1  # the API version whose root ``path`` is relative to
 
     @property
     def partial_returns(self) -> str:
@@ -77,7 +87,8 @@ class OperationDef:
 
     @property
     def constant(self) -> str:
-        return "_" + self.operation_id.upper()
+        """The module-level name of the operation's Endpoint (public: the mirror uses them)."""
+        return self.operation_id.upper()
 
     @property
     def positional(self) -> list[ParamDef]:
@@ -94,6 +105,7 @@ class TagDef:
     name: str
     description: str
     operations: list[OperationDef] = field(default_factory=list)
+    api: int = 1
 
     @property
     def module(self) -> str:
@@ -101,7 +113,8 @@ class TagDef:
 
     @property
     def class_name(self) -> str:
-        return "".join(w.capitalize() for w in self.module.split("_")) + "Operations"
+        version = f"V{self.api}" if self.api != 1 else ""
+        return "".join(w.capitalize() for w in self.module.split("_")) + version + "Operations"
 
 
 def _is_mask(param: ParamDef) -> bool:
@@ -112,16 +125,22 @@ def _partial(annotation: str) -> str:
     return re.sub(r"\bm\.(\w+)", rf"m.\1{PARTIAL}", annotation)
 
 
-def collect(prepared: Prepared) -> list[TagDef]:
-    """Every operation of the prepared document, grouped by tag."""
+def collect(prepared: Prepared, api: int = 1) -> list[TagDef]:
+    """Every operation of API ``api`` in the prepared document, grouped by tag."""
     doc = prepared.document
     schemas: JSON = doc["components"]["schemas"]
-    descriptions = {t["name"]: t.get("description", "") for t in doc.get("tags", [])}
+    tag_list = doc.get("tags", []) if api == 1 else doc.get(V2_TAGS, [])
+    descriptions = {t["name"]: t.get("description", "") for t in tag_list}
     tags: dict[str, TagDef] = {}
-    for route, method, op, shared in operations(doc):
+    for key, method, op, shared in operations(doc):
+        version, route = api_route(key)
+        if version != api:
+            continue
         tag = (op.get("tags") or ["default"])[0]
-        tags.setdefault(tag, TagDef(tag, descriptions.get(tag, "")))
-        tags[tag].operations.append(_operation(route, method, op, shared, tag, schemas))
+        tags.setdefault(tag, TagDef(tag, descriptions.get(tag, ""), api=api))
+        operation = _operation(route, method, op, shared, tag, schemas)
+        operation.api = api
+        tags[tag].operations.append(operation)
     return [tags[name] for name in sorted(tags)]
 
 
@@ -157,6 +176,7 @@ def method_name(operation_id: str) -> str:
     "get_datasets_csv_api_/organizations/<org:org>/datasets.csv" -> get_datasets_csv.
     """
     head = operation_id.split("_api_/", 1)[0] if "_api_/" in operation_id else operation_id
+    head = _METHOD_NAMES.get(head, head)
     name = identifier(head)
     if keyword.iskeyword(name):
         name += "_"
@@ -280,6 +300,9 @@ def _page_item(model: str, schemas: JSON) -> str | None:
     if not {"data", "page", "page_size", "total"} <= set(props):
         return None
     items = props["data"].get("items", {})
+    refs = [part for part in items.get("allOf", []) if "$ref" in part]
+    if "$ref" not in items and len(refs) == 1:
+        items = refs[0]  # {"allOf": [{"$ref": ...}], "description": ...}: udata's Nested
     return "m." + ref_name(items["$ref"]) if "$ref" in items else None
 
 
@@ -296,10 +319,25 @@ def _dedupe_names(op_id: str, params: list[ParamDef]) -> None:
 
 def generate_operations(prepared: Prepared) -> dict[str, str]:
     """Relative file name -> source, for ``aioudata/_generated/``."""
-    tags = collect(prepared)
-    files = {f"operations/{tag.module}.py": render("operations.py.jinja", tag=tag) for tag in tags}
-    files["operations/__init__.py"] = render("operations_init.py.jinja", tags=tags)
-    files["namespaces.py"] = render("namespaces.py.jinja", tags=tags)
+    files: dict[str, str] = {}
+    v2 = collect(prepared, api=2)
+    for api, tags in ((1, collect(prepared)), (2, v2)):
+        if not tags:
+            continue
+        folder = "" if api == 1 else f"v{api}/"
+        up = "." * (api != 1)  # one package deeper: v2/operations/<tag>.py
+        for tag in tags:
+            files[f"{folder}operations/{tag.module}.py"] = render(
+                "operations.py.jinja", tag=tag, api=api, up=up
+            )
+        files[f"{folder}operations/__init__.py"] = render(
+            "operations_init.py.jinja", tags=tags, api=api
+        )
+        files[f"{folder}namespaces.py"] = render(
+            "namespaces.py.jinja", tags=tags, api=api, up=up, has_v2=api == 1 and bool(v2)
+        )
+        if api != 1:
+            files[f"{folder}__init__.py"] = render("version_init.py.jinja", api=api)
     return files
 
 

@@ -11,6 +11,7 @@ import pytest
 import aioudata
 from aioudata import Endpoint
 from aioudata._generated.namespaces import OPERATIONS
+from aioudata._generated.v2.namespaces import OPERATIONS as V2_OPERATIONS
 from codegen.operations import method_name
 from codegen.spec_loader import fragment_paths
 from tests.generated import all_endpoints
@@ -48,6 +49,11 @@ def test_operation_count_equals_the_pinned_real_spec() -> None:
     assert len(spec_operations()) == MANIFEST["operations"] == 247
     assert sum(len(ops) for ops in OPERATIONS.values()) == MANIFEST["operations"]
     assert {tag: len(ops) for tag, ops in OPERATIONS.items()} == MANIFEST["operations_by_tag"]
+    # The API v2, vendored from the same server into openapi/v2/, generated as client.v2.
+    v2 = json.loads((SPEC / "v2" / "manifest.json").read_text(encoding="utf-8"))
+    assert v2["source"] == {**MANIFEST["source"], "document": "/api/2/swagger.json"}
+    assert sum(len(ops) for ops in V2_OPERATIONS.values()) == v2["operations"] == 36
+    assert {tag: len(ops) for tag, ops in V2_OPERATIONS.items()} == v2["operations_by_tag"]
 
 
 def test_every_operation_has_a_stub_with_its_method_and_path() -> None:

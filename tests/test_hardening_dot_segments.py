@@ -17,7 +17,7 @@ from aioudata._generated.operations import datasets
 from tests.faults import serve_local
 
 ONCE = RetryPolicy(max_attempts=1)
-RAW_GET_DATASET = dataclasses.replace(datasets._GET_DATASET, response=bytes)
+RAW_GET_DATASET = dataclasses.replace(datasets.GET_DATASET, response=bytes)
 
 
 class _Paths:
@@ -49,10 +49,10 @@ async def paths() -> AsyncIterator[_Paths]:
 async def test_a_dot_segment_id_is_refused_and_nothing_is_sent(paths: _Paths, value: str) -> None:
     async with Client(paths.base_url, retry=ONCE) as client:
         with pytest.raises(ArgumentError, match=r"get_dataset\(\): dataset must not be") as info:
-            await client.request(datasets._GET_DATASET, {"dataset": value})
+            await client.request(datasets.GET_DATASET, {"dataset": value})
         assert repr(value) in str(info.value)
         with pytest.raises(ArgumentError, match="rid must not be"):
-            await client.request(datasets._GET_RESOURCE, {"dataset": "d", "rid": value})
+            await client.request(datasets.GET_RESOURCE, {"dataset": "d", "rid": value})
     assert paths.raw_paths == []  # /api/1/datasets/../ would have reached /api/1/
 
 
@@ -69,7 +69,7 @@ async def test_values_near_a_dot_segment_reach_the_dataset_endpoint_as_they_are(
 
 def test_a_parameter_glued_to_text_is_judged_by_its_segment() -> None:
     # rdf.{_format}: a "." format makes the segment "rdf..", not a dot segment.
-    prepared = prepare(datasets._RDF_DATASET_FORMAT, {"dataset": "d", "format": "."})
+    prepared = prepare(datasets.RDF_DATASET_FORMAT, {"dataset": "d", "format": "."})
     assert prepared.path == "/datasets/d/rdf.."
 
 

@@ -1,12 +1,13 @@
 # mypy: disable-error-code="import-not-found"
 # (udata and flask-restx exist only in the udata venv this script runs in.)
-"""Dump the Swagger 2.0 document a real udata app serves at /api/1/swagger.json.
+"""Dump the Swagger 2.0 documents a real udata app serves at /api/1/ and /api/2/swagger.json.
 
 Runs INSIDE a venv that has udata installed (see build.py), not in the project's environment:
-``python dump_swagger.py OUT.json``. No MongoDB, broker or network is needed: mongomock stands in
-for the database and the document is fetched with Flask's test client.
+``python dump_swagger.py OUT.json [OUT_V2.json]`` (the API v1 document, and the API v2 one when a
+second file is named). No MongoDB, broker or network is needed: mongomock stands in for the
+database and the documents are fetched with Flask's test client.
 
-Adds one vendor key to the served document, ``x-aioudata-dump``:
+Adds one vendor key to each served document, ``x-aioudata-dump``:
 - ``udata``: the udata version that produced it (build.py checks it against the pin);
 - ``secured_operations``: the operationIds guarded by ``@api.secure``. udata means to publish
   them (``UDataApi._apply_secure`` calls ``self._build_doc(func, {"security": "apikey"})``) but
@@ -63,10 +64,10 @@ def _is_guarded(func: Any, guarded: set[int]) -> bool:
     return False
 
 
-def _secured_operations(swagger: dict[str, Any], guarded: set[int]) -> list[str]:
-    """operationIds of the guarded methods, found the way flask-restx lays out its paths."""
+def _secured_operations(swagger: dict[str, Any], guarded: set[int], api: Any) -> list[str]:
+    """operationIds of the guarded methods of ``api`` (udata's ``api`` or ``apiv2``), found the
+    way flask-restx lays out its paths."""
     from flask_restx.swagger import extract_path
-    from udata.api import api
 
     secured = set()
     for ns in api.namespaces:
@@ -81,11 +82,12 @@ def _secured_operations(swagger: dict[str, Any], guarded: set[int]) -> list[str]
     return sorted(secured)
 
 
-def dump() -> dict[str, Any]:
-    """The served document plus the ``x-aioudata-dump`` record."""
+def dump(versions: tuple[int, ...] = (1,)) -> dict[int, dict[str, Any]]:
+    """API version -> the served document plus the ``x-aioudata-dump`` record."""
     guarded = _record_secured()  # before any udata API module registers its views
     from importlib.metadata import version
 
+    from udata.api import api, apiv2
     from udata.app import create_app, standalone
 
     with tempfile.TemporaryDirectory(prefix="udata-spec-") as tmp:
@@ -93,29 +95,36 @@ def dump() -> dict[str, Any]:
         settings.write_text(SETTINGS, encoding="utf-8")
         os.environ["UDATA_SETTINGS"] = str(settings)
         app = standalone(create_app())
-    with app.test_client() as client:
-        response = client.get("/api/1/swagger.json", base_url=f"https://{SERVER_NAME}")
-    if response.status_code != 200:
-        raise SystemExit(f"/api/1/swagger.json answered {response.status_code}")
-    swagger: dict[str, Any] = json.loads(response.data)
-    with app.app_context():
-        secured = _secured_operations(swagger, guarded)
-    if not secured:
-        raise SystemExit("no @api.secure operation found: did udata change how it guards views?")
-    swagger["x-aioudata-dump"] = {"udata": version("udata"), "secured_operations": secured}
-    return swagger
+    documents: dict[int, dict[str, Any]] = {}
+    for number in versions:
+        url = f"/api/{number}/swagger.json"
+        with app.test_client() as client:
+            response = client.get(url, base_url=f"https://{SERVER_NAME}")
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}")
+        swagger: dict[str, Any] = json.loads(response.data)
+        with app.app_context():
+            secured = _secured_operations(swagger, guarded, api if number == 1 else apiv2)
+        if not secured:
+            raise SystemExit(f"{url}: no @api.secure operation found: did udata change how?")
+        swagger["x-aioudata-dump"] = {"udata": version("udata"), "secured_operations": secured}
+        documents[number] = swagger
+    return documents
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: dump_swagger.py OUT.json")
-    document = dump()
-    Path(sys.argv[1]).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    print(
-        f"udata {document['x-aioudata-dump']['udata']}: {len(document['paths'])} paths, "
-        f"{len(document['x-aioudata-dump']['secured_operations'])} secured operations",
-        file=sys.stderr,
-    )
+    if len(sys.argv) not in (2, 3):
+        raise SystemExit("usage: dump_swagger.py OUT.json [OUT_V2.json]")
+    targets = sys.argv[1:]
+    documents = dump(tuple(range(1, len(targets) + 1)))
+    for (number, document), target in zip(documents.items(), targets, strict=True):
+        Path(target).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(
+            f"udata {document['x-aioudata-dump']['udata']} API v{number}: "
+            f"{len(document['paths'])} paths, "
+            f"{len(document['x-aioudata-dump']['secured_operations'])} secured operations",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 # (udata and flask-restx exist only in the udata venv this script runs in.)
 """Check the spec against what a real udata app sends: the evidence behind openapi/overlay.json.
 
-Runs INSIDE the udata venv (like dump_swagger.py): ``python probe.py SPEC`` where SPEC is either
-a full OpenAPI document (build.py --raw-out, i.e. before the overlay) or the openapi/ folder of
-fragments (after it). It seeds a mongomock database with the udata factories (users, an
-organization with members, datasets with resources, spatial and temporal coverage, reuses,
-dataservices, discussions, harvest sources and jobs, posts...), calls every GET operation it can
-fill the path of, plus a few writes, and decodes each JSON answer against the documented
-response schema. It prints one line per disagreement kind and place, with an example value.
+Runs INSIDE the udata venv (like dump_swagger.py): ``python probe.py [--api 2] SPEC`` where SPEC
+is either a full OpenAPI document (build.py --raw-out, i.e. before the overlay) or a folder of
+fragments (after it: openapi/, or openapi/v2/ with ``--api 2``). It seeds a mongomock database
+with the udata factories (users, an organization with members, datasets with resources, spatial
+and temporal coverage, reuses, dataservices, discussions, harvest sources and jobs, posts,
+a topic with elements...), calls every GET operation it can fill the path of, plus a few
+writes, and decodes each JSON answer against the documented response schema. It prints one line
+per disagreement kind and place, with an example value.
 
 What counts as a disagreement: the wrong JSON type, a date-time sent as a date (or the reverse),
 a required property missing, a required property sent as null, an answer whose status code
@@ -55,6 +56,8 @@ def load_spec(source: Path) -> JSON:
         return document
     merged: JSON = {"paths": {}, "components": {"schemas": {}}}
     for path in sorted(source.glob("*/*.json")):
+        if re.fullmatch(r"v\d+", path.parent.name):
+            continue  # openapi/v2/ is the other API's folder, probed on its own
         fragment = json.loads(path.read_text(encoding="utf-8"))
         for route, item in fragment["paths"].items():
             merged["paths"].setdefault(route, {}).update(item)
@@ -242,6 +245,7 @@ def seed() -> dict[str, str]:
     from udata.core.reuse.factories import ReuseFactory
     from udata.core.spatial.factories import SAMPLE_GEOM, GeoLevelFactory, GeoZoneFactory
     from udata.core.spatial.models import SpatialCoverage
+    from udata.core.topic.factories import TopicElementFactory, TopicFactory
     from udata.core.user.factories import AdminFactory, UserFactory
     from udata.core.visualizations.factories import ChartFactory
     from udata.harvest.models import HarvestItem, HarvestJob, HarvestSource
@@ -288,6 +292,9 @@ def seed() -> dict[str, str]:
     ).save()
     post = PostFactory(owner=admin)
     contact = ContactPointFactory(organization=org)
+    topic = TopicFactory(organization=org, spatial=SpatialCoverage(zones=[zone]))
+    element = TopicElementFactory(topic=topic, element=dataset)
+    TopicElementFactory(topic=topic, element=None, title="An element without its object")
     for subject in (reuse, org, editor, dataservice):
         Follow(follower=admin, following=subject).save()
     return {
@@ -306,6 +313,8 @@ def seed() -> dict[str, str]:
         "user": str(editor.id),
         "contact_point": str(contact.id),
         "visualization": str(chart.id),
+        "topic": str(topic.id),
+        "element_id": str(element.id),
         "level": "fr:region",
         "ids": zone.id,
         "zone": zone.id,
@@ -360,6 +369,10 @@ def fill(route: str, ids: dict[str, str]) -> str | None:
     return f"{url}?{query.format(**ids)}" if query else url
 
 
+#: The API version probed (``--api``): its root prefixes every route.
+API_ROOT = ["/api/1"]
+
+
 def call(
     client: Any,
     method: str,
@@ -369,7 +382,7 @@ def call(
     payload: Any = None,
 ) -> Any:
     return client.open(
-        "/api/1" + url,
+        API_ROOT[0] + url,
         method=method,
         json=payload,
         headers={"X-API-KEY": ids["key"], **(headers or {})},
@@ -508,6 +521,37 @@ DELETES: list[tuple[str, str, Any, str]] = [
 ]
 
 
+# The API v2's writes: topics and their elements (the extras endpoints answer no body).
+WRITES_V2: list[tuple[str, str, Any, str]] = [
+    (
+        "POST",
+        "/topics/",
+        {
+            "name": "Probe topic",
+            "description": "d",
+            "tags": ["probe"],
+            "organization": "{org}",
+            "elements": [{"title": "e", "element": {"class": "Dataset", "id": "{dataset}"}}],
+        },
+        "topic2",
+    ),
+    ("PUT", "/topics/{topic2}/", {"name": "Probe topic, renamed"}, ""),
+    (
+        "POST",
+        "/topics/{topic2}/elements/",
+        [{"title": "r", "element": {"class": "Reuse", "id": "{reuse}"}}],
+        "",
+    ),
+    ("PUT", "/topics/{topic}/elements/{element_id}/", {"title": "renamed"}, ""),
+    ("POST", "/topics/{topic}/featured/", None, ""),
+    ("PUT", "/datasets/{dataset}/extras/", {"probe": "x"}, ""),
+]
+DELETES_V2: list[tuple[str, str, Any, str]] = [
+    ("DELETE", "/topics/{topic}/featured/", None, ""),
+    ("DELETE", "/topics/{topic2}/", None, ""),
+]
+
+
 def _fill_payload(payload: Any, ids: dict[str, str]) -> Any:
     if isinstance(payload, str):
         return payload.format(**ids) if payload.startswith("{") else payload
@@ -525,7 +569,8 @@ def probe_writes(
     skipped = []
     with app.test_client() as client:
         for method, route, payload, keep in writes:
-            operation = spec["paths"].get(route, {}).get(method.lower())
+            documented = route.replace("{topic2}", "{topic}")  # a second topic, same route
+            operation = spec["paths"].get(documented, {}).get(method.lower())
             url = fill(route, ids)
             if operation is None or url is None:
                 skipped.append(f"{method} {route}: not in the spec or no ids")
@@ -538,17 +583,23 @@ def probe_writes(
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: probe.py SPEC (full OpenAPI JSON or the openapi/ folder)")
-    spec = load_spec(Path(sys.argv[1]))
+    args = sys.argv[1:]
+    version = "1"
+    if args[:1] == ["--api"] and len(args) == 3:
+        version, args = args[1], args[2:]
+    if len(args) != 1 or version not in ("1", "2"):
+        raise SystemExit("usage: probe.py [--api 2] SPEC (full OpenAPI JSON or a fragment folder)")
+    API_ROOT[0] = f"/api/{version}"
+    spec = load_spec(Path(args[0]))
     app = make_app()
     checker = Checker(spec)
+    writes, deletes = (WRITES, DELETES) if version == "1" else (WRITES_V2, DELETES_V2)
     with app.app_context():
         with app.test_request_context():  # signal handlers look at current_user
             ids = seed()
-        skipped = probe_writes(app, spec, checker, ids, WRITES)
+        skipped = probe_writes(app, spec, checker, ids, writes)
         skipped += probe_gets(app, spec, checker, ids)
-        skipped += probe_writes(app, spec, checker, ids, DELETES)
+        skipped += probe_writes(app, spec, checker, ids, deletes)
     for title, bucket in (("DISAGREEMENTS", checker.problems), ("NOTES", checker.notes)):
         print(f"== {title} ({len(bucket)})")
         for (kind, where), examples in sorted(bucket.items(), key=lambda e: (e[0][1], e[0][0])):

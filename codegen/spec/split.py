@@ -141,12 +141,14 @@ def split(document: JSON) -> dict[str, JSON]:
     return dict(sorted(fragments.items()))
 
 
-def manifest(document: JSON, package: str, version: str) -> JSON:
+def manifest(
+    document: JSON, package: str, version: str, served_at: str = "/api/1/swagger.json"
+) -> JSON:
     """What the generated client must cover; the codegen tests compare their stubs with it."""
     ops = operations(document)
     by_tag = Counter(op["tags"][0] for _, _, op in ops)
     return {
-        "source": {"package": package, "version": version, "document": "/api/1/swagger.json"},
+        "source": {"package": package, "version": version, "document": served_at},
         "paths": len(document["paths"]),
         "operations": len(ops),
         "operations_by_tag": dict(sorted(by_tag.items())),

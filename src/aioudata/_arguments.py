@@ -30,7 +30,7 @@ __all__ = ["PreparedRequest", "prepare"]
 
 @dataclass(slots=True)
 class PreparedRequest:
-    """What goes on the wire, relative to the client's base URL."""
+    """What goes on the wire, relative to the root of API ``api`` (1: the client's base URL)."""
 
     method: str
     path: str
@@ -38,11 +38,12 @@ class PreparedRequest:
     headers: dict[str, str] = field(default_factory=dict)
     json: bytes | None = None
     form: list[tuple[str, Any]] | None = None
+    api: int = 1
 
 
 def prepare(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> PreparedRequest:
     """Validate ``args`` against ``endpoint`` and build the request; raise before any I/O."""
-    request = PreparedRequest(method=endpoint.method, path=endpoint.path)
+    request = PreparedRequest(method=endpoint.method, path=endpoint.path, api=endpoint.api)
     path_values: dict[str, str] = {}
     for param in endpoint.params:
         value = args.get(param.name)

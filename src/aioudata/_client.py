@@ -19,7 +19,7 @@ from yarl import URL
 
 from ._arguments import PreparedRequest, prepare
 from ._decoding import decode_body
-from ._endpoint import Endpoint
+from ._endpoint import Endpoint, api_root
 from ._errors import (
     APIError,
     ArgumentError,
@@ -335,7 +335,7 @@ class Client(Namespaces):
         status, headers, body, url, method, elapsed = await self._retrier.run(
             attempt,
             method=prepared.method,
-            url=lambda: _public(self._absolute(prepared.path)),
+            url=lambda: _public(self._absolute(prepared.path, prepared.api)),
         )
         if raw:
             return Response(  # type: ignore[return-value]
@@ -355,9 +355,16 @@ class Client(Namespaces):
             tasks=self._walk_tasks,
         )
 
-    def _absolute(self, path: str) -> URL:
-        """``path`` (already escaped) below the base URL."""
-        return self._base.with_path(self._base.path + path, encoded=True)
+    def _absolute(self, path: str, api: int = 1) -> URL:
+        """``path`` (already escaped) below the base URL, or below the root of API ``api``
+        next to it (``/api/2`` beside ``/api/1``: see :func:`aioudata._endpoint.api_root`)."""
+        if api == 1:
+            return self._base.with_path(self._base.path + path, encoded=True)
+        try:
+            root = api_root(self._base.raw_path, api)
+        except ValueError as error:
+            raise ArgumentError(f"{error} (the client's base URL is {self._base})") from None
+        return self._base.with_path(root + path, encoded=True)
 
     def _route(self, url: URL) -> dict[str, Any]:
         """Proxy and .netrc arguments for another origin than the base (after a redirect)."""
@@ -378,7 +385,7 @@ class Client(Namespaces):
 
     async def _send(self, prepared: PreparedRequest, attempt: int) -> _Answer:
         """One attempt: send, follow redirects, return the answer or raise a typed error."""
-        url = self._absolute(prepared.path)
+        url = self._absolute(prepared.path, prepared.api)
         if prepared.query:
             url = url.with_query(prepared.query)
         headers = dict(prepared.headers) if prepared.headers else {}

@@ -2,10 +2,15 @@
 
 Generated modules build one :class:`Endpoint` per operation at import time; the core reads it to
 validate arguments, build the request and decode the answer. Nothing here does I/O.
+
+An Endpoint's ``path`` is relative to the root of its API version: a client is made with the
+API v1 root (``https://www.data.gouv.fr/api/1``) and finds the API v2 root next to it
+(:func:`api_root`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
@@ -66,6 +71,8 @@ class Endpoint(Generic[T]):
     #: partial twins, every field optional (the server sends only the fields the mask names).
     partial: Any = None
     partial_item: Any = None
+    #: The API version whose root ``path`` is relative to (1: the client's base URL).
+    api: int = 1
 
     @property
     def paginated(self) -> bool:
@@ -84,6 +91,26 @@ class Endpoint(Generic[T]):
             partial=None,
             partial_item=None,
         )
+
+
+_VERSION_SEGMENT = re.compile(r"(?P<head>.*)/(?P<version>[0-9]+)/?")
+
+
+def api_root(base_path: str, api: int) -> str:
+    """The path of the API ``api``'s root next to the API root ``base_path`` (already escaped).
+
+    udata serves its API versions side by side: ``/api/1`` and ``/api/2``. A base path whose
+    last segment is a version number gets that segment replaced (``/api/1`` -> ``/api/2``; a
+    client made with the v2 root keeps it); any other is refused with ``ValueError``: the
+    other version's root cannot be derived from it.
+    """
+    match = _VERSION_SEGMENT.fullmatch(base_path)
+    if match is None:
+        raise ValueError(
+            f"the API v{api} root cannot be derived from the base path {base_path or '/'!r}:"
+            " it should end with the API version, as /api/1 does"
+        )
+    return f"{match['head']}/{api}"
 
 
 class Requester(Protocol):

@@ -639,6 +639,10 @@ class Paginator(Generic[PageT, ItemT]):
             expected = min(expected, self._max_results - skipped)
         stats.expected = max(0, expected)
         stats.missed = max(0, stats.expected - (stats.items - stats.duplicates))
+        if self._max_results is not None and size and total >= self._max_results:
+            # A search engine's total stops at its window (data.gouv.fr's search reports 10,000
+            # for far more): results past it may exist, and no page can serve them.
+            self._capped(self._max_results // size + 1, size, stats)
 
 
 class _Plan:

@@ -75,3 +75,27 @@ def example_6(client: aioudata.Client) -> None:
         print(event.method, event.url, event.status, f"{event.elapsed:.3f}s", "attempt", event.attempt)
 
     client = aioudata.Client(event_hooks={"request": [print], "response": [timing]})
+
+
+def example_7(client: aioudata.Client) -> None:
+    async def v2(client: aioudata.Client) -> None:
+        page = await client.v2.datasets.search_datasets(q="transport", sort="-created", page_size=20)
+        print(page.total, "matches")
+        for dataset in page.data:                                   # DatasetV2
+            print(dataset.title, dataset.resources.total, "resources")
+            async for resource in client.v2.datasets.list_resources(dataset.id, page_size=100):
+                print(resource.url)                                 # Resource, the v1 class
+        async for topic in client.v2.topics.list_topics():
+            print(topic.name, topic.elements.total if topic.elements else 0, "elements")
+        found = await client.v2.datasets.get_resource("RESOURCE_ID")  # by its id alone
+        print(found.dataset_id, found.resource.title)
+
+
+def example_8(client: aioudata.Client) -> None:
+    async def past_the_window(client: aioudata.Client, q: str) -> dict[str, aioudata.models.DatasetV2]:
+        found: dict[str, aioudata.models.DatasetV2] = {}
+        for license in await client.datasets.list_licenses():
+            search = client.v2.datasets.search_datasets(q=q, license=license.id, page_size=100)
+            async for dataset in search:     # SearchCapError: this license alone is over the window,
+                found[dataset.id] = dataset  # split it again (organization, format_family, tag...)
+        return found

@@ -139,3 +139,47 @@ async def misuse(client: Client) -> None:
     await client.datasets.get_dataset()  # type: ignore[call-overload]
     await client.datasets.delete_dataset(42)  # type: ignore[arg-type]
     client.datasets.list_datasets().options(mode="parallel")  # type: ignore[arg-type]
+
+
+async def api_v2(client: Client) -> None:
+    from aioudata.models import (
+        DatasetSearchPageV2,
+        DatasetSearchPageV2Partial,
+        DatasetV2,
+        DatasetV2Partial,
+        Organization,
+        ResourcePageV2,
+        SpecificResourceV2,
+        SubsectionLinkV2,
+        TopicElementV2,
+        TopicPageV2,
+        TopicV2,
+    )
+
+    search = client.v2.datasets.search_datasets(q="bus", producer_type="public-service")
+    assert_type(search, Paginator[DatasetSearchPageV2, DatasetV2])
+    page = await search
+    assert_type(page.total, int)
+    assert_type(page.data, list[DatasetV2])
+    assert_type(page.facets, dict[str, Any] | None)
+    dataset = page.data[0]
+    assert_type(dataset.id, str)
+    assert_type(dataset.resources, SubsectionLinkV2)
+    assert_type(dataset.resources.total, int)
+    assert_type(dataset.license, str | dict[str, Any])
+    masked = client.v2.datasets.search_datasets(x_fields="data{id},total")
+    assert_type(masked, Paginator[DatasetSearchPageV2Partial, DatasetV2Partial])
+    assert_type(await client.v2.datasets.get_dataset("d"), DatasetV2)
+    resources = client.v2.datasets.list_resources("d", page_size=1000)
+    assert_type(resources, Paginator[ResourcePageV2, Resource])  # the v1 Resource
+    async for resource in resources:
+        assert_type(resource.id, str)
+    assert_type(await client.v2.datasets.get_resource("r"), SpecificResourceV2)
+    assert_type(client.v2.topics.list_topics(), Paginator[TopicPageV2, TopicV2])
+    elements = client.v2.topics.topic_elements("t")
+    async for element in elements:
+        assert_type(element, TopicElementV2)
+    async for organization in client.v2.organizations.search_organizations(q="x"):
+        assert_type(organization, Organization)  # the v1 class: v2 registers the same fields
+    client.v2.datasets.search_datasets(producer_type="nobody")  # type: ignore[call-overload]
+    client.v2.datasets.search_datasets(page=0).options(max_results=20_000, over_cap="stop")

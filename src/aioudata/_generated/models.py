@@ -98,6 +98,8 @@ __all__ = [
     "DataserviceReference",
     "DataserviceReferenceInput",
     "DataserviceReferencePartial",
+    "DataserviceSearchPageV2",
+    "DataserviceSearchPageV2Partial",
     "DataserviceSuggestion",
     "DataserviceSuggestionPartial",
     "Dataset",
@@ -107,6 +109,8 @@ __all__ = [
     "DatasetInternalsPartial",
     "DatasetPage",
     "DatasetPagePartial",
+    "DatasetPageV2",
+    "DatasetPageV2Partial",
     "DatasetPartial",
     "DatasetPermissions",
     "DatasetPermissionsPartial",
@@ -114,8 +118,12 @@ __all__ = [
     "DatasetPreviewPartial",
     "DatasetReference",
     "DatasetReferencePartial",
+    "DatasetSearchPageV2",
+    "DatasetSearchPageV2Partial",
     "DatasetSuggestion",
     "DatasetSuggestionPartial",
+    "DatasetV2",
+    "DatasetV2Partial",
     "Discussion",
     "DiscussionEdit",
     "DiscussionEditComment",
@@ -123,6 +131,8 @@ __all__ = [
     "DiscussionMessagePermissionsPartial",
     "DiscussionPage",
     "DiscussionPagePartial",
+    "DiscussionPageV2",
+    "DiscussionPageV2Partial",
     "DiscussionPartial",
     "DiscussionPermissions",
     "DiscussionPermissionsPartial",
@@ -282,6 +292,8 @@ __all__ = [
     "OrganizationReferencePartial",
     "OrganizationRole",
     "OrganizationRolePartial",
+    "OrganizationSearchPageV2",
+    "OrganizationSearchPageV2Partial",
     "OrganizationSuggestion",
     "OrganizationSuggestionPartial",
     "PendingInvitation",
@@ -298,6 +310,8 @@ __all__ = [
     "PostKind",
     "PostPage",
     "PostPagePartial",
+    "PostPageV2",
+    "PostPageV2Partial",
     "PostPartial",
     "RefuseMembership",
     "Report",
@@ -311,6 +325,8 @@ __all__ = [
     "ResourceInput",
     "ResourceInternals",
     "ResourceInternalsPartial",
+    "ResourcePageV2",
+    "ResourcePageV2Partial",
     "ResourcePartial",
     "ResourceType",
     "ResourceTypePartial",
@@ -319,11 +335,15 @@ __all__ = [
     "ReuseInput",
     "ReusePage",
     "ReusePagePartial",
+    "ReusePageV2",
+    "ReusePageV2Partial",
     "ReusePartial",
     "ReusePermissions",
     "ReusePermissionsPartial",
     "ReuseReference",
     "ReuseReferencePartial",
+    "ReuseSearchPageV2",
+    "ReuseSearchPageV2Partial",
     "ReuseSuggestion",
     "ReuseSuggestionPartial",
     "ReuseTopic",
@@ -332,6 +352,8 @@ __all__ = [
     "ReuseType",
     "ReuseTypePartial",
     "ReuseTypeValue",
+    "ReuseV2",
+    "ReuseV2Partial",
     "Schema",
     "SchemaPartial",
     "Site",
@@ -339,6 +361,10 @@ __all__ = [
     "SitePartial",
     "SpatialCoverage",
     "SpatialCoveragePartial",
+    "SpatialCoverageV2Input",
+    "SpecificResourceV2",
+    "SubsectionLinkV2",
+    "SubsectionLinkV2Partial",
     "Task",
     "TaskPartial",
     "TaskStatus",
@@ -348,6 +374,18 @@ __all__ = [
     "TemporalCoveragePartial",
     "TerritorySuggestion",
     "TerritorySuggestionPartial",
+    "TopicElementPageV2",
+    "TopicElementPageV2Partial",
+    "TopicElementV2",
+    "TopicElementV2Input",
+    "TopicElementV2Partial",
+    "TopicInputV2",
+    "TopicPageV2",
+    "TopicPageV2Partial",
+    "TopicSearchPageV2",
+    "TopicSearchPageV2Partial",
+    "TopicV2",
+    "TopicV2Partial",
     "Transfer",
     "TransferPartial",
     "TransferRequest",
@@ -2646,6 +2684,84 @@ class IntervalInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     """(Known values: :class:`IntervalPeriod`.)"""
 
 
+class SubsectionLinkV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """A link to a listing of an object's parts (its resources, elements...): GET `href` for its first page; `total` says how many there are."""
+
+    rel: str
+    """Always "subsection" """
+
+    href: str
+    """The listing's URL (its first page)"""
+
+    type: str
+    """The HTTP method to use: "GET" """
+
+    total: int
+    """How many items the listing holds"""
+
+
+class SpatialCoverageV2Input(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """SpatialCoverageV2Input"""
+
+    geom: GeoJSON | None = None
+    """A multipolygon for the whole coverage"""
+
+    zones: list[str] | None = None
+    """The covered zones identifiers (full GeoZone objects if `X-Get-Datasets-Full-Objects` is set, IDs of the zones otherwise)"""
+
+    granularity: str | None = None
+    """The spatial/territorial granularity (full Granularity object if `X-Get-Datasets-Full-Objects` is set, ID of the granularity otherwise)"""
+
+
+class TopicElementV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """TopicElementV2"""
+
+    id: str
+    title: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    extras: dict[str, Any] | None = None
+    element: ModelReference | None = None
+
+
+class TopicElementV2Input(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """TopicElementV2Input"""
+
+    title: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    extras: dict[str, Any] | None = None
+    element: LazyReference | None = None
+
+
+class TopicElementPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """TopicElementPageV2"""
+
+    data: list[TopicElementV2]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
 class DataserviceReferenceInput(
     BaseReference, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
@@ -3623,6 +3739,212 @@ class PeriodicTaskInput(
     """The job execution keyword arguments"""
 
 
+class SpecificResourceV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """A resource found by its id alone, with the id of its dataset (null for a community resource without one)."""
+
+    resource: Resource
+    dataset_id: str | None = None
+    """The id of the resource's dataset"""
+
+
+class ResourcePageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """ResourcePageV2"""
+
+    data: list[Resource]
+    page: int
+    page_size: int
+    total: int
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class TopicV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """TopicV2"""
+
+    id: str
+    created_at: datetime
+    name: str
+    slug: str
+    tags: list[str]
+    uri: str
+    """Link to the API endpoint for this topic"""
+
+    owner: UserReference | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    organization: OrganizationReference | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
+    last_modified: datetime | None = None
+    description: str | None = None
+    color: int | None = None
+    featured: bool | None = None
+    private: bool | None = None
+    extras: dict[str, Any] | None = None
+    spatial: SpatialCoverage | None = None
+    page: str | None = None
+    """Link to the udata web page for this topic"""
+
+    elements: SubsectionLinkV2 | None = None
+    """Link to the topic elements"""
+
+
+class OrganizationSearchPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """OrganizationSearchPageV2"""
+
+    data: list[Organization]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
+class ReuseV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """ReuseV2"""
+
+    id: str
+    badges: list[Badge]
+    metrics: dict[str, Any]
+    created_at: datetime
+    last_modified: datetime
+    title: str
+    slug: str
+    description: str
+    type: str
+    """(Known values: :class:`ReuseTypeValue`.)"""
+
+    url: str
+    """The remote URL (website)"""
+
+    tags: list[str]
+    topic: str
+    """(Known values: :class:`ReuseTopicValue`.)"""
+
+    private: bool
+    uri: str
+    """Link to the API endpoint for this reuse"""
+
+    owner: UserReference | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    organization: OrganizationReference | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
+    image: str | None = None
+    """URL of the image"""
+
+    image_thumbnail: str | None = None
+    """URL of the cropped and squared image (500x500)"""
+
+    datasets: SubsectionLinkV2 | None = None
+    """Link to the reuse datasets"""
+
+    dataservices: SubsectionLinkV2 | None = None
+    """Link to the reuse dataservices"""
+
+    extras: dict[str, Any] | None = None
+    featured: bool | None = None
+    deleted: datetime | None = None
+    archived: datetime | None = None
+    page: str | None = None
+    """Link to the udata web page for this reuse"""
+
+    permissions: ReusePermissions | None = None
+
+
+class ReuseSearchPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """ReuseSearchPageV2"""
+
+    data: list[ReuseV2]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
+class TopicInputV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """TopicInputV2"""
+
+    name: str
+    owner: str | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    organization: str | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
+    description: str | None = None
+    tags: list[str] | None = None
+    color: int | None = None
+    private: bool | None = None
+    extras: dict[str, Any] | None = None
+    spatial: SpatialCoverageV2Input | None = None
+    elements: list[TopicElementV2Input] | None = None
+    """The topic elements"""
+
+
+class TopicSearchPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """TopicSearchPageV2"""
+
+    data: list[TopicV2]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
 class CommunityResourceInput(
     ResourceInput, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
@@ -4510,6 +4832,287 @@ class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """ActivityPage"""
 
     data: list[Activity]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class DataserviceSearchPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """DataserviceSearchPageV2"""
+
+    data: list[Dataservice]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
+class DatasetV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """DatasetV2"""
+
+    id: str
+    """The dataset identifier"""
+
+    title: str
+    """The dataset title"""
+
+    slug: str
+    """The dataset permalink string"""
+
+    description: str
+    """The dataset description in markdown"""
+
+    created_at: datetime
+    """The dataset creation date"""
+
+    last_modified: datetime
+    """The dataset last modification date"""
+
+    private: bool
+    """Is the dataset private to the owner or the organization"""
+
+    tags: list[str]
+    badges: list[Badge]
+    """The dataset badges"""
+
+    resources: SubsectionLinkV2
+    """Link to the dataset resources"""
+
+    community_resources: SubsectionLinkV2
+    """Link to the dataset community resources"""
+
+    frequency: str | dict[str, Any]
+    """The update frequency (full Frequency object if `X-Get-Datasets-Full-Objects` is set, ID of the frequency otherwise)"""
+
+    extras: dict[str, Any]
+    """Extras attributes as key-value pairs"""
+
+    metrics: dict[str, Any]
+    """The dataset metrics"""
+
+    license: str | dict[str, Any]
+    """The dataset license (full License object if `X-Get-Datasets-Full-Objects` is set, ID of the license otherwise)"""
+
+    uri: str
+    """The API URI for this dataset"""
+
+    last_update: datetime
+    """The resources last modification date"""
+
+    acronym: str | None = None
+    """An optional dataset acronym"""
+
+    description_short: str | None = None
+    """The dataset short description"""
+
+    deleted: datetime | None = None
+    """The deletion date if deleted"""
+
+    archived: datetime | None = None
+    """The archival date if archived"""
+
+    doi: str | None = None
+    """The DOI minted for this dataset"""
+
+    featured: bool | None = None
+    """Is the dataset featured"""
+
+    frequency_date: datetime | None = None
+    """Next expected update date, you will be notified once that date is reached."""
+
+    harvest: HarvestDatasetMetadata | None = None
+    """Dataset harvest metadata attributes"""
+
+    geopf: GeopfDatasetMetadata | None = None
+    """Géoplateforme sync status metadata"""
+
+    organization: OrganizationReference | None = None
+    """The producer organization"""
+
+    owner: UserReference | None = None
+    """The user information"""
+
+    temporal_coverage: TemporalCoverage | None = None
+    """The temporal coverage"""
+
+    spatial: SpatialCoverage | None = None
+    """The spatial coverage"""
+
+    access_type: str | None = None
+    access_audiences: list[AccessAudience] | None = None
+    authorization_request_url: str | None = None
+    access_type_reason_category: str | None = None
+    access_type_reason: str | None = None
+    page: str | None = None
+    """The dataset web page URL"""
+
+    quality: dict[str, Any] | None = None
+    """The dataset quality"""
+
+    internal: DatasetInternals | None = None
+    """Site internal and specific object's data"""
+
+    contact_points: list[ContactPoint] | None = None
+    """The dataset contact points"""
+
+    permissions: DatasetPermissions | None = None
+
+
+class DatasetPageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """DatasetPageV2"""
+
+    data: list[DatasetV2]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class DatasetSearchPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """DatasetSearchPageV2"""
+
+    data: list[DatasetV2]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
+class DiscussionPageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """DiscussionPageV2"""
+
+    data: list[Discussion]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
+class TopicPageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """TopicPageV2"""
+
+    data: list[TopicV2]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+
+class PostPageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """PostPageV2"""
+
+    data: list[Post]
+    """The page data"""
+
+    page: int
+    """The current page"""
+
+    page_size: int
+    """The page size used for pagination"""
+
+    total: int
+    """The total paginated items"""
+
+    next_page: str | None = None
+    """The next page URL if exists"""
+
+    previous_page: str | None = None
+    """The previous page URL if exists"""
+
+    facets: dict[str, Any] | None = None
+    """Facets/aggregations for filtering"""
+
+
+class ReusePageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """ReusePageV2"""
+
+    data: list[ReuseV2]
     """The page data"""
 
     page: int
@@ -5468,6 +6071,43 @@ class TaskPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     traceback: str | None = None
 
 
+class SubsectionLinkV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`SubsectionLinkV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    rel: str | None = None
+    href: str | None = None
+    type: str | None = None
+    total: int | None = None
+
+
+class TopicElementV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`TopicElementV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    extras: dict[str, Any] | None = None
+    element: ModelReferencePartial | None = None
+
+
+class TopicElementPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`TopicElementPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[TopicElementV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
 class OrganizationReferencePartial(
     BaseReferencePartial, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
@@ -5899,6 +6539,114 @@ class PeriodicTaskPartial(
     kwargs: dict[str, Any] | None = None
     last_run_at: datetime | None = None
     schedule: str | None = None
+
+
+class ResourcePageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ResourcePageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ResourcePartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class TopicV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`TopicV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    created_at: datetime | None = None
+    name: str | None = None
+    slug: str | None = None
+    tags: list[str] | None = None
+    uri: str | None = None
+    owner: UserReferencePartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    last_modified: datetime | None = None
+    description: str | None = None
+    color: int | None = None
+    featured: bool | None = None
+    private: bool | None = None
+    extras: dict[str, Any] | None = None
+    spatial: SpatialCoveragePartial | None = None
+    page: str | None = None
+    elements: SubsectionLinkV2Partial | None = None
+
+
+class OrganizationSearchPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`OrganizationSearchPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[OrganizationPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
+
+
+class ReuseV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ReuseV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    badges: list[BadgePartial] | None = None
+    metrics: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    last_modified: datetime | None = None
+    title: str | None = None
+    slug: str | None = None
+    description: str | None = None
+    type: str | None = None
+    url: str | None = None
+    tags: list[str] | None = None
+    topic: str | None = None
+    private: bool | None = None
+    uri: str | None = None
+    owner: UserReferencePartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    image: str | None = None
+    image_thumbnail: str | None = None
+    datasets: SubsectionLinkV2Partial | None = None
+    dataservices: SubsectionLinkV2Partial | None = None
+    extras: dict[str, Any] | None = None
+    featured: bool | None = None
+    deleted: datetime | None = None
+    archived: datetime | None = None
+    page: str | None = None
+    permissions: ReusePermissionsPartial | None = None
+
+
+class ReuseSearchPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReuseSearchPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ReuseV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
+
+
+class TopicSearchPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`TopicSearchPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[TopicV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
 
 
 class ContactPointPartial(
@@ -6338,6 +7086,146 @@ class ActivityPagePartial(
     """:class:`ActivityPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ActivityPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class DataserviceSearchPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DataserviceSearchPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DataservicePartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
+
+
+class DatasetV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`DatasetV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    title: str | None = None
+    slug: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+    last_modified: datetime | None = None
+    private: bool | None = None
+    tags: list[str] | None = None
+    badges: list[BadgePartial] | None = None
+    resources: SubsectionLinkV2Partial | None = None
+    community_resources: SubsectionLinkV2Partial | None = None
+    frequency: str | dict[str, Any] | None = None
+    extras: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    license: str | dict[str, Any] | None = None
+    uri: str | None = None
+    last_update: datetime | None = None
+    acronym: str | None = None
+    description_short: str | None = None
+    deleted: datetime | None = None
+    archived: datetime | None = None
+    doi: str | None = None
+    featured: bool | None = None
+    frequency_date: datetime | None = None
+    harvest: HarvestDatasetMetadataPartial | None = None
+    geopf: GeopfDatasetMetadataPartial | None = None
+    organization: OrganizationReferencePartial | None = None
+    owner: UserReferencePartial | None = None
+    temporal_coverage: TemporalCoveragePartial | None = None
+    spatial: SpatialCoveragePartial | None = None
+    access_type: str | None = None
+    access_audiences: list[AccessAudiencePartial] | None = None
+    authorization_request_url: str | None = None
+    access_type_reason_category: str | None = None
+    access_type_reason: str | None = None
+    page: str | None = None
+    quality: dict[str, Any] | None = None
+    internal: DatasetInternalsPartial | None = None
+    contact_points: list[ContactPointPartial] | None = None
+    permissions: DatasetPermissionsPartial | None = None
+
+
+class DatasetPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DatasetV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class DatasetSearchPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DatasetSearchPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DatasetV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
+
+
+class DiscussionPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`DiscussionPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[DiscussionPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
+
+
+class TopicPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`TopicPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[TopicV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+
+
+class PostPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`PostPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[PostPartial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
+    facets: dict[str, Any] | None = None
+
+
+class ReusePageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ReusePageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ReuseV2Partial] | None = None
     page: int | None = None
     page_size: int | None = None
     total: int | None = None

@@ -10,15 +10,23 @@ from typing import Any, cast
 
 import msgspec
 
-from .._endpoint import Endpoint, Kind, Param
+from .._endpoint import Endpoint
 from .._generated import models as m
-from .._generated.operations.datasets import _GET_DATASET, _LIST_DATASETS
-from .._generated.operations.discussions import _GET_DISCUSSION, _LIST_DISCUSSIONS
-from .._generated.operations.harvest import _GET_HARVEST_SOURCE, _LIST_HARVEST_SOURCES
-from .._generated.operations.organizations import _GET_ORGANIZATION, _LIST_ORGANIZATIONS
-from .._generated.operations.posts import _GET_POST, _LIST_POSTS
-from .._generated.operations.reuses import _GET_REUSE, _LIST_REUSES
-from .._generated.operations.users import _GET_USER, _LIST_USERS
+from .._generated.operations.datasets import GET_DATASET as _GET_DATASET
+from .._generated.operations.datasets import LIST_DATASETS as _LIST_DATASETS
+from .._generated.operations.discussions import GET_DISCUSSION as _GET_DISCUSSION
+from .._generated.operations.discussions import LIST_DISCUSSIONS as _LIST_DISCUSSIONS
+from .._generated.operations.harvest import GET_HARVEST_SOURCE as _GET_HARVEST_SOURCE
+from .._generated.operations.harvest import LIST_HARVEST_SOURCES as _LIST_HARVEST_SOURCES
+from .._generated.operations.organizations import GET_ORGANIZATION as _GET_ORGANIZATION
+from .._generated.operations.organizations import LIST_ORGANIZATIONS as _LIST_ORGANIZATIONS
+from .._generated.operations.posts import GET_POST as _GET_POST
+from .._generated.operations.posts import LIST_POSTS as _LIST_POSTS
+from .._generated.operations.reuses import GET_REUSE as _GET_REUSE
+from .._generated.operations.reuses import LIST_REUSES as _LIST_REUSES
+from .._generated.operations.users import GET_USER as _GET_USER
+from .._generated.operations.users import LIST_USERS as _LIST_USERS
+from .._generated.v2.operations.topics import GET_TOPIC, LIST_TOPICS
 
 __all__ = ["DEFAULT_ENTITIES", "ENTITIES", "RESOURCE_COLUMNS", "EntitySpec", "RawPage", "entity"]
 
@@ -31,27 +39,6 @@ class RawPage(msgspec.Struct):
     page_size: int | None = None
     total: int | None = None
     next_page: str | None = None
-
-
-class _Ref(msgspec.Struct):
-    """Any embedded reference: only its id matters here."""
-
-    id: str | None = None
-
-
-class Topic(msgspec.Struct, kw_only=True):
-    """A topic of the API v2 (the v1 spec has no topic model): the fields the mirror queries."""
-
-    id: str
-    name: str
-    slug: str
-    created_at: datetime | None = None
-    last_modified: datetime | None = None
-    private: bool | None = None
-    featured: bool | None = None
-    organization: _Ref | None = None
-    owner: _Ref | None = None
-    tags: list[str] | None = None
 
 
 Getter = Callable[[Any], Any]
@@ -158,43 +145,6 @@ def _raw_list(endpoint: Endpoint[Any]) -> Endpoint[RawPage]:
 def _raw_get(endpoint: Endpoint[Any]) -> Endpoint[bytes]:
     return cast(Endpoint[bytes], dataclasses.replace(endpoint, response=bytes))
 
-
-_PAGING = (
-    Param("page", "page", "query", Kind.INTEGER, minimum=1),
-    Param("page_size", "page_size", "query", Kind.INTEGER, minimum=1),
-    Param("x_fields", "X-Fields", "header", Kind.STRING),
-)
-_TOPIC_SORTS = ("name", "created", "last_modified")
-
-_LIST_TOPICS: Endpoint[RawPage] = Endpoint(
-    operation_id="list_topics",
-    method="GET",
-    path="/topics/",
-    response=RawPage,
-    params=(
-        Param("q", "q", "query", Kind.STRING),
-        Param(
-            "sort",
-            "sort",
-            "query",
-            Kind.STRING,
-            choices=_TOPIC_SORTS + tuple("-" + s for s in _TOPIC_SORTS),
-        ),
-        Param("tag", "tag", "query", Kind.STRING_LIST),
-        Param("organization", "organization", "query", Kind.STRING),
-        *_PAGING,
-    ),
-    item=Topic,
-    tag="topics",
-)
-_GET_TOPIC: Endpoint[bytes] = Endpoint(
-    operation_id="get_topic",
-    method="GET",
-    path="/topics/{topic}/",
-    response=bytes,
-    params=(Param("topic", "topic", "path", Kind.STRING, required=True),),
-    tag="topics",
-)
 
 _OWNED = (("organization_id", _ref("organization")), ("owner_id", _ref("owner")))
 
@@ -310,10 +260,10 @@ ENTITIES: dict[str, EntitySpec] = {
         EntitySpec(
             name="topics",
             singular="topic",
-            list_endpoint=_LIST_TOPICS,
-            get_endpoint=_GET_TOPIC,
+            list_endpoint=_raw_list(LIST_TOPICS),
+            get_endpoint=_raw_get(GET_TOPIC),
             get_param="topic",
-            model=Topic,
+            model=m.TopicV2,
             columns=(
                 ("name", _field("name")),
                 ("slug", _field("slug")),

@@ -17,7 +17,7 @@ from yarl import URL
 
 from .._client import Client, mask_credentials
 from .._errors import APIError, ConnectError, NotFoundError, TransportError, UdataError
-from .._generated.operations.site import _GET_SITE
+from .._generated.operations.site import GET_SITE as _GET_SITE
 from .._retry import RetryPolicy
 from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
 from .entities import entity

@@ -33,6 +33,10 @@ __all__ = [
     "ThingPagePartial",
     "ThingRead",
     "ThingReadPartial",
+    "ThingSearchPageV2",
+    "ThingSearchPageV2Partial",
+    "ThingV2",
+    "ThingV2Partial",
 ]
 
 
@@ -66,6 +70,29 @@ class Thing(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
     title: str
     id: str | None = None
     created_at: datetime | None = None
+
+
+class ThingV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """The v2 thing: its parts are a link"""
+
+    id: str
+    parts: dict[str, Any] | None = None
+    """Link to the thing's parts"""
+
+    owner_part: Part | None = None
+
+
+class ThingSearchPageV2(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """ThingSearchPageV2"""
+
+    data: list[ThingV2]
+    page: int
+    page_size: int
+    total: int
+    next_page: str | None = None
+    facets: dict[str, Any] | None = None
 
 
 class ThingInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -110,6 +137,27 @@ class PartPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 
     name: str | None = None
     status: str | None = None
+
+
+class ThingV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """:class:`ThingV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    id: str | None = None
+    parts: dict[str, Any] | None = None
+    owner_part: PartPartial | None = None
+
+
+class ThingSearchPageV2Partial(
+    Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
+):
+    """:class:`ThingSearchPageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
+
+    data: list[ThingV2Partial] | None = None
+    page: int | None = None
+    page_size: int | None = None
+    total: int | None = None
+    next_page: str | None = None
+    facets: dict[str, Any] | None = None
 
 
 class ThingReadPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):

@@ -7,9 +7,12 @@ from typing import Any
 
 from ..._endpoint import Endpoint, Requester
 
-__all__ = ["AccessTypeOperations"]
+__all__ = [
+    "REASON_CATEGORIES",
+    "AccessTypeOperations",
+]
 
-_REASON_CATEGORIES: Endpoint[Any] = Endpoint(
+REASON_CATEGORIES: Endpoint[Any] = Endpoint(
     operation_id="reason_categories",
     method="GET",
     path="/access_type/reason_categories/",
@@ -34,4 +37,4 @@ class AccessTypeOperations:
         ``GET /access_type/reason_categories/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_REASON_CATEGORIES, args)
+        return await self._requester.request(REASON_CATEGORIES, args)

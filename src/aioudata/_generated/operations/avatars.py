@@ -7,9 +7,12 @@ from typing import Any
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 
-__all__ = ["AvatarsOperations"]
+__all__ = [
+    "AVATARS",
+    "AvatarsOperations",
+]
 
-_AVATARS: Endpoint[bytes] = Endpoint(
+AVATARS: Endpoint[bytes] = Endpoint(
     operation_id="avatars",
     method="GET",
     path="/avatars/{identifier}/{size}/",
@@ -47,4 +50,4 @@ class AvatarsOperations:
             "identifier": identifier,
             "size": size,
         }
-        return await self._requester.request(_AVATARS, args)
+        return await self._requester.request(AVATARS, args)

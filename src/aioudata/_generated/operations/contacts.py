@@ -9,9 +9,16 @@ from typing import Any, overload
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
 
-__all__ = ["ContactsOperations"]
+__all__ = [
+    "CONTACT_POINT_ROLES",
+    "CREATE_CONTACT_POINT",
+    "DELETE_CONTACT_POINT",
+    "GET_CONTACT_POINT",
+    "UPDATE_CONTACT_POINT",
+    "ContactsOperations",
+]
 
-_CONTACT_POINT_ROLES: Endpoint[list[m.ContactPointRoles]] = Endpoint(
+CONTACT_POINT_ROLES: Endpoint[list[m.ContactPointRoles]] = Endpoint(
     operation_id="contact_point_roles",
     method="GET",
     path="/contacts/roles/",
@@ -21,7 +28,7 @@ _CONTACT_POINT_ROLES: Endpoint[list[m.ContactPointRoles]] = Endpoint(
     tag="contacts",
 )
 
-_CREATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
+CREATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
     operation_id="create_contact_point",
     method="POST",
     path="/contacts/",
@@ -34,7 +41,7 @@ _CREATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
     tag="contacts",
 )
 
-_DELETE_CONTACT_POINT: Endpoint[None] = Endpoint(
+DELETE_CONTACT_POINT: Endpoint[None] = Endpoint(
     operation_id="delete_contact_point",
     method="DELETE",
     path="/contacts/{contact_point}/",
@@ -43,7 +50,7 @@ _DELETE_CONTACT_POINT: Endpoint[None] = Endpoint(
     tag="contacts",
 )
 
-_GET_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
+GET_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
     operation_id="get_contact_point",
     method="GET",
     path="/contacts/{contact_point}/",
@@ -56,7 +63,7 @@ _GET_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
     tag="contacts",
 )
 
-_UPDATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
+UPDATE_CONTACT_POINT: Endpoint[m.ContactPoint] = Endpoint(
     operation_id="update_contact_point",
     method="PUT",
     path="/contacts/{contact_point}/",
@@ -112,9 +119,9 @@ class ContactsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ContactPointRolesPartial]] = _CONTACT_POINT_ROLES.masked()
+            masked: Endpoint[list[m.ContactPointRolesPartial]] = CONTACT_POINT_ROLES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CONTACT_POINT_ROLES, args)
+        return await self._requester.request(CONTACT_POINT_ROLES, args)
 
     @overload
     async def create_contact_point(
@@ -154,9 +161,9 @@ class ContactsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ContactPointPartial] = _CREATE_CONTACT_POINT.masked()
+            masked: Endpoint[m.ContactPointPartial] = CREATE_CONTACT_POINT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_CONTACT_POINT, args)
+        return await self._requester.request(CREATE_CONTACT_POINT, args)
 
     async def delete_contact_point(
         self,
@@ -172,7 +179,7 @@ class ContactsOperations:
         args: dict[str, Any] = {
             "contact_point": contact_point,
         }
-        return await self._requester.request(_DELETE_CONTACT_POINT, args)
+        return await self._requester.request(DELETE_CONTACT_POINT, args)
 
     @overload
     async def get_contact_point(
@@ -212,9 +219,9 @@ class ContactsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ContactPointPartial] = _GET_CONTACT_POINT.masked()
+            masked: Endpoint[m.ContactPointPartial] = GET_CONTACT_POINT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_CONTACT_POINT, args)
+        return await self._requester.request(GET_CONTACT_POINT, args)
 
     @overload
     async def update_contact_point(
@@ -259,6 +266,6 @@ class ContactsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ContactPointPartial] = _UPDATE_CONTACT_POINT.masked()
+            masked: Endpoint[m.ContactPointPartial] = UPDATE_CONTACT_POINT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_CONTACT_POINT, args)
+        return await self._requester.request(UPDATE_CONTACT_POINT, args)

@@ -10,9 +10,27 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["DataservicesOperations"]
+__all__ = [
+    "CREATE_DATASERVICE",
+    "DATASERVICE_DATASETS_CREATE",
+    "DELETE_DATASERVICE",
+    "DELETE_DATASERVICE_DATASET",
+    "FEATURE_DATASERVICE",
+    "FOLLOW_DATASERVICE",
+    "GET_DATASERVICE",
+    "LIST_DATASERVICES",
+    "LIST_DATASERVICE_FOLLOWERS",
+    "RDF_DATASERVICE",
+    "RDF_DATASERVICE_FORMAT",
+    "RECENT_DATASERVICES_ATOM_FEED",
+    "SUGGEST_DATASERVICES",
+    "UNFEATURE_DATASERVICE",
+    "UNFOLLOW_DATASERVICE",
+    "UPDATE_DATASERVICE",
+    "DataservicesOperations",
+]
 
-_CREATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
+CREATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     operation_id="create_dataservice",
     method="POST",
     path="/dataservices/",
@@ -25,7 +43,7 @@ _CREATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     tag="dataservices",
 )
 
-_DATASERVICE_DATASETS_CREATE: Endpoint[m.Dataservice] = Endpoint(
+DATASERVICE_DATASETS_CREATE: Endpoint[m.Dataservice] = Endpoint(
     operation_id="dataservice_datasets_create",
     method="POST",
     path="/dataservices/{dataservice}/datasets/",
@@ -39,7 +57,7 @@ _DATASERVICE_DATASETS_CREATE: Endpoint[m.Dataservice] = Endpoint(
     tag="dataservices",
 )
 
-_DELETE_DATASERVICE: Endpoint[None] = Endpoint(
+DELETE_DATASERVICE: Endpoint[None] = Endpoint(
     operation_id="delete_dataservice",
     method="DELETE",
     path="/dataservices/{dataservice}/",
@@ -51,7 +69,7 @@ _DELETE_DATASERVICE: Endpoint[None] = Endpoint(
     tag="dataservices",
 )
 
-_DELETE_DATASERVICE_DATASET: Endpoint[None] = Endpoint(
+DELETE_DATASERVICE_DATASET: Endpoint[None] = Endpoint(
     operation_id="delete_dataservice_dataset",
     method="DELETE",
     path="/dataservices/{dataservice}/datasets/{dataset}/",
@@ -63,7 +81,7 @@ _DELETE_DATASERVICE_DATASET: Endpoint[None] = Endpoint(
     tag="dataservices",
 )
 
-_FEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
+FEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     operation_id="feature_dataservice",
     method="POST",
     path="/dataservices/{dataservice}/featured/",
@@ -76,7 +94,7 @@ _FEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     tag="dataservices",
 )
 
-_FOLLOW_DATASERVICE: Endpoint[Any] = Endpoint(
+FOLLOW_DATASERVICE: Endpoint[Any] = Endpoint(
     operation_id="follow_dataservice",
     method="POST",
     path="/dataservices/{id}/followers/",
@@ -85,7 +103,7 @@ _FOLLOW_DATASERVICE: Endpoint[Any] = Endpoint(
     tag="dataservices",
 )
 
-_GET_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
+GET_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     operation_id="get_dataservice",
     method="GET",
     path="/dataservices/{dataservice}/",
@@ -98,7 +116,7 @@ _GET_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     tag="dataservices",
 )
 
-_LIST_DATASERVICE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
+LIST_DATASERVICE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     operation_id="list_dataservice_followers",
     method="GET",
     path="/dataservices/{id}/followers/",
@@ -116,7 +134,7 @@ _LIST_DATASERVICE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     tag="dataservices",
 )
 
-_LIST_DATASERVICES: Endpoint[m.DataservicePage] = Endpoint(
+LIST_DATASERVICES: Endpoint[m.DataservicePage] = Endpoint(
     operation_id="list_dataservices",
     method="GET",
     path="/dataservices/",
@@ -169,7 +187,7 @@ _LIST_DATASERVICES: Endpoint[m.DataservicePage] = Endpoint(
     tag="dataservices",
 )
 
-_RDF_DATASERVICE: Endpoint[bytes] = Endpoint(
+RDF_DATASERVICE: Endpoint[bytes] = Endpoint(
     operation_id="rdf_dataservice",
     method="GET",
     path="/dataservices/{dataservice}/rdf",
@@ -178,7 +196,7 @@ _RDF_DATASERVICE: Endpoint[bytes] = Endpoint(
     tag="dataservices",
 )
 
-_RDF_DATASERVICE_FORMAT: Endpoint[bytes] = Endpoint(
+RDF_DATASERVICE_FORMAT: Endpoint[bytes] = Endpoint(
     operation_id="rdf_dataservice_format",
     method="GET",
     path="/dataservices/{dataservice}/rdf.{_format}",
@@ -190,7 +208,7 @@ _RDF_DATASERVICE_FORMAT: Endpoint[bytes] = Endpoint(
     tag="dataservices",
 )
 
-_RECENT_DATASERVICES_ATOM_FEED: Endpoint[bytes] = Endpoint(
+RECENT_DATASERVICES_ATOM_FEED: Endpoint[bytes] = Endpoint(
     operation_id="recent_dataservices_atom_feed",
     method="GET",
     path="/dataservices/recent.atom",
@@ -198,7 +216,7 @@ _RECENT_DATASERVICES_ATOM_FEED: Endpoint[bytes] = Endpoint(
     tag="dataservices",
 )
 
-_SUGGEST_DATASERVICES: Endpoint[list[m.DataserviceSuggestion]] = Endpoint(
+SUGGEST_DATASERVICES: Endpoint[list[m.DataserviceSuggestion]] = Endpoint(
     operation_id="suggest_dataservices",
     method="GET",
     path="/dataservices/suggest/",
@@ -212,7 +230,7 @@ _SUGGEST_DATASERVICES: Endpoint[list[m.DataserviceSuggestion]] = Endpoint(
     tag="dataservices",
 )
 
-_UNFEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
+UNFEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     operation_id="unfeature_dataservice",
     method="DELETE",
     path="/dataservices/{dataservice}/featured/",
@@ -225,7 +243,7 @@ _UNFEATURE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     tag="dataservices",
 )
 
-_UNFOLLOW_DATASERVICE: Endpoint[None] = Endpoint(
+UNFOLLOW_DATASERVICE: Endpoint[None] = Endpoint(
     operation_id="unfollow_dataservice",
     method="DELETE",
     path="/dataservices/{id}/followers/",
@@ -234,7 +252,7 @@ _UNFOLLOW_DATASERVICE: Endpoint[None] = Endpoint(
     tag="dataservices",
 )
 
-_UPDATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
+UPDATE_DATASERVICE: Endpoint[m.Dataservice] = Endpoint(
     operation_id="update_dataservice",
     method="PATCH",
     path="/dataservices/{dataservice}/",
@@ -295,9 +313,9 @@ class DataservicesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePartial] = _CREATE_DATASERVICE.masked()
+            masked: Endpoint[m.DataservicePartial] = CREATE_DATASERVICE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_DATASERVICE, args)
+        return await self._requester.request(CREATE_DATASERVICE, args)
 
     @overload
     async def dataservice_datasets_create(
@@ -342,9 +360,9 @@ class DataservicesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePartial] = _DATASERVICE_DATASETS_CREATE.masked()
+            masked: Endpoint[m.DataservicePartial] = DATASERVICE_DATASETS_CREATE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_DATASERVICE_DATASETS_CREATE, args)
+        return await self._requester.request(DATASERVICE_DATASETS_CREATE, args)
 
     async def delete_dataservice(
         self,
@@ -364,7 +382,7 @@ class DataservicesOperations:
             "dataservice": dataservice,
             "send_legal_notice": send_legal_notice,
         }
-        return await self._requester.request(_DELETE_DATASERVICE, args)
+        return await self._requester.request(DELETE_DATASERVICE, args)
 
     async def delete_dataservice_dataset(
         self,
@@ -383,7 +401,7 @@ class DataservicesOperations:
             "dataservice": dataservice,
             "dataset": dataset,
         }
-        return await self._requester.request(_DELETE_DATASERVICE_DATASET, args)
+        return await self._requester.request(DELETE_DATASERVICE_DATASET, args)
 
     @overload
     async def feature_dataservice(
@@ -423,9 +441,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePartial] = _FEATURE_DATASERVICE.masked()
+            masked: Endpoint[m.DataservicePartial] = FEATURE_DATASERVICE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_FEATURE_DATASERVICE, args)
+        return await self._requester.request(FEATURE_DATASERVICE, args)
 
     async def follow_dataservice(
         self,
@@ -443,7 +461,7 @@ class DataservicesOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_FOLLOW_DATASERVICE, args)
+        return await self._requester.request(FOLLOW_DATASERVICE, args)
 
     @overload
     async def get_dataservice(
@@ -483,9 +501,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePartial] = _GET_DATASERVICE.masked()
+            masked: Endpoint[m.DataservicePartial] = GET_DATASERVICE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_DATASERVICE, args)
+        return await self._requester.request(GET_DATASERVICE, args)
 
     @overload
     def list_dataservice_followers(
@@ -542,9 +560,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.FollowPagePartial] = _LIST_DATASERVICE_FOLLOWERS.masked()
+            masked: Endpoint[m.FollowPagePartial] = LIST_DATASERVICE_FOLLOWERS.masked()
             return self._requester.paginate(masked, args, m.FollowPartial)
-        return self._requester.paginate(_LIST_DATASERVICE_FOLLOWERS, args, m.Follow)
+        return self._requester.paginate(LIST_DATASERVICE_FOLLOWERS, args, m.Follow)
 
     @overload
     def list_dataservices(
@@ -696,9 +714,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePagePartial] = _LIST_DATASERVICES.masked()
+            masked: Endpoint[m.DataservicePagePartial] = LIST_DATASERVICES.masked()
             return self._requester.paginate(masked, args, m.DataservicePartial)
-        return self._requester.paginate(_LIST_DATASERVICES, args, m.Dataservice)
+        return self._requester.paginate(LIST_DATASERVICES, args, m.Dataservice)
 
     async def rdf_dataservice(
         self,
@@ -714,7 +732,7 @@ class DataservicesOperations:
         args: dict[str, Any] = {
             "dataservice": dataservice,
         }
-        return await self._requester.request(_RDF_DATASERVICE, args)
+        return await self._requester.request(RDF_DATASERVICE, args)
 
     async def rdf_dataservice_format(
         self,
@@ -733,7 +751,7 @@ class DataservicesOperations:
             "dataservice": dataservice,
             "format": format,
         }
-        return await self._requester.request(_RDF_DATASERVICE_FORMAT, args)
+        return await self._requester.request(RDF_DATASERVICE_FORMAT, args)
 
     async def recent_dataservices_atom_feed(
         self,
@@ -743,7 +761,7 @@ class DataservicesOperations:
         ``GET /dataservices/recent.atom``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_RECENT_DATASERVICES_ATOM_FEED, args)
+        return await self._requester.request(RECENT_DATASERVICES_ATOM_FEED, args)
 
     @overload
     async def suggest_dataservices(
@@ -788,9 +806,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DataserviceSuggestionPartial]] = _SUGGEST_DATASERVICES.masked()
+            masked: Endpoint[list[m.DataserviceSuggestionPartial]] = SUGGEST_DATASERVICES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_DATASERVICES, args)
+        return await self._requester.request(SUGGEST_DATASERVICES, args)
 
     @overload
     async def unfeature_dataservice(
@@ -830,9 +848,9 @@ class DataservicesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePartial] = _UNFEATURE_DATASERVICE.masked()
+            masked: Endpoint[m.DataservicePartial] = UNFEATURE_DATASERVICE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UNFEATURE_DATASERVICE, args)
+        return await self._requester.request(UNFEATURE_DATASERVICE, args)
 
     async def unfollow_dataservice(
         self,
@@ -850,7 +868,7 @@ class DataservicesOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_UNFOLLOW_DATASERVICE, args)
+        return await self._requester.request(UNFOLLOW_DATASERVICE, args)
 
     @overload
     async def update_dataservice(
@@ -895,6 +913,6 @@ class DataservicesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DataservicePartial] = _UPDATE_DATASERVICE.masked()
+            masked: Endpoint[m.DataservicePartial] = UPDATE_DATASERVICE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_DATASERVICE, args)
+        return await self._requester.request(UPDATE_DATASERVICE, args)

@@ -10,9 +10,52 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["DatasetsOperations"]
+__all__ = [
+    "ADD_DATASET_BADGE",
+    "ALLOWED_EXTENSIONS",
+    "AVAILABLE_DATASET_BADGES",
+    "CREATE_COMMUNITY_RESOURCE",
+    "CREATE_DATASET",
+    "CREATE_RESOURCE",
+    "DELETE_COMMUNITY_RESOURCE",
+    "DELETE_DATASET",
+    "DELETE_DATASET_BADGE",
+    "DELETE_RESOURCE",
+    "FEATURE_DATASET",
+    "FOLLOW_DATASET",
+    "FORCE_RESOURCE_ANALYSIS",
+    "GET_DATASET",
+    "GET_RESOURCE",
+    "LIST_COMMUNITY_RESOURCES",
+    "LIST_DATASETS",
+    "LIST_DATASET_FOLLOWERS",
+    "LIST_FREQUENCIES",
+    "LIST_LICENSES",
+    "MINT_DATASET_DOI",
+    "RDF_DATASET",
+    "RDF_DATASET_FORMAT",
+    "RECENT_DATASETS_ATOM_FEED",
+    "REDIRECT_RESOURCE",
+    "RESOURCE_TYPES",
+    "RETRIEVE_COMMUNITY_RESOURCE",
+    "SCHEMAS",
+    "SUGGEST_DATASETS",
+    "SUGGEST_FORMATS",
+    "SUGGEST_MIME",
+    "UNFEATURE_DATASET",
+    "UNFOLLOW_DATASET",
+    "UPDATE_COMMUNITY_RESOURCE",
+    "UPDATE_DATASET",
+    "UPDATE_RESOURCE",
+    "UPDATE_RESOURCES",
+    "UPLOAD_COMMUNITY_RESOURCE",
+    "UPLOAD_DATASET_RESOURCE",
+    "UPLOAD_NEW_COMMUNITY_RESOURCE",
+    "UPLOAD_NEW_DATASET_RESOURCE",
+    "DatasetsOperations",
+]
 
-_ADD_DATASET_BADGE: Endpoint[m.Badge] = Endpoint(
+ADD_DATASET_BADGE: Endpoint[m.Badge] = Endpoint(
     operation_id="add_dataset_badge",
     method="POST",
     path="/datasets/{dataset}/badges/",
@@ -26,7 +69,7 @@ _ADD_DATASET_BADGE: Endpoint[m.Badge] = Endpoint(
     tag="datasets",
 )
 
-_ALLOWED_EXTENSIONS: Endpoint[Any] = Endpoint(
+ALLOWED_EXTENSIONS: Endpoint[Any] = Endpoint(
     operation_id="allowed_extensions",
     method="GET",
     path="/datasets/extensions/",
@@ -34,7 +77,7 @@ _ALLOWED_EXTENSIONS: Endpoint[Any] = Endpoint(
     tag="datasets",
 )
 
-_AVAILABLE_DATASET_BADGES: Endpoint[Any] = Endpoint(
+AVAILABLE_DATASET_BADGES: Endpoint[Any] = Endpoint(
     operation_id="available_dataset_badges",
     method="GET",
     path="/datasets/badges/",
@@ -42,7 +85,7 @@ _AVAILABLE_DATASET_BADGES: Endpoint[Any] = Endpoint(
     tag="datasets",
 )
 
-_CREATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
+CREATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
     operation_id="create_community_resource",
     method="POST",
     path="/datasets/community_resources/",
@@ -55,7 +98,7 @@ _CREATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
     tag="datasets",
 )
 
-_CREATE_DATASET: Endpoint[m.Dataset] = Endpoint(
+CREATE_DATASET: Endpoint[m.Dataset] = Endpoint(
     operation_id="create_dataset",
     method="POST",
     path="/datasets/",
@@ -68,7 +111,7 @@ _CREATE_DATASET: Endpoint[m.Dataset] = Endpoint(
     tag="datasets",
 )
 
-_CREATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
+CREATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
     operation_id="create_resource",
     method="POST",
     path="/datasets/{dataset}/resources/",
@@ -82,7 +125,7 @@ _CREATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
     tag="datasets",
 )
 
-_DELETE_COMMUNITY_RESOURCE: Endpoint[None] = Endpoint(
+DELETE_COMMUNITY_RESOURCE: Endpoint[None] = Endpoint(
     operation_id="delete_community_resource",
     method="DELETE",
     path="/datasets/community_resources/{community}/",
@@ -94,7 +137,7 @@ _DELETE_COMMUNITY_RESOURCE: Endpoint[None] = Endpoint(
     tag="datasets",
 )
 
-_DELETE_DATASET: Endpoint[None] = Endpoint(
+DELETE_DATASET: Endpoint[None] = Endpoint(
     operation_id="delete_dataset",
     method="DELETE",
     path="/datasets/{dataset}/",
@@ -106,7 +149,7 @@ _DELETE_DATASET: Endpoint[None] = Endpoint(
     tag="datasets",
 )
 
-_DELETE_DATASET_BADGE: Endpoint[None] = Endpoint(
+DELETE_DATASET_BADGE: Endpoint[None] = Endpoint(
     operation_id="delete_dataset_badge",
     method="DELETE",
     path="/datasets/{dataset}/badges/{badge_kind}/",
@@ -118,7 +161,7 @@ _DELETE_DATASET_BADGE: Endpoint[None] = Endpoint(
     tag="datasets",
 )
 
-_DELETE_RESOURCE: Endpoint[None] = Endpoint(
+DELETE_RESOURCE: Endpoint[None] = Endpoint(
     operation_id="delete_resource",
     method="DELETE",
     path="/datasets/{dataset}/resources/{rid}/",
@@ -130,7 +173,7 @@ _DELETE_RESOURCE: Endpoint[None] = Endpoint(
     tag="datasets",
 )
 
-_FEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
+FEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
     operation_id="feature_dataset",
     method="POST",
     path="/datasets/{dataset}/featured/",
@@ -143,7 +186,7 @@ _FEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
     tag="datasets",
 )
 
-_FOLLOW_DATASET: Endpoint[Any] = Endpoint(
+FOLLOW_DATASET: Endpoint[Any] = Endpoint(
     operation_id="follow_dataset",
     method="POST",
     path="/datasets/{id}/followers/",
@@ -152,7 +195,7 @@ _FOLLOW_DATASET: Endpoint[Any] = Endpoint(
     tag="datasets",
 )
 
-_FORCE_RESOURCE_ANALYSIS: Endpoint[Any] = Endpoint(
+FORCE_RESOURCE_ANALYSIS: Endpoint[Any] = Endpoint(
     operation_id="force_resource_analysis",
     method="POST",
     path="/datasets/{dataset}/resources/{rid}/analysis/",
@@ -164,7 +207,7 @@ _FORCE_RESOURCE_ANALYSIS: Endpoint[Any] = Endpoint(
     tag="datasets",
 )
 
-_GET_DATASET: Endpoint[m.Dataset] = Endpoint(
+GET_DATASET: Endpoint[m.Dataset] = Endpoint(
     operation_id="get_dataset",
     method="GET",
     path="/datasets/{dataset}/",
@@ -177,7 +220,7 @@ _GET_DATASET: Endpoint[m.Dataset] = Endpoint(
     tag="datasets",
 )
 
-_GET_RESOURCE: Endpoint[m.Resource] = Endpoint(
+GET_RESOURCE: Endpoint[m.Resource] = Endpoint(
     operation_id="get_resource",
     method="GET",
     path="/datasets/{dataset}/resources/{rid}/",
@@ -191,7 +234,7 @@ _GET_RESOURCE: Endpoint[m.Resource] = Endpoint(
     tag="datasets",
 )
 
-_LIST_COMMUNITY_RESOURCES: Endpoint[m.CommunityResourcePage] = Endpoint(
+LIST_COMMUNITY_RESOURCES: Endpoint[m.CommunityResourcePage] = Endpoint(
     operation_id="list_community_resources",
     method="GET",
     path="/datasets/community_resources/",
@@ -211,7 +254,7 @@ _LIST_COMMUNITY_RESOURCES: Endpoint[m.CommunityResourcePage] = Endpoint(
     tag="datasets",
 )
 
-_LIST_DATASET_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
+LIST_DATASET_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     operation_id="list_dataset_followers",
     method="GET",
     path="/datasets/{id}/followers/",
@@ -229,7 +272,7 @@ _LIST_DATASET_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     tag="datasets",
 )
 
-_LIST_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
+LIST_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
     operation_id="list_datasets",
     method="GET",
     path="/datasets/",
@@ -306,7 +349,7 @@ _LIST_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
     tag="datasets",
 )
 
-_LIST_FREQUENCIES: Endpoint[list[m.Frequency]] = Endpoint(
+LIST_FREQUENCIES: Endpoint[list[m.Frequency]] = Endpoint(
     operation_id="list_frequencies",
     method="GET",
     path="/datasets/frequencies/",
@@ -316,7 +359,7 @@ _LIST_FREQUENCIES: Endpoint[list[m.Frequency]] = Endpoint(
     tag="datasets",
 )
 
-_LIST_LICENSES: Endpoint[list[m.License]] = Endpoint(
+LIST_LICENSES: Endpoint[list[m.License]] = Endpoint(
     operation_id="list_licenses",
     method="GET",
     path="/datasets/licenses/",
@@ -326,7 +369,7 @@ _LIST_LICENSES: Endpoint[list[m.License]] = Endpoint(
     tag="datasets",
 )
 
-_MINT_DATASET_DOI: Endpoint[m.Dataset] = Endpoint(
+MINT_DATASET_DOI: Endpoint[m.Dataset] = Endpoint(
     operation_id="mint_dataset_doi",
     method="POST",
     path="/datasets/{dataset}/doi/",
@@ -339,7 +382,7 @@ _MINT_DATASET_DOI: Endpoint[m.Dataset] = Endpoint(
     tag="datasets",
 )
 
-_RDF_DATASET: Endpoint[bytes] = Endpoint(
+RDF_DATASET: Endpoint[bytes] = Endpoint(
     operation_id="rdf_dataset",
     method="GET",
     path="/datasets/{dataset}/rdf",
@@ -348,7 +391,7 @@ _RDF_DATASET: Endpoint[bytes] = Endpoint(
     tag="datasets",
 )
 
-_RDF_DATASET_FORMAT: Endpoint[bytes] = Endpoint(
+RDF_DATASET_FORMAT: Endpoint[bytes] = Endpoint(
     operation_id="rdf_dataset_format",
     method="GET",
     path="/datasets/{dataset}/rdf.{_format}",
@@ -360,7 +403,7 @@ _RDF_DATASET_FORMAT: Endpoint[bytes] = Endpoint(
     tag="datasets",
 )
 
-_RECENT_DATASETS_ATOM_FEED: Endpoint[bytes] = Endpoint(
+RECENT_DATASETS_ATOM_FEED: Endpoint[bytes] = Endpoint(
     operation_id="recent_datasets_atom_feed",
     method="GET",
     path="/datasets/recent.atom",
@@ -433,7 +476,7 @@ _RECENT_DATASETS_ATOM_FEED: Endpoint[bytes] = Endpoint(
     tag="datasets",
 )
 
-_REDIRECT_RESOURCE: Endpoint[bytes] = Endpoint(
+REDIRECT_RESOURCE: Endpoint[bytes] = Endpoint(
     operation_id="redirect_resource",
     method="GET",
     path="/datasets/r/{id}",
@@ -445,7 +488,7 @@ _REDIRECT_RESOURCE: Endpoint[bytes] = Endpoint(
     tag="datasets",
 )
 
-_RESOURCE_TYPES: Endpoint[list[m.ResourceType]] = Endpoint(
+RESOURCE_TYPES: Endpoint[list[m.ResourceType]] = Endpoint(
     operation_id="resource_types",
     method="GET",
     path="/datasets/resource_types/",
@@ -455,7 +498,7 @@ _RESOURCE_TYPES: Endpoint[list[m.ResourceType]] = Endpoint(
     tag="datasets",
 )
 
-_RETRIEVE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
+RETRIEVE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
     operation_id="retrieve_community_resource",
     method="GET",
     path="/datasets/community_resources/{community}/",
@@ -469,7 +512,7 @@ _RETRIEVE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
     tag="datasets",
 )
 
-_SCHEMAS: Endpoint[list[m.CatalogSchema]] = Endpoint(
+SCHEMAS: Endpoint[list[m.CatalogSchema]] = Endpoint(
     operation_id="schemas",
     method="GET",
     path="/datasets/schemas/",
@@ -479,7 +522,7 @@ _SCHEMAS: Endpoint[list[m.CatalogSchema]] = Endpoint(
     tag="datasets",
 )
 
-_SUGGEST_DATASETS: Endpoint[list[m.DatasetSuggestion]] = Endpoint(
+SUGGEST_DATASETS: Endpoint[list[m.DatasetSuggestion]] = Endpoint(
     operation_id="suggest_datasets",
     method="GET",
     path="/datasets/suggest/",
@@ -493,7 +536,7 @@ _SUGGEST_DATASETS: Endpoint[list[m.DatasetSuggestion]] = Endpoint(
     tag="datasets",
 )
 
-_SUGGEST_FORMATS: Endpoint[Any] = Endpoint(
+SUGGEST_FORMATS: Endpoint[Any] = Endpoint(
     operation_id="suggest_formats",
     method="GET",
     path="/datasets/suggest/formats/",
@@ -505,7 +548,7 @@ _SUGGEST_FORMATS: Endpoint[Any] = Endpoint(
     tag="datasets",
 )
 
-_SUGGEST_MIME: Endpoint[Any] = Endpoint(
+SUGGEST_MIME: Endpoint[Any] = Endpoint(
     operation_id="suggest_mime",
     method="GET",
     path="/datasets/suggest/mime/",
@@ -517,7 +560,7 @@ _SUGGEST_MIME: Endpoint[Any] = Endpoint(
     tag="datasets",
 )
 
-_UNFEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
+UNFEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
     operation_id="unfeature_dataset",
     method="DELETE",
     path="/datasets/{dataset}/featured/",
@@ -530,7 +573,7 @@ _UNFEATURE_DATASET: Endpoint[m.Dataset] = Endpoint(
     tag="datasets",
 )
 
-_UNFOLLOW_DATASET: Endpoint[None] = Endpoint(
+UNFOLLOW_DATASET: Endpoint[None] = Endpoint(
     operation_id="unfollow_dataset",
     method="DELETE",
     path="/datasets/{id}/followers/",
@@ -539,7 +582,7 @@ _UNFOLLOW_DATASET: Endpoint[None] = Endpoint(
     tag="datasets",
 )
 
-_UPDATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
+UPDATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
     operation_id="update_community_resource",
     method="PUT",
     path="/datasets/community_resources/{community}/",
@@ -554,7 +597,7 @@ _UPDATE_COMMUNITY_RESOURCE: Endpoint[m.CommunityResource] = Endpoint(
     tag="datasets",
 )
 
-_UPDATE_DATASET: Endpoint[m.Dataset] = Endpoint(
+UPDATE_DATASET: Endpoint[m.Dataset] = Endpoint(
     operation_id="update_dataset",
     method="PUT",
     path="/datasets/{dataset}/",
@@ -568,7 +611,7 @@ _UPDATE_DATASET: Endpoint[m.Dataset] = Endpoint(
     tag="datasets",
 )
 
-_UPDATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
+UPDATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
     operation_id="update_resource",
     method="PUT",
     path="/datasets/{dataset}/resources/{rid}/",
@@ -583,7 +626,7 @@ _UPDATE_RESOURCE: Endpoint[m.Resource] = Endpoint(
     tag="datasets",
 )
 
-_UPDATE_RESOURCES: Endpoint[list[m.Resource]] = Endpoint(
+UPDATE_RESOURCES: Endpoint[list[m.Resource]] = Endpoint(
     operation_id="update_resources",
     method="PUT",
     path="/datasets/{dataset}/resources/",
@@ -597,7 +640,7 @@ _UPDATE_RESOURCES: Endpoint[list[m.Resource]] = Endpoint(
     tag="datasets",
 )
 
-_UPLOAD_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint(
+UPLOAD_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint(
     operation_id="upload_community_resource",
     method="POST",
     path="/datasets/community_resources/{community}/upload/",
@@ -617,7 +660,7 @@ _UPLOAD_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint(
     tag="datasets",
 )
 
-_UPLOAD_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
+UPLOAD_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
     operation_id="upload_dataset_resource",
     method="POST",
     path="/datasets/{dataset}/resources/{rid}/upload/",
@@ -637,7 +680,7 @@ _UPLOAD_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
     tag="datasets",
 )
 
-_UPLOAD_NEW_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint(
+UPLOAD_NEW_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint(
     operation_id="upload_new_community_resource",
     method="POST",
     path="/datasets/{dataset}/upload/community/",
@@ -656,7 +699,7 @@ _UPLOAD_NEW_COMMUNITY_RESOURCE: Endpoint[m.UploadedCommunityResource] = Endpoint
     tag="datasets",
 )
 
-_UPLOAD_NEW_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
+UPLOAD_NEW_DATASET_RESOURCE: Endpoint[m.UploadedResource] = Endpoint(
     operation_id="upload_new_dataset_resource",
     method="POST",
     path="/datasets/{dataset}/upload/",
@@ -727,9 +770,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.BadgePartial] = _ADD_DATASET_BADGE.masked()
+            masked: Endpoint[m.BadgePartial] = ADD_DATASET_BADGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ADD_DATASET_BADGE, args)
+        return await self._requester.request(ADD_DATASET_BADGE, args)
 
     async def allowed_extensions(
         self,
@@ -739,7 +782,7 @@ class DatasetsOperations:
         ``GET /datasets/extensions/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_ALLOWED_EXTENSIONS, args)
+        return await self._requester.request(ALLOWED_EXTENSIONS, args)
 
     async def available_dataset_badges(
         self,
@@ -749,7 +792,7 @@ class DatasetsOperations:
         ``GET /datasets/badges/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_AVAILABLE_DATASET_BADGES, args)
+        return await self._requester.request(AVAILABLE_DATASET_BADGES, args)
 
     @overload
     async def create_community_resource(
@@ -789,9 +832,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.CommunityResourcePartial] = _CREATE_COMMUNITY_RESOURCE.masked()
+            masked: Endpoint[m.CommunityResourcePartial] = CREATE_COMMUNITY_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_COMMUNITY_RESOURCE, args)
+        return await self._requester.request(CREATE_COMMUNITY_RESOURCE, args)
 
     @overload
     async def create_dataset(
@@ -831,9 +874,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPartial] = _CREATE_DATASET.masked()
+            masked: Endpoint[m.DatasetPartial] = CREATE_DATASET.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_DATASET, args)
+        return await self._requester.request(CREATE_DATASET, args)
 
     @overload
     async def create_resource(
@@ -878,9 +921,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ResourcePartial] = _CREATE_RESOURCE.masked()
+            masked: Endpoint[m.ResourcePartial] = CREATE_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_RESOURCE, args)
+        return await self._requester.request(CREATE_RESOURCE, args)
 
     async def delete_community_resource(
         self,
@@ -900,7 +943,7 @@ class DatasetsOperations:
             "community": community,
             "dataset": dataset,
         }
-        return await self._requester.request(_DELETE_COMMUNITY_RESOURCE, args)
+        return await self._requester.request(DELETE_COMMUNITY_RESOURCE, args)
 
     async def delete_dataset(
         self,
@@ -920,7 +963,7 @@ class DatasetsOperations:
             "dataset": dataset,
             "send_legal_notice": send_legal_notice,
         }
-        return await self._requester.request(_DELETE_DATASET, args)
+        return await self._requester.request(DELETE_DATASET, args)
 
     async def delete_dataset_badge(
         self,
@@ -939,7 +982,7 @@ class DatasetsOperations:
             "dataset": dataset,
             "badge_kind": badge_kind,
         }
-        return await self._requester.request(_DELETE_DATASET_BADGE, args)
+        return await self._requester.request(DELETE_DATASET_BADGE, args)
 
     async def delete_resource(
         self,
@@ -958,7 +1001,7 @@ class DatasetsOperations:
             "dataset": dataset,
             "rid": rid,
         }
-        return await self._requester.request(_DELETE_RESOURCE, args)
+        return await self._requester.request(DELETE_RESOURCE, args)
 
     @overload
     async def feature_dataset(
@@ -998,9 +1041,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPartial] = _FEATURE_DATASET.masked()
+            masked: Endpoint[m.DatasetPartial] = FEATURE_DATASET.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_FEATURE_DATASET, args)
+        return await self._requester.request(FEATURE_DATASET, args)
 
     async def follow_dataset(
         self,
@@ -1018,7 +1061,7 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_FOLLOW_DATASET, args)
+        return await self._requester.request(FOLLOW_DATASET, args)
 
     async def force_resource_analysis(
         self,
@@ -1037,7 +1080,7 @@ class DatasetsOperations:
             "dataset": dataset,
             "rid": rid,
         }
-        return await self._requester.request(_FORCE_RESOURCE_ANALYSIS, args)
+        return await self._requester.request(FORCE_RESOURCE_ANALYSIS, args)
 
     @overload
     async def get_dataset(
@@ -1077,9 +1120,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPartial] = _GET_DATASET.masked()
+            masked: Endpoint[m.DatasetPartial] = GET_DATASET.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_DATASET, args)
+        return await self._requester.request(GET_DATASET, args)
 
     @overload
     async def get_resource(
@@ -1124,9 +1167,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ResourcePartial] = _GET_RESOURCE.masked()
+            masked: Endpoint[m.ResourcePartial] = GET_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_RESOURCE, args)
+        return await self._requester.request(GET_RESOURCE, args)
 
     @overload
     def list_community_resources(
@@ -1196,9 +1239,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.CommunityResourcePagePartial] = _LIST_COMMUNITY_RESOURCES.masked()
+            masked: Endpoint[m.CommunityResourcePagePartial] = LIST_COMMUNITY_RESOURCES.masked()
             return self._requester.paginate(masked, args, m.CommunityResourcePartial)
-        return self._requester.paginate(_LIST_COMMUNITY_RESOURCES, args, m.CommunityResource)
+        return self._requester.paginate(LIST_COMMUNITY_RESOURCES, args, m.CommunityResource)
 
     @overload
     def list_dataset_followers(
@@ -1255,9 +1298,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.FollowPagePartial] = _LIST_DATASET_FOLLOWERS.masked()
+            masked: Endpoint[m.FollowPagePartial] = LIST_DATASET_FOLLOWERS.masked()
             return self._requester.paginate(masked, args, m.FollowPartial)
-        return self._requester.paginate(_LIST_DATASET_FOLLOWERS, args, m.Follow)
+        return self._requester.paginate(LIST_DATASET_FOLLOWERS, args, m.Follow)
 
     @overload
     def list_datasets(
@@ -1475,9 +1518,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPagePartial] = _LIST_DATASETS.masked()
+            masked: Endpoint[m.DatasetPagePartial] = LIST_DATASETS.masked()
             return self._requester.paginate(masked, args, m.DatasetPartial)
-        return self._requester.paginate(_LIST_DATASETS, args, m.Dataset)
+        return self._requester.paginate(LIST_DATASETS, args, m.Dataset)
 
     @overload
     async def list_frequencies(
@@ -1512,9 +1555,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.FrequencyPartial]] = _LIST_FREQUENCIES.masked()
+            masked: Endpoint[list[m.FrequencyPartial]] = LIST_FREQUENCIES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_FREQUENCIES, args)
+        return await self._requester.request(LIST_FREQUENCIES, args)
 
     @overload
     async def list_licenses(
@@ -1549,9 +1592,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.LicensePartial]] = _LIST_LICENSES.masked()
+            masked: Endpoint[list[m.LicensePartial]] = LIST_LICENSES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_LICENSES, args)
+        return await self._requester.request(LIST_LICENSES, args)
 
     @overload
     async def mint_dataset_doi(
@@ -1591,9 +1634,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPartial] = _MINT_DATASET_DOI.masked()
+            masked: Endpoint[m.DatasetPartial] = MINT_DATASET_DOI.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MINT_DATASET_DOI, args)
+        return await self._requester.request(MINT_DATASET_DOI, args)
 
     async def rdf_dataset(
         self,
@@ -1609,7 +1652,7 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "dataset": dataset,
         }
-        return await self._requester.request(_RDF_DATASET, args)
+        return await self._requester.request(RDF_DATASET, args)
 
     async def rdf_dataset_format(
         self,
@@ -1628,7 +1671,7 @@ class DatasetsOperations:
             "dataset": dataset,
             "format": format,
         }
-        return await self._requester.request(_RDF_DATASET_FORMAT, args)
+        return await self._requester.request(RDF_DATASET_FORMAT, args)
 
     async def recent_datasets_atom_feed(
         self,
@@ -1737,7 +1780,7 @@ class DatasetsOperations:
             "deleted": deleted,
             "private": private,
         }
-        return await self._requester.request(_RECENT_DATASETS_ATOM_FEED, args)
+        return await self._requester.request(RECENT_DATASETS_ATOM_FEED, args)
 
     async def redirect_resource(
         self,
@@ -1757,7 +1800,7 @@ class DatasetsOperations:
             "id": id,
             "dataset": dataset,
         }
-        return await self._requester.request(_REDIRECT_RESOURCE, args)
+        return await self._requester.request(REDIRECT_RESOURCE, args)
 
     @overload
     async def resource_types(
@@ -1792,9 +1835,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ResourceTypePartial]] = _RESOURCE_TYPES.masked()
+            masked: Endpoint[list[m.ResourceTypePartial]] = RESOURCE_TYPES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RESOURCE_TYPES, args)
+        return await self._requester.request(RESOURCE_TYPES, args)
 
     @overload
     async def retrieve_community_resource(
@@ -1839,9 +1882,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.CommunityResourcePartial] = _RETRIEVE_COMMUNITY_RESOURCE.masked()
+            masked: Endpoint[m.CommunityResourcePartial] = RETRIEVE_COMMUNITY_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RETRIEVE_COMMUNITY_RESOURCE, args)
+        return await self._requester.request(RETRIEVE_COMMUNITY_RESOURCE, args)
 
     @overload
     async def schemas(
@@ -1876,9 +1919,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.CatalogSchemaPartial]] = _SCHEMAS.masked()
+            masked: Endpoint[list[m.CatalogSchemaPartial]] = SCHEMAS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SCHEMAS, args)
+        return await self._requester.request(SCHEMAS, args)
 
     @overload
     async def suggest_datasets(
@@ -1923,9 +1966,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DatasetSuggestionPartial]] = _SUGGEST_DATASETS.masked()
+            masked: Endpoint[list[m.DatasetSuggestionPartial]] = SUGGEST_DATASETS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_DATASETS, args)
+        return await self._requester.request(SUGGEST_DATASETS, args)
 
     async def suggest_formats(
         self,
@@ -1945,7 +1988,7 @@ class DatasetsOperations:
             "q": q,
             "size": size,
         }
-        return await self._requester.request(_SUGGEST_FORMATS, args)
+        return await self._requester.request(SUGGEST_FORMATS, args)
 
     async def suggest_mime(
         self,
@@ -1965,7 +2008,7 @@ class DatasetsOperations:
             "q": q,
             "size": size,
         }
-        return await self._requester.request(_SUGGEST_MIME, args)
+        return await self._requester.request(SUGGEST_MIME, args)
 
     @overload
     async def unfeature_dataset(
@@ -2005,9 +2048,9 @@ class DatasetsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPartial] = _UNFEATURE_DATASET.masked()
+            masked: Endpoint[m.DatasetPartial] = UNFEATURE_DATASET.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UNFEATURE_DATASET, args)
+        return await self._requester.request(UNFEATURE_DATASET, args)
 
     async def unfollow_dataset(
         self,
@@ -2025,7 +2068,7 @@ class DatasetsOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_UNFOLLOW_DATASET, args)
+        return await self._requester.request(UNFOLLOW_DATASET, args)
 
     @overload
     async def update_community_resource(
@@ -2075,9 +2118,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.CommunityResourcePartial] = _UPDATE_COMMUNITY_RESOURCE.masked()
+            masked: Endpoint[m.CommunityResourcePartial] = UPDATE_COMMUNITY_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_COMMUNITY_RESOURCE, args)
+        return await self._requester.request(UPDATE_COMMUNITY_RESOURCE, args)
 
     @overload
     async def update_dataset(
@@ -2122,9 +2165,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPartial] = _UPDATE_DATASET.masked()
+            masked: Endpoint[m.DatasetPartial] = UPDATE_DATASET.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_DATASET, args)
+        return await self._requester.request(UPDATE_DATASET, args)
 
     @overload
     async def update_resource(
@@ -2174,9 +2217,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ResourcePartial] = _UPDATE_RESOURCE.masked()
+            masked: Endpoint[m.ResourcePartial] = UPDATE_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_RESOURCE, args)
+        return await self._requester.request(UPDATE_RESOURCE, args)
 
     @overload
     async def update_resources(
@@ -2221,9 +2264,9 @@ class DatasetsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ResourcePartial]] = _UPDATE_RESOURCES.masked()
+            masked: Endpoint[list[m.ResourcePartial]] = UPDATE_RESOURCES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_RESOURCES, args)
+        return await self._requester.request(UPDATE_RESOURCES, args)
 
     @overload
     async def upload_community_resource(
@@ -2299,10 +2342,10 @@ class DatasetsOperations:
         }
         if x_fields is not None:
             masked: Endpoint[m.UploadedCommunityResourcePartial] = (
-                _UPLOAD_COMMUNITY_RESOURCE.masked()
+                UPLOAD_COMMUNITY_RESOURCE.masked()
             )
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPLOAD_COMMUNITY_RESOURCE, args)
+        return await self._requester.request(UPLOAD_COMMUNITY_RESOURCE, args)
 
     @overload
     async def upload_dataset_resource(
@@ -2377,9 +2420,9 @@ class DatasetsOperations:
             "chunksize": chunksize,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedResourcePartial] = _UPLOAD_DATASET_RESOURCE.masked()
+            masked: Endpoint[m.UploadedResourcePartial] = UPLOAD_DATASET_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPLOAD_DATASET_RESOURCE, args)
+        return await self._requester.request(UPLOAD_DATASET_RESOURCE, args)
 
     @overload
     async def upload_new_community_resource(
@@ -2450,10 +2493,10 @@ class DatasetsOperations:
         }
         if x_fields is not None:
             masked: Endpoint[m.UploadedCommunityResourcePartial] = (
-                _UPLOAD_NEW_COMMUNITY_RESOURCE.masked()
+                UPLOAD_NEW_COMMUNITY_RESOURCE.masked()
             )
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPLOAD_NEW_COMMUNITY_RESOURCE, args)
+        return await self._requester.request(UPLOAD_NEW_COMMUNITY_RESOURCE, args)
 
     @overload
     async def upload_new_dataset_resource(
@@ -2523,6 +2566,6 @@ class DatasetsOperations:
             "chunksize": chunksize,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedResourcePartial] = _UPLOAD_NEW_DATASET_RESOURCE.masked()
+            masked: Endpoint[m.UploadedResourcePartial] = UPLOAD_NEW_DATASET_RESOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPLOAD_NEW_DATASET_RESOURCE, args)
+        return await self._requester.request(UPLOAD_NEW_DATASET_RESOURCE, args)

@@ -10,9 +10,19 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["DiscussionsOperations"]
+__all__ = [
+    "COMMENT_DISCUSSION",
+    "CREATE_DISCUSSION",
+    "DELETE_DISCUSSION",
+    "DELETE_DISCUSSION_COMMENT",
+    "EDIT_DISCUSSION_COMMENT",
+    "GET_DISCUSSION",
+    "LIST_DISCUSSIONS",
+    "UPDATE_DISCUSSION",
+    "DiscussionsOperations",
+]
 
-_COMMENT_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
+COMMENT_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     operation_id="comment_discussion",
     method="POST",
     path="/discussions/{id}/",
@@ -26,7 +36,7 @@ _COMMENT_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     tag="discussions",
 )
 
-_CREATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
+CREATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     operation_id="create_discussion",
     method="POST",
     path="/discussions/",
@@ -39,7 +49,7 @@ _CREATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     tag="discussions",
 )
 
-_DELETE_DISCUSSION: Endpoint[None] = Endpoint(
+DELETE_DISCUSSION: Endpoint[None] = Endpoint(
     operation_id="delete_discussion",
     method="DELETE",
     path="/discussions/{id}/",
@@ -51,7 +61,7 @@ _DELETE_DISCUSSION: Endpoint[None] = Endpoint(
     tag="discussions",
 )
 
-_DELETE_DISCUSSION_COMMENT: Endpoint[None] = Endpoint(
+DELETE_DISCUSSION_COMMENT: Endpoint[None] = Endpoint(
     operation_id="delete_discussion_comment",
     method="DELETE",
     path="/discussions/{id}/comments/{cidx}/",
@@ -64,7 +74,7 @@ _DELETE_DISCUSSION_COMMENT: Endpoint[None] = Endpoint(
     tag="discussions",
 )
 
-_EDIT_DISCUSSION_COMMENT: Endpoint[m.Discussion] = Endpoint(
+EDIT_DISCUSSION_COMMENT: Endpoint[m.Discussion] = Endpoint(
     operation_id="edit_discussion_comment",
     method="PUT",
     path="/discussions/{id}/comments/{cidx}/",
@@ -79,7 +89,7 @@ _EDIT_DISCUSSION_COMMENT: Endpoint[m.Discussion] = Endpoint(
     tag="discussions",
 )
 
-_GET_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
+GET_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     operation_id="get_discussion",
     method="GET",
     path="/discussions/{id}/",
@@ -92,7 +102,7 @@ _GET_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     tag="discussions",
 )
 
-_LIST_DISCUSSIONS: Endpoint[m.DiscussionPage] = Endpoint(
+LIST_DISCUSSIONS: Endpoint[m.DiscussionPage] = Endpoint(
     operation_id="list_discussions",
     method="GET",
     path="/discussions/",
@@ -129,7 +139,7 @@ _LIST_DISCUSSIONS: Endpoint[m.DiscussionPage] = Endpoint(
     tag="discussions",
 )
 
-_UPDATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
+UPDATE_DISCUSSION: Endpoint[m.Discussion] = Endpoint(
     operation_id="update_discussion",
     method="PUT",
     path="/discussions/{id}/",
@@ -195,9 +205,9 @@ class DiscussionsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DiscussionPartial] = _COMMENT_DISCUSSION.masked()
+            masked: Endpoint[m.DiscussionPartial] = COMMENT_DISCUSSION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_COMMENT_DISCUSSION, args)
+        return await self._requester.request(COMMENT_DISCUSSION, args)
 
     @overload
     async def create_discussion(
@@ -237,9 +247,9 @@ class DiscussionsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DiscussionPartial] = _CREATE_DISCUSSION.masked()
+            masked: Endpoint[m.DiscussionPartial] = CREATE_DISCUSSION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_DISCUSSION, args)
+        return await self._requester.request(CREATE_DISCUSSION, args)
 
     async def delete_discussion(
         self,
@@ -259,7 +269,7 @@ class DiscussionsOperations:
             "id": id,
             "send_legal_notice": send_legal_notice,
         }
-        return await self._requester.request(_DELETE_DISCUSSION, args)
+        return await self._requester.request(DELETE_DISCUSSION, args)
 
     async def delete_discussion_comment(
         self,
@@ -282,7 +292,7 @@ class DiscussionsOperations:
             "cidx": cidx,
             "send_legal_notice": send_legal_notice,
         }
-        return await self._requester.request(_DELETE_DISCUSSION_COMMENT, args)
+        return await self._requester.request(DELETE_DISCUSSION_COMMENT, args)
 
     @overload
     async def edit_discussion_comment(
@@ -332,9 +342,9 @@ class DiscussionsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DiscussionPartial] = _EDIT_DISCUSSION_COMMENT.masked()
+            masked: Endpoint[m.DiscussionPartial] = EDIT_DISCUSSION_COMMENT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_EDIT_DISCUSSION_COMMENT, args)
+        return await self._requester.request(EDIT_DISCUSSION_COMMENT, args)
 
     @overload
     async def get_discussion(
@@ -374,9 +384,9 @@ class DiscussionsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DiscussionPartial] = _GET_DISCUSSION.masked()
+            masked: Endpoint[m.DiscussionPartial] = GET_DISCUSSION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_DISCUSSION, args)
+        return await self._requester.request(GET_DISCUSSION, args)
 
     @overload
     def list_discussions(
@@ -486,9 +496,9 @@ class DiscussionsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DiscussionPagePartial] = _LIST_DISCUSSIONS.masked()
+            masked: Endpoint[m.DiscussionPagePartial] = LIST_DISCUSSIONS.masked()
             return self._requester.paginate(masked, args, m.DiscussionPartial)
-        return self._requester.paginate(_LIST_DISCUSSIONS, args, m.Discussion)
+        return self._requester.paginate(LIST_DISCUSSIONS, args, m.Discussion)
 
     @overload
     async def update_discussion(
@@ -533,6 +543,6 @@ class DiscussionsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DiscussionPartial] = _UPDATE_DISCUSSION.masked()
+            masked: Endpoint[m.DiscussionPartial] = UPDATE_DISCUSSION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_DISCUSSION, args)
+        return await self._requester.request(UPDATE_DISCUSSION, args)

@@ -9,9 +9,19 @@ from typing import Any, overload
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
 
-__all__ = ["GeopfOperations"]
+__all__ = [
+    "GEOPF_AUTH",
+    "GEOPF_DATASET_STATUS",
+    "GEOPF_DATASTORES",
+    "GEOPF_DISCONNECT",
+    "GEOPF_LOGIN",
+    "GEOPF_PULL_OFFERINGS",
+    "GEOPF_PUSH",
+    "GEOPF_STATUS",
+    "GeopfOperations",
+]
 
-_GEOPF_AUTH: Endpoint[Any] = Endpoint(
+GEOPF_AUTH: Endpoint[Any] = Endpoint(
     operation_id="geopf_auth",
     method="GET",
     path="/geopf/auth",
@@ -19,7 +29,7 @@ _GEOPF_AUTH: Endpoint[Any] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_DATASET_STATUS: Endpoint[m.GeopfDatasetStatus] = Endpoint(
+GEOPF_DATASET_STATUS: Endpoint[m.GeopfDatasetStatus] = Endpoint(
     operation_id="geopf_dataset_status",
     method="GET",
     path="/geopf/status/{dataset}/",
@@ -32,7 +42,7 @@ _GEOPF_DATASET_STATUS: Endpoint[m.GeopfDatasetStatus] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_DATASTORES: Endpoint[list[m.GeopfDatastore]] = Endpoint(
+GEOPF_DATASTORES: Endpoint[list[m.GeopfDatastore]] = Endpoint(
     operation_id="geopf_datastores",
     method="GET",
     path="/geopf/datastores/",
@@ -42,7 +52,7 @@ _GEOPF_DATASTORES: Endpoint[list[m.GeopfDatastore]] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_DISCONNECT: Endpoint[None] = Endpoint(
+GEOPF_DISCONNECT: Endpoint[None] = Endpoint(
     operation_id="geopf_disconnect",
     method="DELETE",
     path="/geopf/token/",
@@ -50,7 +60,7 @@ _GEOPF_DISCONNECT: Endpoint[None] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_LOGIN: Endpoint[Any] = Endpoint(
+GEOPF_LOGIN: Endpoint[Any] = Endpoint(
     operation_id="geopf_login",
     method="GET",
     path="/geopf/login/",
@@ -58,7 +68,7 @@ _GEOPF_LOGIN: Endpoint[Any] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_PULL_OFFERINGS: Endpoint[m.GeopfTask] = Endpoint(
+GEOPF_PULL_OFFERINGS: Endpoint[m.GeopfTask] = Endpoint(
     operation_id="geopf_pull_offerings",
     method="POST",
     path="/geopf/pull-offerings/{dataset}/",
@@ -71,7 +81,7 @@ _GEOPF_PULL_OFFERINGS: Endpoint[m.GeopfTask] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_PUSH: Endpoint[m.GeopfTask] = Endpoint(
+GEOPF_PUSH: Endpoint[m.GeopfTask] = Endpoint(
     operation_id="geopf_push",
     method="POST",
     path="/geopf/push/{dataset}/{rid}/",
@@ -86,7 +96,7 @@ _GEOPF_PUSH: Endpoint[m.GeopfTask] = Endpoint(
     tag="geopf",
 )
 
-_GEOPF_STATUS: Endpoint[m.GeopfStatus] = Endpoint(
+GEOPF_STATUS: Endpoint[m.GeopfStatus] = Endpoint(
     operation_id="geopf_status",
     method="GET",
     path="/geopf/status/",
@@ -113,7 +123,7 @@ class GeopfOperations:
         ``GET /geopf/auth``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GEOPF_AUTH, args)
+        return await self._requester.request(GEOPF_AUTH, args)
 
     @overload
     async def geopf_dataset_status(
@@ -155,9 +165,9 @@ class GeopfOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.GeopfDatasetStatusPartial] = _GEOPF_DATASET_STATUS.masked()
+            masked: Endpoint[m.GeopfDatasetStatusPartial] = GEOPF_DATASET_STATUS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GEOPF_DATASET_STATUS, args)
+        return await self._requester.request(GEOPF_DATASET_STATUS, args)
 
     @overload
     async def geopf_datastores(
@@ -192,9 +202,9 @@ class GeopfOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.GeopfDatastorePartial]] = _GEOPF_DATASTORES.masked()
+            masked: Endpoint[list[m.GeopfDatastorePartial]] = GEOPF_DATASTORES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GEOPF_DATASTORES, args)
+        return await self._requester.request(GEOPF_DATASTORES, args)
 
     async def geopf_disconnect(
         self,
@@ -204,7 +214,7 @@ class GeopfOperations:
         ``DELETE /geopf/token/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GEOPF_DISCONNECT, args)
+        return await self._requester.request(GEOPF_DISCONNECT, args)
 
     async def geopf_login(
         self,
@@ -214,7 +224,7 @@ class GeopfOperations:
         ``GET /geopf/login/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GEOPF_LOGIN, args)
+        return await self._requester.request(GEOPF_LOGIN, args)
 
     @overload
     async def geopf_pull_offerings(
@@ -254,9 +264,9 @@ class GeopfOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.GeopfTaskPartial] = _GEOPF_PULL_OFFERINGS.masked()
+            masked: Endpoint[m.GeopfTaskPartial] = GEOPF_PULL_OFFERINGS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GEOPF_PULL_OFFERINGS, args)
+        return await self._requester.request(GEOPF_PULL_OFFERINGS, args)
 
     @overload
     async def geopf_push(
@@ -306,9 +316,9 @@ class GeopfOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.GeopfTaskPartial] = _GEOPF_PUSH.masked()
+            masked: Endpoint[m.GeopfTaskPartial] = GEOPF_PUSH.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GEOPF_PUSH, args)
+        return await self._requester.request(GEOPF_PUSH, args)
 
     @overload
     async def geopf_status(
@@ -345,6 +355,6 @@ class GeopfOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.GeopfStatusPartial] = _GEOPF_STATUS.masked()
+            masked: Endpoint[m.GeopfStatusPartial] = GEOPF_STATUS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GEOPF_STATUS, args)
+        return await self._requester.request(GEOPF_STATUS, args)

@@ -10,9 +10,26 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["HarvestOperations"]
+__all__ = [
+    "CREATE_HARVEST_SOURCE",
+    "DELETE_HARVEST_SOURCE",
+    "GET_HARVEST_JOB",
+    "GET_HARVEST_SOURCE",
+    "HARVEST_BACKENDS",
+    "LIST_HARVEST_JOBS",
+    "LIST_HARVEST_JOB_ITEMS",
+    "LIST_HARVEST_SOURCES",
+    "PREVIEW_HARVEST_SOURCE",
+    "PREVIEW_HARVEST_SOURCE_CONFIG",
+    "RUN_HARVEST_SOURCE",
+    "SCHEDULE_HARVEST_SOURCE",
+    "UNSCHEDULE_HARVEST_SOURCE",
+    "UPDATE_HARVEST_SOURCE",
+    "VALIDATE_HARVEST_SOURCE",
+    "HarvestOperations",
+]
 
-_CREATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
+CREATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     operation_id="create_harvest_source",
     method="POST",
     path="/harvest/sources/",
@@ -25,7 +42,7 @@ _CREATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     tag="harvest",
 )
 
-_DELETE_HARVEST_SOURCE: Endpoint[None] = Endpoint(
+DELETE_HARVEST_SOURCE: Endpoint[None] = Endpoint(
     operation_id="delete_harvest_source",
     method="DELETE",
     path="/harvest/source/{source}/",
@@ -37,7 +54,7 @@ _DELETE_HARVEST_SOURCE: Endpoint[None] = Endpoint(
     tag="harvest",
 )
 
-_GET_HARVEST_JOB: Endpoint[m.HarvestJob] = Endpoint(
+GET_HARVEST_JOB: Endpoint[m.HarvestJob] = Endpoint(
     operation_id="get_harvest_job",
     method="GET",
     path="/harvest/job/{job}/",
@@ -50,7 +67,7 @@ _GET_HARVEST_JOB: Endpoint[m.HarvestJob] = Endpoint(
     tag="harvest",
 )
 
-_GET_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
+GET_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     operation_id="get_harvest_source",
     method="GET",
     path="/harvest/source/{source}/",
@@ -63,7 +80,7 @@ _GET_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     tag="harvest",
 )
 
-_HARVEST_BACKENDS: Endpoint[list[m.HarvestBackend]] = Endpoint(
+HARVEST_BACKENDS: Endpoint[list[m.HarvestBackend]] = Endpoint(
     operation_id="harvest_backends",
     method="GET",
     path="/harvest/backends/",
@@ -73,7 +90,7 @@ _HARVEST_BACKENDS: Endpoint[list[m.HarvestBackend]] = Endpoint(
     tag="harvest",
 )
 
-_LIST_HARVEST_JOB_ITEMS: Endpoint[m.HarvestItemPage] = Endpoint(
+LIST_HARVEST_JOB_ITEMS: Endpoint[m.HarvestItemPage] = Endpoint(
     operation_id="list_harvest_job_items",
     method="GET",
     path="/harvest/job/{job}/items/",
@@ -97,7 +114,7 @@ _LIST_HARVEST_JOB_ITEMS: Endpoint[m.HarvestItemPage] = Endpoint(
     tag="harvest",
 )
 
-_LIST_HARVEST_JOBS: Endpoint[m.HarvestJobPage] = Endpoint(
+LIST_HARVEST_JOBS: Endpoint[m.HarvestJobPage] = Endpoint(
     operation_id="list_harvest_jobs",
     method="GET",
     path="/harvest/source/{source}/jobs/",
@@ -114,7 +131,7 @@ _LIST_HARVEST_JOBS: Endpoint[m.HarvestJobPage] = Endpoint(
     tag="harvest",
 )
 
-_LIST_HARVEST_SOURCES: Endpoint[m.HarvestSourcePage] = Endpoint(
+LIST_HARVEST_SOURCES: Endpoint[m.HarvestSourcePage] = Endpoint(
     operation_id="list_harvest_sources",
     method="GET",
     path="/harvest/sources/",
@@ -134,7 +151,7 @@ _LIST_HARVEST_SOURCES: Endpoint[m.HarvestSourcePage] = Endpoint(
     tag="harvest",
 )
 
-_PREVIEW_HARVEST_SOURCE: Endpoint[m.HarvestJobPreview] = Endpoint(
+PREVIEW_HARVEST_SOURCE: Endpoint[m.HarvestJobPreview] = Endpoint(
     operation_id="preview_harvest_source",
     method="GET",
     path="/harvest/source/{source}/preview/",
@@ -147,7 +164,7 @@ _PREVIEW_HARVEST_SOURCE: Endpoint[m.HarvestJobPreview] = Endpoint(
     tag="harvest",
 )
 
-_PREVIEW_HARVEST_SOURCE_CONFIG: Endpoint[m.HarvestJobPreview] = Endpoint(
+PREVIEW_HARVEST_SOURCE_CONFIG: Endpoint[m.HarvestJobPreview] = Endpoint(
     operation_id="preview_harvest_source_config",
     method="POST",
     path="/harvest/source/preview/",
@@ -160,7 +177,7 @@ _PREVIEW_HARVEST_SOURCE_CONFIG: Endpoint[m.HarvestJobPreview] = Endpoint(
     tag="harvest",
 )
 
-_RUN_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
+RUN_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     operation_id="run_harvest_source",
     method="POST",
     path="/harvest/source/{source}/run/",
@@ -173,7 +190,7 @@ _RUN_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     tag="harvest",
 )
 
-_SCHEDULE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
+SCHEDULE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     operation_id="schedule_harvest_source",
     method="POST",
     path="/harvest/source/{source}/schedule/",
@@ -187,7 +204,7 @@ _SCHEDULE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     tag="harvest",
 )
 
-_UNSCHEDULE_HARVEST_SOURCE: Endpoint[None] = Endpoint(
+UNSCHEDULE_HARVEST_SOURCE: Endpoint[None] = Endpoint(
     operation_id="unschedule_harvest_source",
     method="DELETE",
     path="/harvest/source/{source}/schedule/",
@@ -199,7 +216,7 @@ _UNSCHEDULE_HARVEST_SOURCE: Endpoint[None] = Endpoint(
     tag="harvest",
 )
 
-_UPDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
+UPDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     operation_id="update_harvest_source",
     method="PUT",
     path="/harvest/source/{source}/",
@@ -213,7 +230,7 @@ _UPDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     tag="harvest",
 )
 
-_VALIDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
+VALIDATE_HARVEST_SOURCE: Endpoint[m.HarvestSource] = Endpoint(
     operation_id="validate_harvest_source",
     method="POST",
     path="/harvest/source/{source}/validate/",
@@ -274,9 +291,9 @@ class HarvestOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePartial] = _CREATE_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestSourcePartial] = CREATE_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_HARVEST_SOURCE, args)
+        return await self._requester.request(CREATE_HARVEST_SOURCE, args)
 
     async def delete_harvest_source(
         self,
@@ -296,7 +313,7 @@ class HarvestOperations:
             "source": source,
             "x_fields": x_fields,
         }
-        return await self._requester.request(_DELETE_HARVEST_SOURCE, args)
+        return await self._requester.request(DELETE_HARVEST_SOURCE, args)
 
     @overload
     async def get_harvest_job(
@@ -336,9 +353,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestJobPartial] = _GET_HARVEST_JOB.masked()
+            masked: Endpoint[m.HarvestJobPartial] = GET_HARVEST_JOB.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_HARVEST_JOB, args)
+        return await self._requester.request(GET_HARVEST_JOB, args)
 
     @overload
     async def get_harvest_source(
@@ -378,9 +395,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePartial] = _GET_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestSourcePartial] = GET_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_HARVEST_SOURCE, args)
+        return await self._requester.request(GET_HARVEST_SOURCE, args)
 
     @overload
     async def harvest_backends(
@@ -415,9 +432,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.HarvestBackendPartial]] = _HARVEST_BACKENDS.masked()
+            masked: Endpoint[list[m.HarvestBackendPartial]] = HARVEST_BACKENDS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_HARVEST_BACKENDS, args)
+        return await self._requester.request(HARVEST_BACKENDS, args)
 
     @overload
     def list_harvest_job_items(
@@ -480,9 +497,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestItemPagePartial] = _LIST_HARVEST_JOB_ITEMS.masked()
+            masked: Endpoint[m.HarvestItemPagePartial] = LIST_HARVEST_JOB_ITEMS.masked()
             return self._requester.paginate(masked, args, m.HarvestItemPartial)
-        return self._requester.paginate(_LIST_HARVEST_JOB_ITEMS, args, m.HarvestItem)
+        return self._requester.paginate(LIST_HARVEST_JOB_ITEMS, args, m.HarvestItem)
 
     @overload
     def list_harvest_jobs(
@@ -537,9 +554,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestJobPagePartial] = _LIST_HARVEST_JOBS.masked()
+            masked: Endpoint[m.HarvestJobPagePartial] = LIST_HARVEST_JOBS.masked()
             return self._requester.paginate(masked, args, m.HarvestJobPartial)
-        return self._requester.paginate(_LIST_HARVEST_JOBS, args, m.HarvestJob)
+        return self._requester.paginate(LIST_HARVEST_JOBS, args, m.HarvestJob)
 
     @overload
     def list_harvest_sources(
@@ -609,9 +626,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePagePartial] = _LIST_HARVEST_SOURCES.masked()
+            masked: Endpoint[m.HarvestSourcePagePartial] = LIST_HARVEST_SOURCES.masked()
             return self._requester.paginate(masked, args, m.HarvestSourcePartial)
-        return self._requester.paginate(_LIST_HARVEST_SOURCES, args, m.HarvestSource)
+        return self._requester.paginate(LIST_HARVEST_SOURCES, args, m.HarvestSource)
 
     @overload
     async def preview_harvest_source(
@@ -651,9 +668,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestJobPreviewPartial] = _PREVIEW_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestJobPreviewPartial] = PREVIEW_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_PREVIEW_HARVEST_SOURCE, args)
+        return await self._requester.request(PREVIEW_HARVEST_SOURCE, args)
 
     @overload
     async def preview_harvest_source_config(
@@ -693,9 +710,9 @@ class HarvestOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestJobPreviewPartial] = _PREVIEW_HARVEST_SOURCE_CONFIG.masked()
+            masked: Endpoint[m.HarvestJobPreviewPartial] = PREVIEW_HARVEST_SOURCE_CONFIG.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_PREVIEW_HARVEST_SOURCE_CONFIG, args)
+        return await self._requester.request(PREVIEW_HARVEST_SOURCE_CONFIG, args)
 
     @overload
     async def run_harvest_source(
@@ -735,9 +752,9 @@ class HarvestOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePartial] = _RUN_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestSourcePartial] = RUN_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RUN_HARVEST_SOURCE, args)
+        return await self._requester.request(RUN_HARVEST_SOURCE, args)
 
     @overload
     async def schedule_harvest_source(
@@ -782,9 +799,9 @@ class HarvestOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePartial] = _SCHEDULE_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestSourcePartial] = SCHEDULE_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SCHEDULE_HARVEST_SOURCE, args)
+        return await self._requester.request(SCHEDULE_HARVEST_SOURCE, args)
 
     async def unschedule_harvest_source(
         self,
@@ -804,7 +821,7 @@ class HarvestOperations:
             "source": source,
             "x_fields": x_fields,
         }
-        return await self._requester.request(_UNSCHEDULE_HARVEST_SOURCE, args)
+        return await self._requester.request(UNSCHEDULE_HARVEST_SOURCE, args)
 
     @overload
     async def update_harvest_source(
@@ -849,9 +866,9 @@ class HarvestOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePartial] = _UPDATE_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestSourcePartial] = UPDATE_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_HARVEST_SOURCE, args)
+        return await self._requester.request(UPDATE_HARVEST_SOURCE, args)
 
     @overload
     async def validate_harvest_source(
@@ -896,6 +913,6 @@ class HarvestOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.HarvestSourcePartial] = _VALIDATE_HARVEST_SOURCE.masked()
+            masked: Endpoint[m.HarvestSourcePartial] = VALIDATE_HARVEST_SOURCE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_VALIDATE_HARVEST_SOURCE, args)
+        return await self._requester.request(VALIDATE_HARVEST_SOURCE, args)

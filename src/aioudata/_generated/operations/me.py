@@ -9,9 +9,28 @@ from typing import IO, Any, overload
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
 
-__all__ = ["MeOperations"]
+__all__ = [
+    "ACCEPT_ORG_INVITATION",
+    "CREATE_API_TOKEN",
+    "DELETE_ME",
+    "GET_ME",
+    "LIST_API_TOKENS",
+    "LIST_ORG_INVITATIONS",
+    "MY_AVATAR",
+    "MY_DATASETS",
+    "MY_METRICS",
+    "MY_ORG_COMMUNITY_RESOURCES",
+    "MY_ORG_DATASETS",
+    "MY_ORG_DISCUSSIONS",
+    "MY_ORG_REUSES",
+    "MY_REUSES",
+    "REFUSE_ORG_INVITATION",
+    "REVOKE_API_TOKEN",
+    "UPDATE_ME",
+    "MeOperations",
+]
 
-_ACCEPT_ORG_INVITATION: Endpoint[Any] = Endpoint(
+ACCEPT_ORG_INVITATION: Endpoint[Any] = Endpoint(
     operation_id="accept_org_invitation",
     method="POST",
     path="/me/org_invitations/{id}/accept/",
@@ -20,7 +39,7 @@ _ACCEPT_ORG_INVITATION: Endpoint[Any] = Endpoint(
     tag="me",
 )
 
-_CREATE_API_TOKEN: Endpoint[m.ApiTokenCreated] = Endpoint(
+CREATE_API_TOKEN: Endpoint[m.ApiTokenCreated] = Endpoint(
     operation_id="create_api_token",
     method="POST",
     path="/me/api_tokens/",
@@ -33,7 +52,7 @@ _CREATE_API_TOKEN: Endpoint[m.ApiTokenCreated] = Endpoint(
     tag="me",
 )
 
-_DELETE_ME: Endpoint[None] = Endpoint(
+DELETE_ME: Endpoint[None] = Endpoint(
     operation_id="delete_me",
     method="DELETE",
     path="/me/",
@@ -41,7 +60,7 @@ _DELETE_ME: Endpoint[None] = Endpoint(
     tag="me",
 )
 
-_GET_ME: Endpoint[m.User] = Endpoint(
+GET_ME: Endpoint[m.User] = Endpoint(
     operation_id="get_me",
     method="GET",
     path="/me/",
@@ -51,7 +70,7 @@ _GET_ME: Endpoint[m.User] = Endpoint(
     tag="me",
 )
 
-_LIST_API_TOKENS: Endpoint[list[m.ApiToken]] = Endpoint(
+LIST_API_TOKENS: Endpoint[list[m.ApiToken]] = Endpoint(
     operation_id="list_api_tokens",
     method="GET",
     path="/me/api_tokens/",
@@ -61,7 +80,7 @@ _LIST_API_TOKENS: Endpoint[list[m.ApiToken]] = Endpoint(
     tag="me",
 )
 
-_LIST_ORG_INVITATIONS: Endpoint[list[m.PendingInvitation]] = Endpoint(
+LIST_ORG_INVITATIONS: Endpoint[list[m.PendingInvitation]] = Endpoint(
     operation_id="list_org_invitations",
     method="GET",
     path="/me/org_invitations/",
@@ -71,7 +90,7 @@ _LIST_ORG_INVITATIONS: Endpoint[list[m.PendingInvitation]] = Endpoint(
     tag="me",
 )
 
-_MY_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
+MY_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="my_avatar",
     method="POST",
     path="/me/avatar/",
@@ -85,7 +104,7 @@ _MY_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
     tag="me",
 )
 
-_MY_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
+MY_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
     operation_id="my_datasets",
     method="GET",
     path="/me/datasets/",
@@ -95,7 +114,7 @@ _MY_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
     tag="me",
 )
 
-_MY_METRICS: Endpoint[m.MyMetrics] = Endpoint(
+MY_METRICS: Endpoint[m.MyMetrics] = Endpoint(
     operation_id="my_metrics",
     method="GET",
     path="/me/metrics/",
@@ -105,7 +124,7 @@ _MY_METRICS: Endpoint[m.MyMetrics] = Endpoint(
     tag="me",
 )
 
-_MY_ORG_COMMUNITY_RESOURCES: Endpoint[list[m.CommunityResource]] = Endpoint(
+MY_ORG_COMMUNITY_RESOURCES: Endpoint[list[m.CommunityResource]] = Endpoint(
     operation_id="my_org_community_resources",
     method="GET",
     path="/me/org_community_resources/",
@@ -118,7 +137,7 @@ _MY_ORG_COMMUNITY_RESOURCES: Endpoint[list[m.CommunityResource]] = Endpoint(
     tag="me",
 )
 
-_MY_ORG_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
+MY_ORG_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
     operation_id="my_org_datasets",
     method="GET",
     path="/me/org_datasets/",
@@ -131,7 +150,7 @@ _MY_ORG_DATASETS: Endpoint[list[m.Dataset]] = Endpoint(
     tag="me",
 )
 
-_MY_ORG_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
+MY_ORG_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
     operation_id="my_org_discussions",
     method="GET",
     path="/me/org_discussions/",
@@ -144,7 +163,7 @@ _MY_ORG_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
     tag="me",
 )
 
-_MY_ORG_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
+MY_ORG_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     operation_id="my_org_reuses",
     method="GET",
     path="/me/org_reuses/",
@@ -157,7 +176,7 @@ _MY_ORG_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     tag="me",
 )
 
-_MY_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
+MY_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     operation_id="my_reuses",
     method="GET",
     path="/me/reuses/",
@@ -167,7 +186,7 @@ _MY_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     tag="me",
 )
 
-_REFUSE_ORG_INVITATION: Endpoint[Any] = Endpoint(
+REFUSE_ORG_INVITATION: Endpoint[Any] = Endpoint(
     operation_id="refuse_org_invitation",
     method="POST",
     path="/me/org_invitations/{id}/refuse/",
@@ -176,7 +195,7 @@ _REFUSE_ORG_INVITATION: Endpoint[Any] = Endpoint(
     tag="me",
 )
 
-_REVOKE_API_TOKEN: Endpoint[None] = Endpoint(
+REVOKE_API_TOKEN: Endpoint[None] = Endpoint(
     operation_id="revoke_api_token",
     method="DELETE",
     path="/me/api_tokens/{api_token}/",
@@ -185,7 +204,7 @@ _REVOKE_API_TOKEN: Endpoint[None] = Endpoint(
     tag="me",
 )
 
-_UPDATE_ME: Endpoint[m.User] = Endpoint(
+UPDATE_ME: Endpoint[m.User] = Endpoint(
     operation_id="update_me",
     method="PUT",
     path="/me/",
@@ -221,7 +240,7 @@ class MeOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_ACCEPT_ORG_INVITATION, args)
+        return await self._requester.request(ACCEPT_ORG_INVITATION, args)
 
     @overload
     async def create_api_token(
@@ -263,9 +282,9 @@ class MeOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ApiTokenCreatedPartial] = _CREATE_API_TOKEN.masked()
+            masked: Endpoint[m.ApiTokenCreatedPartial] = CREATE_API_TOKEN.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_API_TOKEN, args)
+        return await self._requester.request(CREATE_API_TOKEN, args)
 
     async def delete_me(
         self,
@@ -275,7 +294,7 @@ class MeOperations:
         ``DELETE /me/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_DELETE_ME, args)
+        return await self._requester.request(DELETE_ME, args)
 
     @overload
     async def get_me(
@@ -310,9 +329,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UserPartial] = _GET_ME.masked()
+            masked: Endpoint[m.UserPartial] = GET_ME.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_ME, args)
+        return await self._requester.request(GET_ME, args)
 
     @overload
     async def list_api_tokens(
@@ -347,9 +366,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ApiTokenPartial]] = _LIST_API_TOKENS.masked()
+            masked: Endpoint[list[m.ApiTokenPartial]] = LIST_API_TOKENS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_API_TOKENS, args)
+        return await self._requester.request(LIST_API_TOKENS, args)
 
     @overload
     async def list_org_invitations(
@@ -384,9 +403,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.PendingInvitationPartial]] = _LIST_ORG_INVITATIONS.masked()
+            masked: Endpoint[list[m.PendingInvitationPartial]] = LIST_ORG_INVITATIONS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_ORG_INVITATIONS, args)
+        return await self._requester.request(LIST_ORG_INVITATIONS, args)
 
     @overload
     async def my_avatar(
@@ -431,9 +450,9 @@ class MeOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _MY_AVATAR.masked()
+            masked: Endpoint[m.UploadedImagePartial] = MY_AVATAR.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_AVATAR, args)
+        return await self._requester.request(MY_AVATAR, args)
 
     @overload
     async def my_datasets(
@@ -468,9 +487,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DatasetPartial]] = _MY_DATASETS.masked()
+            masked: Endpoint[list[m.DatasetPartial]] = MY_DATASETS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_DATASETS, args)
+        return await self._requester.request(MY_DATASETS, args)
 
     @overload
     async def my_metrics(
@@ -505,9 +524,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.MyMetricsPartial] = _MY_METRICS.masked()
+            masked: Endpoint[m.MyMetricsPartial] = MY_METRICS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_METRICS, args)
+        return await self._requester.request(MY_METRICS, args)
 
     @overload
     async def my_org_community_resources(
@@ -547,11 +566,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.CommunityResourcePartial]] = (
-                _MY_ORG_COMMUNITY_RESOURCES.masked()
-            )
+            masked: Endpoint[list[m.CommunityResourcePartial]] = MY_ORG_COMMUNITY_RESOURCES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_ORG_COMMUNITY_RESOURCES, args)
+        return await self._requester.request(MY_ORG_COMMUNITY_RESOURCES, args)
 
     @overload
     async def my_org_datasets(
@@ -591,9 +608,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DatasetPartial]] = _MY_ORG_DATASETS.masked()
+            masked: Endpoint[list[m.DatasetPartial]] = MY_ORG_DATASETS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_ORG_DATASETS, args)
+        return await self._requester.request(MY_ORG_DATASETS, args)
 
     @overload
     async def my_org_discussions(
@@ -633,9 +650,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DiscussionPartial]] = _MY_ORG_DISCUSSIONS.masked()
+            masked: Endpoint[list[m.DiscussionPartial]] = MY_ORG_DISCUSSIONS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_ORG_DISCUSSIONS, args)
+        return await self._requester.request(MY_ORG_DISCUSSIONS, args)
 
     @overload
     async def my_org_reuses(
@@ -675,9 +692,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ReusePartial]] = _MY_ORG_REUSES.masked()
+            masked: Endpoint[list[m.ReusePartial]] = MY_ORG_REUSES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_ORG_REUSES, args)
+        return await self._requester.request(MY_ORG_REUSES, args)
 
     @overload
     async def my_reuses(
@@ -712,9 +729,9 @@ class MeOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ReusePartial]] = _MY_REUSES.masked()
+            masked: Endpoint[list[m.ReusePartial]] = MY_REUSES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_MY_REUSES, args)
+        return await self._requester.request(MY_REUSES, args)
 
     async def refuse_org_invitation(
         self,
@@ -730,7 +747,7 @@ class MeOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_REFUSE_ORG_INVITATION, args)
+        return await self._requester.request(REFUSE_ORG_INVITATION, args)
 
     async def revoke_api_token(
         self,
@@ -746,7 +763,7 @@ class MeOperations:
         args: dict[str, Any] = {
             "api_token": api_token,
         }
-        return await self._requester.request(_REVOKE_API_TOKEN, args)
+        return await self._requester.request(REVOKE_API_TOKEN, args)
 
     @overload
     async def update_me(
@@ -786,6 +803,6 @@ class MeOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UserPartial] = _UPDATE_ME.masked()
+            masked: Endpoint[m.UserPartial] = UPDATE_ME.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_ME, args)
+        return await self._requester.request(UPDATE_ME, args)

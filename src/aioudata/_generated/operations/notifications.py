@@ -10,9 +10,17 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["NotificationsOperations"]
+__all__ = [
+    "FOLLOW_NOTIFICATIONS",
+    "LIST_NOTIFICATIONS",
+    "LIST_NOTIFICATION_SETTINGS",
+    "READ_NOTIFICATION",
+    "RESOLVE_NOTIFICATIONS",
+    "SET_NOTIFICATION_SETTING",
+    "NotificationsOperations",
+]
 
-_FOLLOW_NOTIFICATIONS: Endpoint[m.NotificationResolved] = Endpoint(
+FOLLOW_NOTIFICATIONS: Endpoint[m.NotificationResolved] = Endpoint(
     operation_id="follow_notifications",
     method="PUT",
     path="/notifications/follow/",
@@ -25,7 +33,7 @@ _FOLLOW_NOTIFICATIONS: Endpoint[m.NotificationResolved] = Endpoint(
     tag="notifications",
 )
 
-_LIST_NOTIFICATION_SETTINGS: Endpoint[m.NotificationSettingPage] = Endpoint(
+LIST_NOTIFICATION_SETTINGS: Endpoint[m.NotificationSettingPage] = Endpoint(
     operation_id="list_notification_settings",
     method="GET",
     path="/notifications/settings/",
@@ -42,7 +50,7 @@ _LIST_NOTIFICATION_SETTINGS: Endpoint[m.NotificationSettingPage] = Endpoint(
     tag="notifications",
 )
 
-_LIST_NOTIFICATIONS: Endpoint[m.NotificationPage] = Endpoint(
+LIST_NOTIFICATIONS: Endpoint[m.NotificationPage] = Endpoint(
     operation_id="list_notifications",
     method="GET",
     path="/notifications/",
@@ -100,7 +108,7 @@ _LIST_NOTIFICATIONS: Endpoint[m.NotificationPage] = Endpoint(
     tag="notifications",
 )
 
-_READ_NOTIFICATION: Endpoint[m.Notification] = Endpoint(
+READ_NOTIFICATION: Endpoint[m.Notification] = Endpoint(
     operation_id="read_notification",
     method="POST",
     path="/notifications/{notification}/read/",
@@ -113,7 +121,7 @@ _READ_NOTIFICATION: Endpoint[m.Notification] = Endpoint(
     tag="notifications",
 )
 
-_RESOLVE_NOTIFICATIONS: Endpoint[list[m.NotificationResolved]] = Endpoint(
+RESOLVE_NOTIFICATIONS: Endpoint[list[m.NotificationResolved]] = Endpoint(
     operation_id="resolve_notifications",
     method="GET",
     path="/notifications/resolved/",
@@ -127,7 +135,7 @@ _RESOLVE_NOTIFICATIONS: Endpoint[list[m.NotificationResolved]] = Endpoint(
     tag="notifications",
 )
 
-_SET_NOTIFICATION_SETTING: Endpoint[None] = Endpoint(
+SET_NOTIFICATION_SETTING: Endpoint[None] = Endpoint(
     operation_id="set_notification_setting",
     method="PUT",
     path="/notifications/settings/",
@@ -185,9 +193,9 @@ class NotificationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.NotificationResolvedPartial] = _FOLLOW_NOTIFICATIONS.masked()
+            masked: Endpoint[m.NotificationResolvedPartial] = FOLLOW_NOTIFICATIONS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_FOLLOW_NOTIFICATIONS, args)
+        return await self._requester.request(FOLLOW_NOTIFICATIONS, args)
 
     @overload
     def list_notification_settings(
@@ -244,11 +252,9 @@ class NotificationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.NotificationSettingPagePartial] = (
-                _LIST_NOTIFICATION_SETTINGS.masked()
-            )
+            masked: Endpoint[m.NotificationSettingPagePartial] = LIST_NOTIFICATION_SETTINGS.masked()
             return self._requester.paginate(masked, args, m.NotificationSettingPartial)
-        return self._requester.paginate(_LIST_NOTIFICATION_SETTINGS, args, m.NotificationSetting)
+        return self._requester.paginate(LIST_NOTIFICATION_SETTINGS, args, m.NotificationSetting)
 
     @overload
     def list_notifications(
@@ -387,9 +393,9 @@ class NotificationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.NotificationPagePartial] = _LIST_NOTIFICATIONS.masked()
+            masked: Endpoint[m.NotificationPagePartial] = LIST_NOTIFICATIONS.masked()
             return self._requester.paginate(masked, args, m.NotificationPartial)
-        return self._requester.paginate(_LIST_NOTIFICATIONS, args, m.Notification)
+        return self._requester.paginate(LIST_NOTIFICATIONS, args, m.Notification)
 
     @overload
     async def read_notification(
@@ -429,9 +435,9 @@ class NotificationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.NotificationPartial] = _READ_NOTIFICATION.masked()
+            masked: Endpoint[m.NotificationPartial] = READ_NOTIFICATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_READ_NOTIFICATION, args)
+        return await self._requester.request(READ_NOTIFICATION, args)
 
     @overload
     async def resolve_notifications(
@@ -478,9 +484,9 @@ class NotificationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.NotificationResolvedPartial]] = _RESOLVE_NOTIFICATIONS.masked()
+            masked: Endpoint[list[m.NotificationResolvedPartial]] = RESOLVE_NOTIFICATIONS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RESOLVE_NOTIFICATIONS, args)
+        return await self._requester.request(RESOLVE_NOTIFICATIONS, args)
 
     async def set_notification_setting(
         self,
@@ -499,4 +505,4 @@ class NotificationsOperations:
         args: dict[str, Any] = {
             "body": body,
         }
-        return await self._requester.request(_SET_NOTIFICATION_SETTING, args)
+        return await self._requester.request(SET_NOTIFICATION_SETTING, args)

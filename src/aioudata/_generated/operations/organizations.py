@@ -10,9 +10,49 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["OrganizationsOperations"]
+__all__ = [
+    "ACCEPT_MEMBERSHIP",
+    "ADD_ORGANIZATION_BADGE",
+    "AVAILABLE_ORGANIZATION_BADGES",
+    "CANCEL_MEMBERSHIP",
+    "CREATE_ORGANIZATION",
+    "DELETE_ORGANIZATION",
+    "DELETE_ORGANIZATION_BADGE",
+    "DELETE_ORGANIZATION_MEMBER",
+    "FOLLOW_ORGANIZATION",
+    "GET_DATASERVICES_CSV",
+    "GET_DATASETS_CSV",
+    "GET_DATASETS_RESOURCES_CSV",
+    "GET_DISCUSSIONS_CSV",
+    "GET_ORGANIZATION",
+    "GET_ORGANIZATION_CONTACT_POINT",
+    "INVITE_ORGANIZATION_MEMBER",
+    "LIST_MEMBERSHIP_REQUESTS",
+    "LIST_ORGANIZATIONS",
+    "LIST_ORGANIZATION_ASSIGNMENTS",
+    "LIST_ORGANIZATION_DATASETS",
+    "LIST_ORGANIZATION_DISCUSSIONS",
+    "LIST_ORGANIZATION_FOLLOWERS",
+    "LIST_ORGANIZATION_REUSES",
+    "ORGANIZATION_BANNER_DELETE",
+    "ORGANIZATION_BANNER_UPLOAD",
+    "ORGANIZATION_LOGO",
+    "ORG_ROLES",
+    "POST_MEMBERSHIP_REQUEST",
+    "RDF_ORGANIZATION",
+    "RDF_ORGANIZATION_FORMAT",
+    "REFUSE_MEMBERSHIP",
+    "RESIZE_ORGANIZATION_LOGO",
+    "SUGGEST_ORGANIZATIONS",
+    "SUGGEST_ORG_CONTACT_POINTS",
+    "SYNC_MEMBER_ASSIGNMENTS",
+    "UNFOLLOW_ORGANIZATION",
+    "UPDATE_ORGANIZATION",
+    "UPDATE_ORGANIZATION_MEMBER",
+    "OrganizationsOperations",
+]
 
-_ACCEPT_MEMBERSHIP: Endpoint[m.Member] = Endpoint(
+ACCEPT_MEMBERSHIP: Endpoint[m.Member] = Endpoint(
     operation_id="accept_membership",
     method="POST",
     path="/organizations/{org}/membership/{id}/accept/",
@@ -26,7 +66,7 @@ _ACCEPT_MEMBERSHIP: Endpoint[m.Member] = Endpoint(
     tag="organizations",
 )
 
-_ADD_ORGANIZATION_BADGE: Endpoint[m.Badge] = Endpoint(
+ADD_ORGANIZATION_BADGE: Endpoint[m.Badge] = Endpoint(
     operation_id="add_organization_badge",
     method="POST",
     path="/organizations/{org}/badges/",
@@ -40,7 +80,7 @@ _ADD_ORGANIZATION_BADGE: Endpoint[m.Badge] = Endpoint(
     tag="organizations",
 )
 
-_AVAILABLE_ORGANIZATION_BADGES: Endpoint[Any] = Endpoint(
+AVAILABLE_ORGANIZATION_BADGES: Endpoint[Any] = Endpoint(
     operation_id="available_organization_badges",
     method="GET",
     path="/organizations/badges/",
@@ -48,7 +88,7 @@ _AVAILABLE_ORGANIZATION_BADGES: Endpoint[Any] = Endpoint(
     tag="organizations",
 )
 
-_CANCEL_MEMBERSHIP: Endpoint[Any] = Endpoint(
+CANCEL_MEMBERSHIP: Endpoint[Any] = Endpoint(
     operation_id="cancel_membership",
     method="POST",
     path="/organizations/{org}/membership/{id}/cancel/",
@@ -60,7 +100,7 @@ _CANCEL_MEMBERSHIP: Endpoint[Any] = Endpoint(
     tag="organizations",
 )
 
-_CREATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
+CREATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
     operation_id="create_organization",
     method="POST",
     path="/organizations/",
@@ -73,7 +113,7 @@ _CREATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
     tag="organizations",
 )
 
-_DELETE_ORGANIZATION: Endpoint[None] = Endpoint(
+DELETE_ORGANIZATION: Endpoint[None] = Endpoint(
     operation_id="delete_organization",
     method="DELETE",
     path="/organizations/{org}/",
@@ -85,7 +125,7 @@ _DELETE_ORGANIZATION: Endpoint[None] = Endpoint(
     tag="organizations",
 )
 
-_DELETE_ORGANIZATION_BADGE: Endpoint[None] = Endpoint(
+DELETE_ORGANIZATION_BADGE: Endpoint[None] = Endpoint(
     operation_id="delete_organization_badge",
     method="DELETE",
     path="/organizations/{org}/badges/{badge_kind}/",
@@ -97,7 +137,7 @@ _DELETE_ORGANIZATION_BADGE: Endpoint[None] = Endpoint(
     tag="organizations",
 )
 
-_DELETE_ORGANIZATION_MEMBER: Endpoint[None] = Endpoint(
+DELETE_ORGANIZATION_MEMBER: Endpoint[None] = Endpoint(
     operation_id="delete_organization_member",
     method="DELETE",
     path="/organizations/{org}/member/{user}/",
@@ -109,7 +149,7 @@ _DELETE_ORGANIZATION_MEMBER: Endpoint[None] = Endpoint(
     tag="organizations",
 )
 
-_FOLLOW_ORGANIZATION: Endpoint[Any] = Endpoint(
+FOLLOW_ORGANIZATION: Endpoint[Any] = Endpoint(
     operation_id="follow_organization",
     method="POST",
     path="/organizations/{id}/followers/",
@@ -118,7 +158,7 @@ _FOLLOW_ORGANIZATION: Endpoint[Any] = Endpoint(
     tag="organizations",
 )
 
-_GET_DATASERVICES_CSV: Endpoint[bytes] = Endpoint(
+GET_DATASERVICES_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_dataservices_csv",
     method="GET",
     path="/organizations/{org}/dataservices.csv",
@@ -127,7 +167,7 @@ _GET_DATASERVICES_CSV: Endpoint[bytes] = Endpoint(
     tag="organizations",
 )
 
-_GET_DATASETS_CSV: Endpoint[bytes] = Endpoint(
+GET_DATASETS_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_datasets_csv",
     method="GET",
     path="/organizations/{org}/datasets.csv",
@@ -136,7 +176,7 @@ _GET_DATASETS_CSV: Endpoint[bytes] = Endpoint(
     tag="organizations",
 )
 
-_GET_DATASETS_RESOURCES_CSV: Endpoint[bytes] = Endpoint(
+GET_DATASETS_RESOURCES_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_datasets_resources_csv",
     method="GET",
     path="/organizations/{org}/datasets-resources.csv",
@@ -145,7 +185,7 @@ _GET_DATASETS_RESOURCES_CSV: Endpoint[bytes] = Endpoint(
     tag="organizations",
 )
 
-_GET_DISCUSSIONS_CSV: Endpoint[bytes] = Endpoint(
+GET_DISCUSSIONS_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_discussions_csv",
     method="GET",
     path="/organizations/{org}/discussions.csv",
@@ -154,7 +194,7 @@ _GET_DISCUSSIONS_CSV: Endpoint[bytes] = Endpoint(
     tag="organizations",
 )
 
-_GET_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
+GET_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
     operation_id="get_organization",
     method="GET",
     path="/organizations/{org}/",
@@ -167,7 +207,7 @@ _GET_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
     tag="organizations",
 )
 
-_GET_ORGANIZATION_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
+GET_ORGANIZATION_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
     operation_id="get_organization_contact_point",
     method="GET",
     path="/organizations/{org}/contacts/",
@@ -186,7 +226,7 @@ _GET_ORGANIZATION_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
     tag="organizations",
 )
 
-_INVITE_ORGANIZATION_MEMBER: Endpoint[m.MembershipRequest] = Endpoint(
+INVITE_ORGANIZATION_MEMBER: Endpoint[m.MembershipRequest] = Endpoint(
     operation_id="invite_organization_member",
     method="POST",
     path="/organizations/{org}/member/",
@@ -200,7 +240,7 @@ _INVITE_ORGANIZATION_MEMBER: Endpoint[m.MembershipRequest] = Endpoint(
     tag="organizations",
 )
 
-_LIST_MEMBERSHIP_REQUESTS: Endpoint[list[m.MembershipRequest]] = Endpoint(
+LIST_MEMBERSHIP_REQUESTS: Endpoint[list[m.MembershipRequest]] = Endpoint(
     operation_id="list_membership_requests",
     method="GET",
     path="/organizations/{org}/membership/",
@@ -215,7 +255,7 @@ _LIST_MEMBERSHIP_REQUESTS: Endpoint[list[m.MembershipRequest]] = Endpoint(
     tag="organizations",
 )
 
-_LIST_ORGANIZATION_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
+LIST_ORGANIZATION_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
     operation_id="list_organization_assignments",
     method="GET",
     path="/organizations/{org}/assignments/",
@@ -228,7 +268,7 @@ _LIST_ORGANIZATION_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
     tag="organizations",
 )
 
-_LIST_ORGANIZATION_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
+LIST_ORGANIZATION_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
     operation_id="list_organization_datasets",
     method="GET",
     path="/organizations/{org}/datasets/",
@@ -306,7 +346,7 @@ _LIST_ORGANIZATION_DATASETS: Endpoint[m.DatasetPage] = Endpoint(
     tag="organizations",
 )
 
-_LIST_ORGANIZATION_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
+LIST_ORGANIZATION_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
     operation_id="list_organization_discussions",
     method="GET",
     path="/organizations/{org}/discussions/",
@@ -319,7 +359,7 @@ _LIST_ORGANIZATION_DISCUSSIONS: Endpoint[list[m.Discussion]] = Endpoint(
     tag="organizations",
 )
 
-_LIST_ORGANIZATION_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
+LIST_ORGANIZATION_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     operation_id="list_organization_followers",
     method="GET",
     path="/organizations/{id}/followers/",
@@ -337,7 +377,7 @@ _LIST_ORGANIZATION_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     tag="organizations",
 )
 
-_LIST_ORGANIZATION_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
+LIST_ORGANIZATION_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     operation_id="list_organization_reuses",
     method="GET",
     path="/organizations/{org}/reuses/",
@@ -350,7 +390,7 @@ _LIST_ORGANIZATION_REUSES: Endpoint[list[m.Reuse]] = Endpoint(
     tag="organizations",
 )
 
-_LIST_ORGANIZATIONS: Endpoint[m.OrganizationPage] = Endpoint(
+LIST_ORGANIZATIONS: Endpoint[m.OrganizationPage] = Endpoint(
     operation_id="list_organizations",
     method="GET",
     path="/organizations/",
@@ -392,7 +432,7 @@ _LIST_ORGANIZATIONS: Endpoint[m.OrganizationPage] = Endpoint(
     tag="organizations",
 )
 
-_ORG_ROLES: Endpoint[list[m.OrganizationRole]] = Endpoint(
+ORG_ROLES: Endpoint[list[m.OrganizationRole]] = Endpoint(
     operation_id="org_roles",
     method="GET",
     path="/organizations/roles/",
@@ -402,7 +442,7 @@ _ORG_ROLES: Endpoint[list[m.OrganizationRole]] = Endpoint(
     tag="organizations",
 )
 
-_ORGANIZATION_BANNER_DELETE: Endpoint[None] = Endpoint(
+ORGANIZATION_BANNER_DELETE: Endpoint[None] = Endpoint(
     operation_id="organization_banner_delete",
     method="DELETE",
     path="/organizations/{org}/banner/",
@@ -411,7 +451,7 @@ _ORGANIZATION_BANNER_DELETE: Endpoint[None] = Endpoint(
     tag="organizations",
 )
 
-_ORGANIZATION_BANNER_UPLOAD: Endpoint[m.UploadedImage] = Endpoint(
+ORGANIZATION_BANNER_UPLOAD: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="organization_banner_upload",
     method="POST",
     path="/organizations/{org}/banner/",
@@ -426,7 +466,7 @@ _ORGANIZATION_BANNER_UPLOAD: Endpoint[m.UploadedImage] = Endpoint(
     tag="organizations",
 )
 
-_ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
+ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="organization_logo",
     method="POST",
     path="/organizations/{org}/logo/",
@@ -441,7 +481,7 @@ _ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
     tag="organizations",
 )
 
-_POST_MEMBERSHIP_REQUEST: Endpoint[m.MembershipRequest] = Endpoint(
+POST_MEMBERSHIP_REQUEST: Endpoint[m.MembershipRequest] = Endpoint(
     operation_id="post_membership_request",
     method="POST",
     path="/organizations/{org}/membership/",
@@ -455,7 +495,7 @@ _POST_MEMBERSHIP_REQUEST: Endpoint[m.MembershipRequest] = Endpoint(
     tag="organizations",
 )
 
-_RDF_ORGANIZATION: Endpoint[bytes] = Endpoint(
+RDF_ORGANIZATION: Endpoint[bytes] = Endpoint(
     operation_id="rdf_organization",
     method="GET",
     path="/organizations/{org}/catalog",
@@ -529,7 +569,7 @@ _RDF_ORGANIZATION: Endpoint[bytes] = Endpoint(
     tag="organizations",
 )
 
-_RDF_ORGANIZATION_FORMAT: Endpoint[bytes] = Endpoint(
+RDF_ORGANIZATION_FORMAT: Endpoint[bytes] = Endpoint(
     operation_id="rdf_organization_format",
     method="GET",
     path="/organizations/{org}/catalog.{_format}",
@@ -604,7 +644,7 @@ _RDF_ORGANIZATION_FORMAT: Endpoint[bytes] = Endpoint(
     tag="organizations",
 )
 
-_REFUSE_MEMBERSHIP: Endpoint[Any] = Endpoint(
+REFUSE_MEMBERSHIP: Endpoint[Any] = Endpoint(
     operation_id="refuse_membership",
     method="POST",
     path="/organizations/{org}/membership/{id}/refuse/",
@@ -617,7 +657,7 @@ _REFUSE_MEMBERSHIP: Endpoint[Any] = Endpoint(
     tag="organizations",
 )
 
-_RESIZE_ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
+RESIZE_ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="resize_organization_logo",
     method="PUT",
     path="/organizations/{org}/logo/",
@@ -632,7 +672,7 @@ _RESIZE_ORGANIZATION_LOGO: Endpoint[m.UploadedImage] = Endpoint(
     tag="organizations",
 )
 
-_SUGGEST_ORG_CONTACT_POINTS: Endpoint[list[m.ContactPoint]] = Endpoint(
+SUGGEST_ORG_CONTACT_POINTS: Endpoint[list[m.ContactPoint]] = Endpoint(
     operation_id="suggest_org_contact_points",
     method="GET",
     path="/organizations/{org}/contacts/suggest/",
@@ -647,7 +687,7 @@ _SUGGEST_ORG_CONTACT_POINTS: Endpoint[list[m.ContactPoint]] = Endpoint(
     tag="organizations",
 )
 
-_SUGGEST_ORGANIZATIONS: Endpoint[list[m.OrganizationSuggestion]] = Endpoint(
+SUGGEST_ORGANIZATIONS: Endpoint[list[m.OrganizationSuggestion]] = Endpoint(
     operation_id="suggest_organizations",
     method="GET",
     path="/organizations/suggest/",
@@ -661,7 +701,7 @@ _SUGGEST_ORGANIZATIONS: Endpoint[list[m.OrganizationSuggestion]] = Endpoint(
     tag="organizations",
 )
 
-_SYNC_MEMBER_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
+SYNC_MEMBER_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
     operation_id="sync_member_assignments",
     method="PUT",
     path="/organizations/{org}/member/{user}/assignments/",
@@ -675,7 +715,7 @@ _SYNC_MEMBER_ASSIGNMENTS: Endpoint[list[m.Assignment]] = Endpoint(
     tag="organizations",
 )
 
-_UNFOLLOW_ORGANIZATION: Endpoint[None] = Endpoint(
+UNFOLLOW_ORGANIZATION: Endpoint[None] = Endpoint(
     operation_id="unfollow_organization",
     method="DELETE",
     path="/organizations/{id}/followers/",
@@ -684,7 +724,7 @@ _UNFOLLOW_ORGANIZATION: Endpoint[None] = Endpoint(
     tag="organizations",
 )
 
-_UPDATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
+UPDATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
     operation_id="update_organization",
     method="PUT",
     path="/organizations/{org}/",
@@ -698,7 +738,7 @@ _UPDATE_ORGANIZATION: Endpoint[m.Organization] = Endpoint(
     tag="organizations",
 )
 
-_UPDATE_ORGANIZATION_MEMBER: Endpoint[m.Member] = Endpoint(
+UPDATE_ORGANIZATION_MEMBER: Endpoint[m.Member] = Endpoint(
     operation_id="update_organization_member",
     method="PUT",
     path="/organizations/{org}/member/{user}/",
@@ -765,9 +805,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.MemberPartial] = _ACCEPT_MEMBERSHIP.masked()
+            masked: Endpoint[m.MemberPartial] = ACCEPT_MEMBERSHIP.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ACCEPT_MEMBERSHIP, args)
+        return await self._requester.request(ACCEPT_MEMBERSHIP, args)
 
     @overload
     async def add_organization_badge(
@@ -812,9 +852,9 @@ class OrganizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.BadgePartial] = _ADD_ORGANIZATION_BADGE.masked()
+            masked: Endpoint[m.BadgePartial] = ADD_ORGANIZATION_BADGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ADD_ORGANIZATION_BADGE, args)
+        return await self._requester.request(ADD_ORGANIZATION_BADGE, args)
 
     async def available_organization_badges(
         self,
@@ -824,7 +864,7 @@ class OrganizationsOperations:
         ``GET /organizations/badges/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_AVAILABLE_ORGANIZATION_BADGES, args)
+        return await self._requester.request(AVAILABLE_ORGANIZATION_BADGES, args)
 
     async def cancel_membership(
         self,
@@ -843,7 +883,7 @@ class OrganizationsOperations:
             "org": org,
             "id": id,
         }
-        return await self._requester.request(_CANCEL_MEMBERSHIP, args)
+        return await self._requester.request(CANCEL_MEMBERSHIP, args)
 
     @overload
     async def create_organization(
@@ -883,9 +923,9 @@ class OrganizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.OrganizationPartial] = _CREATE_ORGANIZATION.masked()
+            masked: Endpoint[m.OrganizationPartial] = CREATE_ORGANIZATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_ORGANIZATION, args)
+        return await self._requester.request(CREATE_ORGANIZATION, args)
 
     async def delete_organization(
         self,
@@ -905,7 +945,7 @@ class OrganizationsOperations:
             "org": org,
             "send_legal_notice": send_legal_notice,
         }
-        return await self._requester.request(_DELETE_ORGANIZATION, args)
+        return await self._requester.request(DELETE_ORGANIZATION, args)
 
     async def delete_organization_badge(
         self,
@@ -924,7 +964,7 @@ class OrganizationsOperations:
             "org": org,
             "badge_kind": badge_kind,
         }
-        return await self._requester.request(_DELETE_ORGANIZATION_BADGE, args)
+        return await self._requester.request(DELETE_ORGANIZATION_BADGE, args)
 
     async def delete_organization_member(
         self,
@@ -943,7 +983,7 @@ class OrganizationsOperations:
             "org": org,
             "user": user,
         }
-        return await self._requester.request(_DELETE_ORGANIZATION_MEMBER, args)
+        return await self._requester.request(DELETE_ORGANIZATION_MEMBER, args)
 
     async def follow_organization(
         self,
@@ -961,7 +1001,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_FOLLOW_ORGANIZATION, args)
+        return await self._requester.request(FOLLOW_ORGANIZATION, args)
 
     async def get_dataservices_csv(
         self,
@@ -977,7 +1017,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "org": org,
         }
-        return await self._requester.request(_GET_DATASERVICES_CSV, args)
+        return await self._requester.request(GET_DATASERVICES_CSV, args)
 
     async def get_datasets_csv(
         self,
@@ -993,7 +1033,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "org": org,
         }
-        return await self._requester.request(_GET_DATASETS_CSV, args)
+        return await self._requester.request(GET_DATASETS_CSV, args)
 
     async def get_datasets_resources_csv(
         self,
@@ -1009,7 +1049,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "org": org,
         }
-        return await self._requester.request(_GET_DATASETS_RESOURCES_CSV, args)
+        return await self._requester.request(GET_DATASETS_RESOURCES_CSV, args)
 
     async def get_discussions_csv(
         self,
@@ -1025,7 +1065,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "org": org,
         }
-        return await self._requester.request(_GET_DISCUSSIONS_CSV, args)
+        return await self._requester.request(GET_DISCUSSIONS_CSV, args)
 
     @overload
     async def get_organization(
@@ -1065,9 +1105,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.OrganizationPartial] = _GET_ORGANIZATION.masked()
+            masked: Endpoint[m.OrganizationPartial] = GET_ORGANIZATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_ORGANIZATION, args)
+        return await self._requester.request(GET_ORGANIZATION, args)
 
     @overload
     def get_organization_contact_point(
@@ -1132,9 +1172,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ContactPointPagePartial] = _GET_ORGANIZATION_CONTACT_POINT.masked()
+            masked: Endpoint[m.ContactPointPagePartial] = GET_ORGANIZATION_CONTACT_POINT.masked()
             return self._requester.paginate(masked, args, m.ContactPointPartial)
-        return self._requester.paginate(_GET_ORGANIZATION_CONTACT_POINT, args, m.ContactPoint)
+        return self._requester.paginate(GET_ORGANIZATION_CONTACT_POINT, args, m.ContactPoint)
 
     @overload
     async def invite_organization_member(
@@ -1179,9 +1219,9 @@ class OrganizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.MembershipRequestPartial] = _INVITE_ORGANIZATION_MEMBER.masked()
+            masked: Endpoint[m.MembershipRequestPartial] = INVITE_ORGANIZATION_MEMBER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_INVITE_ORGANIZATION_MEMBER, args)
+        return await self._requester.request(INVITE_ORGANIZATION_MEMBER, args)
 
     @overload
     async def list_membership_requests(
@@ -1231,9 +1271,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.MembershipRequestPartial]] = _LIST_MEMBERSHIP_REQUESTS.masked()
+            masked: Endpoint[list[m.MembershipRequestPartial]] = LIST_MEMBERSHIP_REQUESTS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_MEMBERSHIP_REQUESTS, args)
+        return await self._requester.request(LIST_MEMBERSHIP_REQUESTS, args)
 
     @overload
     async def list_organization_assignments(
@@ -1273,9 +1313,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.AssignmentPartial]] = _LIST_ORGANIZATION_ASSIGNMENTS.masked()
+            masked: Endpoint[list[m.AssignmentPartial]] = LIST_ORGANIZATION_ASSIGNMENTS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_ORGANIZATION_ASSIGNMENTS, args)
+        return await self._requester.request(LIST_ORGANIZATION_ASSIGNMENTS, args)
 
     @overload
     def list_organization_datasets(
@@ -1498,9 +1538,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.DatasetPagePartial] = _LIST_ORGANIZATION_DATASETS.masked()
+            masked: Endpoint[m.DatasetPagePartial] = LIST_ORGANIZATION_DATASETS.masked()
             return self._requester.paginate(masked, args, m.DatasetPartial)
-        return self._requester.paginate(_LIST_ORGANIZATION_DATASETS, args, m.Dataset)
+        return self._requester.paginate(LIST_ORGANIZATION_DATASETS, args, m.Dataset)
 
     @overload
     async def list_organization_discussions(
@@ -1540,9 +1580,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DiscussionPartial]] = _LIST_ORGANIZATION_DISCUSSIONS.masked()
+            masked: Endpoint[list[m.DiscussionPartial]] = LIST_ORGANIZATION_DISCUSSIONS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_ORGANIZATION_DISCUSSIONS, args)
+        return await self._requester.request(LIST_ORGANIZATION_DISCUSSIONS, args)
 
     @overload
     def list_organization_followers(
@@ -1599,9 +1639,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.FollowPagePartial] = _LIST_ORGANIZATION_FOLLOWERS.masked()
+            masked: Endpoint[m.FollowPagePartial] = LIST_ORGANIZATION_FOLLOWERS.masked()
             return self._requester.paginate(masked, args, m.FollowPartial)
-        return self._requester.paginate(_LIST_ORGANIZATION_FOLLOWERS, args, m.Follow)
+        return self._requester.paginate(LIST_ORGANIZATION_FOLLOWERS, args, m.Follow)
 
     @overload
     async def list_organization_reuses(
@@ -1641,9 +1681,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ReusePartial]] = _LIST_ORGANIZATION_REUSES.masked()
+            masked: Endpoint[list[m.ReusePartial]] = LIST_ORGANIZATION_REUSES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_ORGANIZATION_REUSES, args)
+        return await self._requester.request(LIST_ORGANIZATION_REUSES, args)
 
     @overload
     def list_organizations(
@@ -1766,9 +1806,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.OrganizationPagePartial] = _LIST_ORGANIZATIONS.masked()
+            masked: Endpoint[m.OrganizationPagePartial] = LIST_ORGANIZATIONS.masked()
             return self._requester.paginate(masked, args, m.OrganizationPartial)
-        return self._requester.paginate(_LIST_ORGANIZATIONS, args, m.Organization)
+        return self._requester.paginate(LIST_ORGANIZATIONS, args, m.Organization)
 
     @overload
     async def org_roles(
@@ -1803,9 +1843,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.OrganizationRolePartial]] = _ORG_ROLES.masked()
+            masked: Endpoint[list[m.OrganizationRolePartial]] = ORG_ROLES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ORG_ROLES, args)
+        return await self._requester.request(ORG_ROLES, args)
 
     async def organization_banner_delete(
         self,
@@ -1821,7 +1861,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "org": org,
         }
-        return await self._requester.request(_ORGANIZATION_BANNER_DELETE, args)
+        return await self._requester.request(ORGANIZATION_BANNER_DELETE, args)
 
     @overload
     async def organization_banner_upload(
@@ -1871,9 +1911,9 @@ class OrganizationsOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _ORGANIZATION_BANNER_UPLOAD.masked()
+            masked: Endpoint[m.UploadedImagePartial] = ORGANIZATION_BANNER_UPLOAD.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ORGANIZATION_BANNER_UPLOAD, args)
+        return await self._requester.request(ORGANIZATION_BANNER_UPLOAD, args)
 
     @overload
     async def organization_logo(
@@ -1923,9 +1963,9 @@ class OrganizationsOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _ORGANIZATION_LOGO.masked()
+            masked: Endpoint[m.UploadedImagePartial] = ORGANIZATION_LOGO.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ORGANIZATION_LOGO, args)
+        return await self._requester.request(ORGANIZATION_LOGO, args)
 
     @overload
     async def post_membership_request(
@@ -1970,9 +2010,9 @@ class OrganizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.MembershipRequestPartial] = _POST_MEMBERSHIP_REQUEST.masked()
+            masked: Endpoint[m.MembershipRequestPartial] = POST_MEMBERSHIP_REQUEST.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_POST_MEMBERSHIP_REQUEST, args)
+        return await self._requester.request(POST_MEMBERSHIP_REQUEST, args)
 
     async def rdf_organization(
         self,
@@ -2084,7 +2124,7 @@ class OrganizationsOperations:
             "private": private,
             "page_size": page_size,
         }
-        return await self._requester.request(_RDF_ORGANIZATION, args)
+        return await self._requester.request(RDF_ORGANIZATION, args)
 
     async def rdf_organization_format(
         self,
@@ -2199,7 +2239,7 @@ class OrganizationsOperations:
             "private": private,
             "page_size": page_size,
         }
-        return await self._requester.request(_RDF_ORGANIZATION_FORMAT, args)
+        return await self._requester.request(RDF_ORGANIZATION_FORMAT, args)
 
     async def refuse_membership(
         self,
@@ -2222,7 +2262,7 @@ class OrganizationsOperations:
             "id": id,
             "body": body,
         }
-        return await self._requester.request(_REFUSE_MEMBERSHIP, args)
+        return await self._requester.request(REFUSE_MEMBERSHIP, args)
 
     @overload
     async def resize_organization_logo(
@@ -2272,9 +2312,9 @@ class OrganizationsOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _RESIZE_ORGANIZATION_LOGO.masked()
+            masked: Endpoint[m.UploadedImagePartial] = RESIZE_ORGANIZATION_LOGO.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RESIZE_ORGANIZATION_LOGO, args)
+        return await self._requester.request(RESIZE_ORGANIZATION_LOGO, args)
 
     @overload
     async def suggest_org_contact_points(
@@ -2324,9 +2364,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ContactPointPartial]] = _SUGGEST_ORG_CONTACT_POINTS.masked()
+            masked: Endpoint[list[m.ContactPointPartial]] = SUGGEST_ORG_CONTACT_POINTS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_ORG_CONTACT_POINTS, args)
+        return await self._requester.request(SUGGEST_ORG_CONTACT_POINTS, args)
 
     @overload
     async def suggest_organizations(
@@ -2371,11 +2411,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.OrganizationSuggestionPartial]] = (
-                _SUGGEST_ORGANIZATIONS.masked()
-            )
+            masked: Endpoint[list[m.OrganizationSuggestionPartial]] = SUGGEST_ORGANIZATIONS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_ORGANIZATIONS, args)
+        return await self._requester.request(SUGGEST_ORGANIZATIONS, args)
 
     @overload
     async def sync_member_assignments(
@@ -2422,9 +2460,9 @@ class OrganizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.AssignmentPartial]] = _SYNC_MEMBER_ASSIGNMENTS.masked()
+            masked: Endpoint[list[m.AssignmentPartial]] = SYNC_MEMBER_ASSIGNMENTS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SYNC_MEMBER_ASSIGNMENTS, args)
+        return await self._requester.request(SYNC_MEMBER_ASSIGNMENTS, args)
 
     async def unfollow_organization(
         self,
@@ -2442,7 +2480,7 @@ class OrganizationsOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_UNFOLLOW_ORGANIZATION, args)
+        return await self._requester.request(UNFOLLOW_ORGANIZATION, args)
 
     @overload
     async def update_organization(
@@ -2487,9 +2525,9 @@ class OrganizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.OrganizationPartial] = _UPDATE_ORGANIZATION.masked()
+            masked: Endpoint[m.OrganizationPartial] = UPDATE_ORGANIZATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_ORGANIZATION, args)
+        return await self._requester.request(UPDATE_ORGANIZATION, args)
 
     @overload
     async def update_organization_member(
@@ -2539,6 +2577,6 @@ class OrganizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.MemberPartial] = _UPDATE_ORGANIZATION_MEMBER.masked()
+            masked: Endpoint[m.MemberPartial] = UPDATE_ORGANIZATION_MEMBER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_ORGANIZATION_MEMBER, args)
+        return await self._requester.request(UPDATE_ORGANIZATION_MEMBER, args)

@@ -10,9 +10,21 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["PostsOperations"]
+__all__ = [
+    "CREATE_POST",
+    "DELETE_POST",
+    "GET_POST",
+    "LIST_POSTS",
+    "POST_IMAGE",
+    "PUBLISH_POST",
+    "RECENT_POSTS_ATOM_FEED",
+    "RESIZE_POST_IMAGE",
+    "UNPUBLISH_POST",
+    "UPDATE_POST",
+    "PostsOperations",
+]
 
-_CREATE_POST: Endpoint[m.Post] = Endpoint(
+CREATE_POST: Endpoint[m.Post] = Endpoint(
     operation_id="create_post",
     method="POST",
     path="/posts/",
@@ -25,7 +37,7 @@ _CREATE_POST: Endpoint[m.Post] = Endpoint(
     tag="posts",
 )
 
-_DELETE_POST: Endpoint[None] = Endpoint(
+DELETE_POST: Endpoint[None] = Endpoint(
     operation_id="delete_post",
     method="DELETE",
     path="/posts/{post}/",
@@ -34,7 +46,7 @@ _DELETE_POST: Endpoint[None] = Endpoint(
     tag="posts",
 )
 
-_GET_POST: Endpoint[m.Post] = Endpoint(
+GET_POST: Endpoint[m.Post] = Endpoint(
     operation_id="get_post",
     method="GET",
     path="/posts/{post}/",
@@ -47,7 +59,7 @@ _GET_POST: Endpoint[m.Post] = Endpoint(
     tag="posts",
 )
 
-_LIST_POSTS: Endpoint[m.PostPage] = Endpoint(
+LIST_POSTS: Endpoint[m.PostPage] = Endpoint(
     operation_id="list_posts",
     method="GET",
     path="/posts/",
@@ -88,7 +100,7 @@ _LIST_POSTS: Endpoint[m.PostPage] = Endpoint(
     tag="posts",
 )
 
-_POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
+POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="post_image",
     method="POST",
     path="/posts/{post}/image/",
@@ -103,7 +115,7 @@ _POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     tag="posts",
 )
 
-_PUBLISH_POST: Endpoint[m.Post] = Endpoint(
+PUBLISH_POST: Endpoint[m.Post] = Endpoint(
     operation_id="publish_post",
     method="POST",
     path="/posts/{post}/publish/",
@@ -116,7 +128,7 @@ _PUBLISH_POST: Endpoint[m.Post] = Endpoint(
     tag="posts",
 )
 
-_RECENT_POSTS_ATOM_FEED: Endpoint[bytes] = Endpoint(
+RECENT_POSTS_ATOM_FEED: Endpoint[bytes] = Endpoint(
     operation_id="recent_posts_atom_feed",
     method="GET",
     path="/posts/recent.atom",
@@ -124,7 +136,7 @@ _RECENT_POSTS_ATOM_FEED: Endpoint[bytes] = Endpoint(
     tag="posts",
 )
 
-_RESIZE_POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
+RESIZE_POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="resize_post_image",
     method="PUT",
     path="/posts/{post}/image/",
@@ -139,7 +151,7 @@ _RESIZE_POST_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     tag="posts",
 )
 
-_UNPUBLISH_POST: Endpoint[m.Post] = Endpoint(
+UNPUBLISH_POST: Endpoint[m.Post] = Endpoint(
     operation_id="unpublish_post",
     method="DELETE",
     path="/posts/{post}/publish/",
@@ -152,7 +164,7 @@ _UNPUBLISH_POST: Endpoint[m.Post] = Endpoint(
     tag="posts",
 )
 
-_UPDATE_POST: Endpoint[m.Post] = Endpoint(
+UPDATE_POST: Endpoint[m.Post] = Endpoint(
     operation_id="update_post",
     method="PUT",
     path="/posts/{post}/",
@@ -213,9 +225,9 @@ class PostsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PostPartial] = _CREATE_POST.masked()
+            masked: Endpoint[m.PostPartial] = CREATE_POST.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_POST, args)
+        return await self._requester.request(CREATE_POST, args)
 
     async def delete_post(
         self,
@@ -231,7 +243,7 @@ class PostsOperations:
         args: dict[str, Any] = {
             "post": post,
         }
-        return await self._requester.request(_DELETE_POST, args)
+        return await self._requester.request(DELETE_POST, args)
 
     @overload
     async def get_post(
@@ -271,9 +283,9 @@ class PostsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PostPartial] = _GET_POST.masked()
+            masked: Endpoint[m.PostPartial] = GET_POST.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_POST, args)
+        return await self._requester.request(GET_POST, args)
 
     @overload
     def list_posts(
@@ -388,9 +400,9 @@ class PostsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PostPagePartial] = _LIST_POSTS.masked()
+            masked: Endpoint[m.PostPagePartial] = LIST_POSTS.masked()
             return self._requester.paginate(masked, args, m.PostPartial)
-        return self._requester.paginate(_LIST_POSTS, args, m.Post)
+        return self._requester.paginate(LIST_POSTS, args, m.Post)
 
     @overload
     async def post_image(
@@ -440,9 +452,9 @@ class PostsOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _POST_IMAGE.masked()
+            masked: Endpoint[m.UploadedImagePartial] = POST_IMAGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_POST_IMAGE, args)
+        return await self._requester.request(POST_IMAGE, args)
 
     @overload
     async def publish_post(
@@ -482,9 +494,9 @@ class PostsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PostPartial] = _PUBLISH_POST.masked()
+            masked: Endpoint[m.PostPartial] = PUBLISH_POST.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_PUBLISH_POST, args)
+        return await self._requester.request(PUBLISH_POST, args)
 
     async def recent_posts_atom_feed(
         self,
@@ -494,7 +506,7 @@ class PostsOperations:
         ``GET /posts/recent.atom``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_RECENT_POSTS_ATOM_FEED, args)
+        return await self._requester.request(RECENT_POSTS_ATOM_FEED, args)
 
     @overload
     async def resize_post_image(
@@ -544,9 +556,9 @@ class PostsOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _RESIZE_POST_IMAGE.masked()
+            masked: Endpoint[m.UploadedImagePartial] = RESIZE_POST_IMAGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RESIZE_POST_IMAGE, args)
+        return await self._requester.request(RESIZE_POST_IMAGE, args)
 
     @overload
     async def unpublish_post(
@@ -586,9 +598,9 @@ class PostsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PostPartial] = _UNPUBLISH_POST.masked()
+            masked: Endpoint[m.PostPartial] = UNPUBLISH_POST.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UNPUBLISH_POST, args)
+        return await self._requester.request(UNPUBLISH_POST, args)
 
     @overload
     async def update_post(
@@ -633,6 +645,6 @@ class PostsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PostPartial] = _UPDATE_POST.masked()
+            masked: Endpoint[m.PostPartial] = UPDATE_POST.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_POST, args)
+        return await self._requester.request(UPDATE_POST, args)

@@ -7,9 +7,15 @@ from typing import Any
 
 from ..._endpoint import Endpoint, Requester
 
-__all__ = ["ProconnectOperations"]
+__all__ = [
+    "GET_PROCONNECT_AUTH_API",
+    "GET_PROCONNECT_LOGIN_API",
+    "GET_PROCONNECT_LOGOUT_API",
+    "GET_PROCONNECT_LOGOUT_O_AUTH_API",
+    "ProconnectOperations",
+]
 
-_GET_PROCONNECT_AUTH_API: Endpoint[Any] = Endpoint(
+GET_PROCONNECT_AUTH_API: Endpoint[Any] = Endpoint(
     operation_id="get_proconnect_auth_api",
     method="GET",
     path="/proconnect/auth",
@@ -17,7 +23,7 @@ _GET_PROCONNECT_AUTH_API: Endpoint[Any] = Endpoint(
     tag="proconnect",
 )
 
-_GET_PROCONNECT_LOGIN_API: Endpoint[Any] = Endpoint(
+GET_PROCONNECT_LOGIN_API: Endpoint[Any] = Endpoint(
     operation_id="get_proconnect_login_api",
     method="GET",
     path="/proconnect/login/",
@@ -25,7 +31,7 @@ _GET_PROCONNECT_LOGIN_API: Endpoint[Any] = Endpoint(
     tag="proconnect",
 )
 
-_GET_PROCONNECT_LOGOUT_API: Endpoint[Any] = Endpoint(
+GET_PROCONNECT_LOGOUT_API: Endpoint[Any] = Endpoint(
     operation_id="get_proconnect_logout_api",
     method="GET",
     path="/proconnect/logout",
@@ -33,7 +39,7 @@ _GET_PROCONNECT_LOGOUT_API: Endpoint[Any] = Endpoint(
     tag="proconnect",
 )
 
-_GET_PROCONNECT_LOGOUT_O_AUTH_API: Endpoint[Any] = Endpoint(
+GET_PROCONNECT_LOGOUT_O_AUTH_API: Endpoint[Any] = Endpoint(
     operation_id="get_proconnect_logout_o_auth_api",
     method="GET",
     path="/proconnect/logout_oauth",
@@ -58,7 +64,7 @@ class ProconnectOperations:
         ``GET /proconnect/auth``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_PROCONNECT_AUTH_API, args)
+        return await self._requester.request(GET_PROCONNECT_AUTH_API, args)
 
     async def get_proconnect_login_api(
         self,
@@ -68,7 +74,7 @@ class ProconnectOperations:
         ``GET /proconnect/login/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_PROCONNECT_LOGIN_API, args)
+        return await self._requester.request(GET_PROCONNECT_LOGIN_API, args)
 
     async def get_proconnect_logout_api(
         self,
@@ -78,7 +84,7 @@ class ProconnectOperations:
         ``GET /proconnect/logout``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_PROCONNECT_LOGOUT_API, args)
+        return await self._requester.request(GET_PROCONNECT_LOGOUT_API, args)
 
     async def get_proconnect_logout_o_auth_api(
         self,
@@ -88,4 +94,4 @@ class ProconnectOperations:
         ``GET /proconnect/logout_oauth``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_PROCONNECT_LOGOUT_O_AUTH_API, args)
+        return await self._requester.request(GET_PROCONNECT_LOGOUT_O_AUTH_API, args)

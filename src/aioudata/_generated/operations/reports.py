@@ -10,9 +10,16 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["ReportsOperations"]
+__all__ = [
+    "CREATE_REPORT",
+    "GET_REPORT",
+    "LIST_REPORTS",
+    "LIST_REPORTS_REASONS",
+    "UPDATE_REPORT",
+    "ReportsOperations",
+]
 
-_CREATE_REPORT: Endpoint[m.Report] = Endpoint(
+CREATE_REPORT: Endpoint[m.Report] = Endpoint(
     operation_id="create_report",
     method="POST",
     path="/reports/",
@@ -25,7 +32,7 @@ _CREATE_REPORT: Endpoint[m.Report] = Endpoint(
     tag="reports",
 )
 
-_GET_REPORT: Endpoint[m.Report] = Endpoint(
+GET_REPORT: Endpoint[m.Report] = Endpoint(
     operation_id="get_report",
     method="GET",
     path="/reports/{report}/",
@@ -38,7 +45,7 @@ _GET_REPORT: Endpoint[m.Report] = Endpoint(
     tag="reports",
 )
 
-_LIST_REPORTS: Endpoint[m.ReportPage] = Endpoint(
+LIST_REPORTS: Endpoint[m.ReportPage] = Endpoint(
     operation_id="list_reports",
     method="GET",
     path="/reports/",
@@ -63,7 +70,7 @@ _LIST_REPORTS: Endpoint[m.ReportPage] = Endpoint(
     tag="reports",
 )
 
-_LIST_REPORTS_REASONS: Endpoint[Any] = Endpoint(
+LIST_REPORTS_REASONS: Endpoint[Any] = Endpoint(
     operation_id="list_reports_reasons",
     method="GET",
     path="/reports/reasons/",
@@ -71,7 +78,7 @@ _LIST_REPORTS_REASONS: Endpoint[Any] = Endpoint(
     tag="reports",
 )
 
-_UPDATE_REPORT: Endpoint[m.Report] = Endpoint(
+UPDATE_REPORT: Endpoint[m.Report] = Endpoint(
     operation_id="update_report",
     method="PATCH",
     path="/reports/{report}/",
@@ -132,9 +139,9 @@ class ReportsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReportPartial] = _CREATE_REPORT.masked()
+            masked: Endpoint[m.ReportPartial] = CREATE_REPORT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_REPORT, args)
+        return await self._requester.request(CREATE_REPORT, args)
 
     @overload
     async def get_report(
@@ -174,9 +181,9 @@ class ReportsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReportPartial] = _GET_REPORT.masked()
+            masked: Endpoint[m.ReportPartial] = GET_REPORT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_REPORT, args)
+        return await self._requester.request(GET_REPORT, args)
 
     @overload
     def list_reports(
@@ -247,9 +254,9 @@ class ReportsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReportPagePartial] = _LIST_REPORTS.masked()
+            masked: Endpoint[m.ReportPagePartial] = LIST_REPORTS.masked()
             return self._requester.paginate(masked, args, m.ReportPartial)
-        return self._requester.paginate(_LIST_REPORTS, args, m.Report)
+        return self._requester.paginate(LIST_REPORTS, args, m.Report)
 
     async def list_reports_reasons(
         self,
@@ -259,7 +266,7 @@ class ReportsOperations:
         ``GET /reports/reasons/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_LIST_REPORTS_REASONS, args)
+        return await self._requester.request(LIST_REPORTS_REASONS, args)
 
     @overload
     async def update_report(
@@ -304,6 +311,6 @@ class ReportsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReportPartial] = _UPDATE_REPORT.masked()
+            masked: Endpoint[m.ReportPartial] = UPDATE_REPORT.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_REPORT, args)
+        return await self._requester.request(UPDATE_REPORT, args)

@@ -10,9 +10,31 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["ReusesOperations"]
+__all__ = [
+    "ADD_REUSE_BADGE",
+    "AVAILABLE_REUSE_BADGES",
+    "CREATE_REUSE",
+    "DELETE_REUSE",
+    "DELETE_REUSE_BADGE",
+    "FEATURE_REUSE",
+    "FOLLOW_REUSE",
+    "GET_REUSE",
+    "LIST_REUSES",
+    "LIST_REUSE_FOLLOWERS",
+    "RECENT_REUSES_ATOM_FEED",
+    "REUSE_ADD_DATASERVICE",
+    "REUSE_ADD_DATASET",
+    "REUSE_IMAGE",
+    "REUSE_TOPICS",
+    "REUSE_TYPES",
+    "SUGGEST_REUSES",
+    "UNFEATURE_REUSE",
+    "UNFOLLOW_REUSE",
+    "UPDATE_REUSE",
+    "ReusesOperations",
+]
 
-_ADD_REUSE_BADGE: Endpoint[m.Badge] = Endpoint(
+ADD_REUSE_BADGE: Endpoint[m.Badge] = Endpoint(
     operation_id="add_reuse_badge",
     method="POST",
     path="/reuses/{reuse}/badges/",
@@ -26,7 +48,7 @@ _ADD_REUSE_BADGE: Endpoint[m.Badge] = Endpoint(
     tag="reuses",
 )
 
-_AVAILABLE_REUSE_BADGES: Endpoint[Any] = Endpoint(
+AVAILABLE_REUSE_BADGES: Endpoint[Any] = Endpoint(
     operation_id="available_reuse_badges",
     method="GET",
     path="/reuses/badges/",
@@ -34,7 +56,7 @@ _AVAILABLE_REUSE_BADGES: Endpoint[Any] = Endpoint(
     tag="reuses",
 )
 
-_CREATE_REUSE: Endpoint[m.Reuse] = Endpoint(
+CREATE_REUSE: Endpoint[m.Reuse] = Endpoint(
     operation_id="create_reuse",
     method="POST",
     path="/reuses/",
@@ -47,7 +69,7 @@ _CREATE_REUSE: Endpoint[m.Reuse] = Endpoint(
     tag="reuses",
 )
 
-_DELETE_REUSE: Endpoint[None] = Endpoint(
+DELETE_REUSE: Endpoint[None] = Endpoint(
     operation_id="delete_reuse",
     method="DELETE",
     path="/reuses/{reuse}/",
@@ -59,7 +81,7 @@ _DELETE_REUSE: Endpoint[None] = Endpoint(
     tag="reuses",
 )
 
-_DELETE_REUSE_BADGE: Endpoint[None] = Endpoint(
+DELETE_REUSE_BADGE: Endpoint[None] = Endpoint(
     operation_id="delete_reuse_badge",
     method="DELETE",
     path="/reuses/{reuse}/badges/{badge_kind}/",
@@ -71,7 +93,7 @@ _DELETE_REUSE_BADGE: Endpoint[None] = Endpoint(
     tag="reuses",
 )
 
-_FEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
+FEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
     operation_id="feature_reuse",
     method="POST",
     path="/reuses/{reuse}/featured/",
@@ -84,7 +106,7 @@ _FEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
     tag="reuses",
 )
 
-_FOLLOW_REUSE: Endpoint[Any] = Endpoint(
+FOLLOW_REUSE: Endpoint[Any] = Endpoint(
     operation_id="follow_reuse",
     method="POST",
     path="/reuses/{id}/followers/",
@@ -93,7 +115,7 @@ _FOLLOW_REUSE: Endpoint[Any] = Endpoint(
     tag="reuses",
 )
 
-_GET_REUSE: Endpoint[m.Reuse] = Endpoint(
+GET_REUSE: Endpoint[m.Reuse] = Endpoint(
     operation_id="get_reuse",
     method="GET",
     path="/reuses/{reuse}/",
@@ -106,7 +128,7 @@ _GET_REUSE: Endpoint[m.Reuse] = Endpoint(
     tag="reuses",
 )
 
-_LIST_REUSE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
+LIST_REUSE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     operation_id="list_reuse_followers",
     method="GET",
     path="/reuses/{id}/followers/",
@@ -124,7 +146,7 @@ _LIST_REUSE_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     tag="reuses",
 )
 
-_LIST_REUSES: Endpoint[m.ReusePage] = Endpoint(
+LIST_REUSES: Endpoint[m.ReusePage] = Endpoint(
     operation_id="list_reuses",
     method="GET",
     path="/reuses/",
@@ -208,7 +230,7 @@ _LIST_REUSES: Endpoint[m.ReusePage] = Endpoint(
     tag="reuses",
 )
 
-_RECENT_REUSES_ATOM_FEED: Endpoint[bytes] = Endpoint(
+RECENT_REUSES_ATOM_FEED: Endpoint[bytes] = Endpoint(
     operation_id="recent_reuses_atom_feed",
     method="GET",
     path="/reuses/recent.atom",
@@ -216,7 +238,7 @@ _RECENT_REUSES_ATOM_FEED: Endpoint[bytes] = Endpoint(
     tag="reuses",
 )
 
-_REUSE_ADD_DATASERVICE: Endpoint[m.Reuse] = Endpoint(
+REUSE_ADD_DATASERVICE: Endpoint[m.Reuse] = Endpoint(
     operation_id="reuse_add_dataservice",
     method="POST",
     path="/reuses/{reuse}/dataservices/",
@@ -230,7 +252,7 @@ _REUSE_ADD_DATASERVICE: Endpoint[m.Reuse] = Endpoint(
     tag="reuses",
 )
 
-_REUSE_ADD_DATASET: Endpoint[m.Reuse] = Endpoint(
+REUSE_ADD_DATASET: Endpoint[m.Reuse] = Endpoint(
     operation_id="reuse_add_dataset",
     method="POST",
     path="/reuses/{reuse}/datasets/",
@@ -244,7 +266,7 @@ _REUSE_ADD_DATASET: Endpoint[m.Reuse] = Endpoint(
     tag="reuses",
 )
 
-_REUSE_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
+REUSE_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="reuse_image",
     method="POST",
     path="/reuses/{reuse}/image/",
@@ -259,7 +281,7 @@ _REUSE_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     tag="reuses",
 )
 
-_REUSE_TOPICS: Endpoint[list[m.ReuseTopic]] = Endpoint(
+REUSE_TOPICS: Endpoint[list[m.ReuseTopic]] = Endpoint(
     operation_id="reuse_topics",
     method="GET",
     path="/reuses/topics/",
@@ -269,7 +291,7 @@ _REUSE_TOPICS: Endpoint[list[m.ReuseTopic]] = Endpoint(
     tag="reuses",
 )
 
-_REUSE_TYPES: Endpoint[list[m.ReuseType]] = Endpoint(
+REUSE_TYPES: Endpoint[list[m.ReuseType]] = Endpoint(
     operation_id="reuse_types",
     method="GET",
     path="/reuses/types/",
@@ -279,7 +301,7 @@ _REUSE_TYPES: Endpoint[list[m.ReuseType]] = Endpoint(
     tag="reuses",
 )
 
-_SUGGEST_REUSES: Endpoint[list[m.ReuseSuggestion]] = Endpoint(
+SUGGEST_REUSES: Endpoint[list[m.ReuseSuggestion]] = Endpoint(
     operation_id="suggest_reuses",
     method="GET",
     path="/reuses/suggest/",
@@ -293,7 +315,7 @@ _SUGGEST_REUSES: Endpoint[list[m.ReuseSuggestion]] = Endpoint(
     tag="reuses",
 )
 
-_UNFEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
+UNFEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
     operation_id="unfeature_reuse",
     method="DELETE",
     path="/reuses/{reuse}/featured/",
@@ -306,7 +328,7 @@ _UNFEATURE_REUSE: Endpoint[m.Reuse] = Endpoint(
     tag="reuses",
 )
 
-_UNFOLLOW_REUSE: Endpoint[None] = Endpoint(
+UNFOLLOW_REUSE: Endpoint[None] = Endpoint(
     operation_id="unfollow_reuse",
     method="DELETE",
     path="/reuses/{id}/followers/",
@@ -315,7 +337,7 @@ _UNFOLLOW_REUSE: Endpoint[None] = Endpoint(
     tag="reuses",
 )
 
-_UPDATE_REUSE: Endpoint[m.Reuse] = Endpoint(
+UPDATE_REUSE: Endpoint[m.Reuse] = Endpoint(
     operation_id="update_reuse",
     method="PUT",
     path="/reuses/{reuse}/",
@@ -381,9 +403,9 @@ class ReusesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.BadgePartial] = _ADD_REUSE_BADGE.masked()
+            masked: Endpoint[m.BadgePartial] = ADD_REUSE_BADGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_ADD_REUSE_BADGE, args)
+        return await self._requester.request(ADD_REUSE_BADGE, args)
 
     async def available_reuse_badges(
         self,
@@ -393,7 +415,7 @@ class ReusesOperations:
         ``GET /reuses/badges/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_AVAILABLE_REUSE_BADGES, args)
+        return await self._requester.request(AVAILABLE_REUSE_BADGES, args)
 
     @overload
     async def create_reuse(
@@ -433,9 +455,9 @@ class ReusesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _CREATE_REUSE.masked()
+            masked: Endpoint[m.ReusePartial] = CREATE_REUSE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_REUSE, args)
+        return await self._requester.request(CREATE_REUSE, args)
 
     async def delete_reuse(
         self,
@@ -455,7 +477,7 @@ class ReusesOperations:
             "reuse": reuse,
             "send_legal_notice": send_legal_notice,
         }
-        return await self._requester.request(_DELETE_REUSE, args)
+        return await self._requester.request(DELETE_REUSE, args)
 
     async def delete_reuse_badge(
         self,
@@ -474,7 +496,7 @@ class ReusesOperations:
             "reuse": reuse,
             "badge_kind": badge_kind,
         }
-        return await self._requester.request(_DELETE_REUSE_BADGE, args)
+        return await self._requester.request(DELETE_REUSE_BADGE, args)
 
     @overload
     async def feature_reuse(
@@ -514,9 +536,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _FEATURE_REUSE.masked()
+            masked: Endpoint[m.ReusePartial] = FEATURE_REUSE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_FEATURE_REUSE, args)
+        return await self._requester.request(FEATURE_REUSE, args)
 
     async def follow_reuse(
         self,
@@ -534,7 +556,7 @@ class ReusesOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_FOLLOW_REUSE, args)
+        return await self._requester.request(FOLLOW_REUSE, args)
 
     @overload
     async def get_reuse(
@@ -574,9 +596,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _GET_REUSE.masked()
+            masked: Endpoint[m.ReusePartial] = GET_REUSE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_REUSE, args)
+        return await self._requester.request(GET_REUSE, args)
 
     @overload
     def list_reuse_followers(
@@ -633,9 +655,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.FollowPagePartial] = _LIST_REUSE_FOLLOWERS.masked()
+            masked: Endpoint[m.FollowPagePartial] = LIST_REUSE_FOLLOWERS.masked()
             return self._requester.paginate(masked, args, m.FollowPartial)
-        return self._requester.paginate(_LIST_REUSE_FOLLOWERS, args, m.Follow)
+        return self._requester.paginate(LIST_REUSE_FOLLOWERS, args, m.Follow)
 
     @overload
     def list_reuses(
@@ -865,9 +887,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePagePartial] = _LIST_REUSES.masked()
+            masked: Endpoint[m.ReusePagePartial] = LIST_REUSES.masked()
             return self._requester.paginate(masked, args, m.ReusePartial)
-        return self._requester.paginate(_LIST_REUSES, args, m.Reuse)
+        return self._requester.paginate(LIST_REUSES, args, m.Reuse)
 
     async def recent_reuses_atom_feed(
         self,
@@ -877,7 +899,7 @@ class ReusesOperations:
         ``GET /reuses/recent.atom``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_RECENT_REUSES_ATOM_FEED, args)
+        return await self._requester.request(RECENT_REUSES_ATOM_FEED, args)
 
     @overload
     async def reuse_add_dataservice(
@@ -922,9 +944,9 @@ class ReusesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _REUSE_ADD_DATASERVICE.masked()
+            masked: Endpoint[m.ReusePartial] = REUSE_ADD_DATASERVICE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_REUSE_ADD_DATASERVICE, args)
+        return await self._requester.request(REUSE_ADD_DATASERVICE, args)
 
     @overload
     async def reuse_add_dataset(
@@ -969,9 +991,9 @@ class ReusesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _REUSE_ADD_DATASET.masked()
+            masked: Endpoint[m.ReusePartial] = REUSE_ADD_DATASET.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_REUSE_ADD_DATASET, args)
+        return await self._requester.request(REUSE_ADD_DATASET, args)
 
     @overload
     async def reuse_image(
@@ -1021,9 +1043,9 @@ class ReusesOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _REUSE_IMAGE.masked()
+            masked: Endpoint[m.UploadedImagePartial] = REUSE_IMAGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_REUSE_IMAGE, args)
+        return await self._requester.request(REUSE_IMAGE, args)
 
     @overload
     async def reuse_topics(
@@ -1058,9 +1080,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ReuseTopicPartial]] = _REUSE_TOPICS.masked()
+            masked: Endpoint[list[m.ReuseTopicPartial]] = REUSE_TOPICS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_REUSE_TOPICS, args)
+        return await self._requester.request(REUSE_TOPICS, args)
 
     @overload
     async def reuse_types(
@@ -1095,9 +1117,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ReuseTypePartial]] = _REUSE_TYPES.masked()
+            masked: Endpoint[list[m.ReuseTypePartial]] = REUSE_TYPES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_REUSE_TYPES, args)
+        return await self._requester.request(REUSE_TYPES, args)
 
     @overload
     async def suggest_reuses(
@@ -1142,9 +1164,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.ReuseSuggestionPartial]] = _SUGGEST_REUSES.masked()
+            masked: Endpoint[list[m.ReuseSuggestionPartial]] = SUGGEST_REUSES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_REUSES, args)
+        return await self._requester.request(SUGGEST_REUSES, args)
 
     @overload
     async def unfeature_reuse(
@@ -1184,9 +1206,9 @@ class ReusesOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _UNFEATURE_REUSE.masked()
+            masked: Endpoint[m.ReusePartial] = UNFEATURE_REUSE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UNFEATURE_REUSE, args)
+        return await self._requester.request(UNFEATURE_REUSE, args)
 
     async def unfollow_reuse(
         self,
@@ -1204,7 +1226,7 @@ class ReusesOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_UNFOLLOW_REUSE, args)
+        return await self._requester.request(UNFOLLOW_REUSE, args)
 
     @overload
     async def update_reuse(
@@ -1249,6 +1271,6 @@ class ReusesOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ReusePartial] = _UPDATE_REUSE.masked()
+            masked: Endpoint[m.ReusePartial] = UPDATE_REUSE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_REUSE, args)
+        return await self._requester.request(UPDATE_REUSE, args)

@@ -10,9 +10,25 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["SiteOperations"]
+__all__ = [
+    "ACTIVITY",
+    "GET_SITE",
+    "GET_SITE_DATASERVICES_CSV",
+    "GET_SITE_DATASETS_CSV",
+    "GET_SITE_DATA_PORTAL",
+    "GET_SITE_HARVESTS_CSV",
+    "GET_SITE_JSON_LD_CONTEXT",
+    "GET_SITE_ORGANIZATIONS_CSV",
+    "GET_SITE_RDF_CATALOG",
+    "GET_SITE_RDF_CATALOG_FORMAT",
+    "GET_SITE_RESOURCES_CSV",
+    "GET_SITE_REUSES_CSV",
+    "GET_SITE_TAGS_CSV",
+    "SET_SITE",
+    "SiteOperations",
+]
 
-_ACTIVITY: Endpoint[m.ActivityPage] = Endpoint(
+ACTIVITY: Endpoint[m.ActivityPage] = Endpoint(
     operation_id="activity",
     method="GET",
     path="/activity/",
@@ -33,7 +49,7 @@ _ACTIVITY: Endpoint[m.ActivityPage] = Endpoint(
     tag="site",
 )
 
-_GET_SITE: Endpoint[m.Site] = Endpoint(
+GET_SITE: Endpoint[m.Site] = Endpoint(
     operation_id="get_site",
     method="GET",
     path="/site/",
@@ -43,7 +59,7 @@ _GET_SITE: Endpoint[m.Site] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_DATA_PORTAL: Endpoint[bytes] = Endpoint(
+GET_SITE_DATA_PORTAL: Endpoint[bytes] = Endpoint(
     operation_id="get_site_data_portal",
     method="GET",
     path="/site/data.{_format}",
@@ -52,7 +68,7 @@ _GET_SITE_DATA_PORTAL: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_DATASERVICES_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_DATASERVICES_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_dataservices_csv",
     method="GET",
     path="/site/dataservices.csv",
@@ -60,7 +76,7 @@ _GET_SITE_DATASERVICES_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_DATASETS_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_DATASETS_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_datasets_csv",
     method="GET",
     path="/site/datasets.csv",
@@ -68,7 +84,7 @@ _GET_SITE_DATASETS_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_HARVESTS_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_HARVESTS_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_harvests_csv",
     method="GET",
     path="/site/harvests.csv",
@@ -76,7 +92,7 @@ _GET_SITE_HARVESTS_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_JSON_LD_CONTEXT: Endpoint[bytes] = Endpoint(
+GET_SITE_JSON_LD_CONTEXT: Endpoint[bytes] = Endpoint(
     operation_id="get_site_json_ld_context",
     method="GET",
     path="/site/context.jsonld",
@@ -84,7 +100,7 @@ _GET_SITE_JSON_LD_CONTEXT: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_ORGANIZATIONS_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_ORGANIZATIONS_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_organizations_csv",
     method="GET",
     path="/site/organizations.csv",
@@ -92,7 +108,7 @@ _GET_SITE_ORGANIZATIONS_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_RDF_CATALOG: Endpoint[bytes] = Endpoint(
+GET_SITE_RDF_CATALOG: Endpoint[bytes] = Endpoint(
     operation_id="get_site_rdf_catalog",
     method="GET",
     path="/site/catalog",
@@ -165,7 +181,7 @@ _GET_SITE_RDF_CATALOG: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_RDF_CATALOG_FORMAT: Endpoint[bytes] = Endpoint(
+GET_SITE_RDF_CATALOG_FORMAT: Endpoint[bytes] = Endpoint(
     operation_id="get_site_rdf_catalog_format",
     method="GET",
     path="/site/catalog.{_format}",
@@ -239,7 +255,7 @@ _GET_SITE_RDF_CATALOG_FORMAT: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_RESOURCES_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_RESOURCES_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_resources_csv",
     method="GET",
     path="/site/resources.csv",
@@ -247,7 +263,7 @@ _GET_SITE_RESOURCES_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_REUSES_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_REUSES_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_reuses_csv",
     method="GET",
     path="/site/reuses.csv",
@@ -255,7 +271,7 @@ _GET_SITE_REUSES_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_GET_SITE_TAGS_CSV: Endpoint[bytes] = Endpoint(
+GET_SITE_TAGS_CSV: Endpoint[bytes] = Endpoint(
     operation_id="get_site_tags_csv",
     method="GET",
     path="/site/tags.csv",
@@ -263,7 +279,7 @@ _GET_SITE_TAGS_CSV: Endpoint[bytes] = Endpoint(
     tag="site",
 )
 
-_SET_SITE: Endpoint[m.Site] = Endpoint(
+SET_SITE: Endpoint[m.Site] = Endpoint(
     operation_id="set_site",
     method="PATCH",
     path="/site/",
@@ -357,9 +373,9 @@ class SiteOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ActivityPagePartial] = _ACTIVITY.masked()
+            masked: Endpoint[m.ActivityPagePartial] = ACTIVITY.masked()
             return self._requester.paginate(masked, args, m.ActivityPartial)
-        return self._requester.paginate(_ACTIVITY, args, m.Activity)
+        return self._requester.paginate(ACTIVITY, args, m.Activity)
 
     @overload
     async def get_site(
@@ -394,9 +410,9 @@ class SiteOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.SitePartial] = _GET_SITE.masked()
+            masked: Endpoint[m.SitePartial] = GET_SITE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_SITE, args)
+        return await self._requester.request(GET_SITE, args)
 
     async def get_site_data_portal(
         self,
@@ -412,7 +428,7 @@ class SiteOperations:
         args: dict[str, Any] = {
             "format": format,
         }
-        return await self._requester.request(_GET_SITE_DATA_PORTAL, args)
+        return await self._requester.request(GET_SITE_DATA_PORTAL, args)
 
     async def get_site_dataservices_csv(
         self,
@@ -422,7 +438,7 @@ class SiteOperations:
         ``GET /site/dataservices.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_DATASERVICES_CSV, args)
+        return await self._requester.request(GET_SITE_DATASERVICES_CSV, args)
 
     async def get_site_datasets_csv(
         self,
@@ -432,7 +448,7 @@ class SiteOperations:
         ``GET /site/datasets.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_DATASETS_CSV, args)
+        return await self._requester.request(GET_SITE_DATASETS_CSV, args)
 
     async def get_site_harvests_csv(
         self,
@@ -442,7 +458,7 @@ class SiteOperations:
         ``GET /site/harvests.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_HARVESTS_CSV, args)
+        return await self._requester.request(GET_SITE_HARVESTS_CSV, args)
 
     async def get_site_json_ld_context(
         self,
@@ -452,7 +468,7 @@ class SiteOperations:
         ``GET /site/context.jsonld``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_JSON_LD_CONTEXT, args)
+        return await self._requester.request(GET_SITE_JSON_LD_CONTEXT, args)
 
     async def get_site_organizations_csv(
         self,
@@ -462,7 +478,7 @@ class SiteOperations:
         ``GET /site/organizations.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_ORGANIZATIONS_CSV, args)
+        return await self._requester.request(GET_SITE_ORGANIZATIONS_CSV, args)
 
     async def get_site_rdf_catalog(
         self,
@@ -571,7 +587,7 @@ class SiteOperations:
             "private": private,
             "page_size": page_size,
         }
-        return await self._requester.request(_GET_SITE_RDF_CATALOG, args)
+        return await self._requester.request(GET_SITE_RDF_CATALOG, args)
 
     async def get_site_rdf_catalog_format(
         self,
@@ -685,7 +701,7 @@ class SiteOperations:
             "private": private,
             "page_size": page_size,
         }
-        return await self._requester.request(_GET_SITE_RDF_CATALOG_FORMAT, args)
+        return await self._requester.request(GET_SITE_RDF_CATALOG_FORMAT, args)
 
     async def get_site_resources_csv(
         self,
@@ -695,7 +711,7 @@ class SiteOperations:
         ``GET /site/resources.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_RESOURCES_CSV, args)
+        return await self._requester.request(GET_SITE_RESOURCES_CSV, args)
 
     async def get_site_reuses_csv(
         self,
@@ -705,7 +721,7 @@ class SiteOperations:
         ``GET /site/reuses.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_REUSES_CSV, args)
+        return await self._requester.request(GET_SITE_REUSES_CSV, args)
 
     async def get_site_tags_csv(
         self,
@@ -715,7 +731,7 @@ class SiteOperations:
         ``GET /site/tags.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_SITE_TAGS_CSV, args)
+        return await self._requester.request(GET_SITE_TAGS_CSV, args)
 
     @overload
     async def set_site(
@@ -755,6 +771,6 @@ class SiteOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.SitePartial] = _SET_SITE.masked()
+            masked: Endpoint[m.SitePartial] = SET_SITE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SET_SITE, args)
+        return await self._requester.request(SET_SITE, args)

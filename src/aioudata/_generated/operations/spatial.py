@@ -8,9 +8,18 @@ from typing import Any, overload
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
 
-__all__ = ["SpatialOperations"]
+__all__ = [
+    "SPATIAL_COVERAGE",
+    "SPATIAL_GRANULARITIES",
+    "SPATIAL_LEVELS",
+    "SPATIAL_ZONE",
+    "SPATIAL_ZONES",
+    "SPATIAL_ZONE_DATASETS",
+    "SUGGEST_ZONES",
+    "SpatialOperations",
+]
 
-_SPATIAL_COVERAGE: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
+SPATIAL_COVERAGE: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
     operation_id="spatial_coverage",
     method="GET",
     path="/spatial/coverage/{level}/",
@@ -23,7 +32,7 @@ _SPATIAL_COVERAGE: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
     tag="spatial",
 )
 
-_SPATIAL_GRANULARITIES: Endpoint[list[m.GeoGranularity]] = Endpoint(
+SPATIAL_GRANULARITIES: Endpoint[list[m.GeoGranularity]] = Endpoint(
     operation_id="spatial_granularities",
     method="GET",
     path="/spatial/granularities/",
@@ -33,7 +42,7 @@ _SPATIAL_GRANULARITIES: Endpoint[list[m.GeoGranularity]] = Endpoint(
     tag="spatial",
 )
 
-_SPATIAL_LEVELS: Endpoint[list[m.GeoLevel]] = Endpoint(
+SPATIAL_LEVELS: Endpoint[list[m.GeoLevel]] = Endpoint(
     operation_id="spatial_levels",
     method="GET",
     path="/spatial/levels/",
@@ -43,7 +52,7 @@ _SPATIAL_LEVELS: Endpoint[list[m.GeoLevel]] = Endpoint(
     tag="spatial",
 )
 
-_SPATIAL_ZONE: Endpoint[Any] = Endpoint(
+SPATIAL_ZONE: Endpoint[Any] = Endpoint(
     operation_id="spatial_zone",
     method="GET",
     path="/spatial/zone/{id}/",
@@ -52,7 +61,7 @@ _SPATIAL_ZONE: Endpoint[Any] = Endpoint(
     tag="spatial",
 )
 
-_SPATIAL_ZONE_DATASETS: Endpoint[list[m.DatasetReference]] = Endpoint(
+SPATIAL_ZONE_DATASETS: Endpoint[list[m.DatasetReference]] = Endpoint(
     operation_id="spatial_zone_datasets",
     method="GET",
     path="/spatial/zone/{id}/datasets/",
@@ -67,7 +76,7 @@ _SPATIAL_ZONE_DATASETS: Endpoint[list[m.DatasetReference]] = Endpoint(
     tag="spatial",
 )
 
-_SPATIAL_ZONES: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
+SPATIAL_ZONES: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
     operation_id="spatial_zones",
     method="GET",
     path="/spatial/zones/{ids}/",
@@ -80,7 +89,7 @@ _SPATIAL_ZONES: Endpoint[m.GeoJSONFeatureCollection] = Endpoint(
     tag="spatial",
 )
 
-_SUGGEST_ZONES: Endpoint[list[m.TerritorySuggestion]] = Endpoint(
+SUGGEST_ZONES: Endpoint[list[m.TerritorySuggestion]] = Endpoint(
     operation_id="suggest_zones",
     method="GET",
     path="/spatial/zones/suggest/",
@@ -141,9 +150,9 @@ class SpatialOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.GeoJSONFeatureCollectionPartial] = _SPATIAL_COVERAGE.masked()
+            masked: Endpoint[m.GeoJSONFeatureCollectionPartial] = SPATIAL_COVERAGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SPATIAL_COVERAGE, args)
+        return await self._requester.request(SPATIAL_COVERAGE, args)
 
     @overload
     async def spatial_granularities(
@@ -178,9 +187,9 @@ class SpatialOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.GeoGranularityPartial]] = _SPATIAL_GRANULARITIES.masked()
+            masked: Endpoint[list[m.GeoGranularityPartial]] = SPATIAL_GRANULARITIES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SPATIAL_GRANULARITIES, args)
+        return await self._requester.request(SPATIAL_GRANULARITIES, args)
 
     @overload
     async def spatial_levels(
@@ -215,9 +224,9 @@ class SpatialOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.GeoLevelPartial]] = _SPATIAL_LEVELS.masked()
+            masked: Endpoint[list[m.GeoLevelPartial]] = SPATIAL_LEVELS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SPATIAL_LEVELS, args)
+        return await self._requester.request(SPATIAL_LEVELS, args)
 
     async def spatial_zone(
         self,
@@ -233,7 +242,7 @@ class SpatialOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_SPATIAL_ZONE, args)
+        return await self._requester.request(SPATIAL_ZONE, args)
 
     @overload
     async def spatial_zone_datasets(
@@ -283,9 +292,9 @@ class SpatialOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.DatasetReferencePartial]] = _SPATIAL_ZONE_DATASETS.masked()
+            masked: Endpoint[list[m.DatasetReferencePartial]] = SPATIAL_ZONE_DATASETS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SPATIAL_ZONE_DATASETS, args)
+        return await self._requester.request(SPATIAL_ZONE_DATASETS, args)
 
     @overload
     async def spatial_zones(
@@ -325,9 +334,9 @@ class SpatialOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.GeoJSONFeatureCollectionPartial] = _SPATIAL_ZONES.masked()
+            masked: Endpoint[m.GeoJSONFeatureCollectionPartial] = SPATIAL_ZONES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SPATIAL_ZONES, args)
+        return await self._requester.request(SPATIAL_ZONES, args)
 
     @overload
     async def suggest_zones(
@@ -372,6 +381,6 @@ class SpatialOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.TerritorySuggestionPartial]] = _SUGGEST_ZONES.masked()
+            masked: Endpoint[list[m.TerritorySuggestionPartial]] = SUGGEST_ZONES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_ZONES, args)
+        return await self._requester.request(SUGGEST_ZONES, args)

@@ -7,9 +7,12 @@ from typing import Any
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 
-__all__ = ["TagsOperations"]
+__all__ = [
+    "SUGGEST_TAGS",
+    "TagsOperations",
+]
 
-_SUGGEST_TAGS: Endpoint[Any] = Endpoint(
+SUGGEST_TAGS: Endpoint[Any] = Endpoint(
     operation_id="suggest_tags",
     method="GET",
     path="/tags/suggest/",
@@ -48,4 +51,4 @@ class TagsOperations:
             "q": q,
             "size": size,
         }
-        return await self._requester.request(_SUGGEST_TAGS, args)
+        return await self._requester.request(SUGGEST_TAGS, args)

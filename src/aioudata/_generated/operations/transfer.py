@@ -9,9 +9,15 @@ from typing import Any, Literal, overload
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
 
-__all__ = ["TransferOperations"]
+__all__ = [
+    "GET_TRANSFER",
+    "LIST_TRANSFERS",
+    "REQUEST_TRANSFER",
+    "RESPOND_TO_TRANSFER",
+    "TransferOperations",
+]
 
-_GET_TRANSFER: Endpoint[m.Transfer] = Endpoint(
+GET_TRANSFER: Endpoint[m.Transfer] = Endpoint(
     operation_id="get_transfer",
     method="GET",
     path="/transfer/{id}/",
@@ -24,7 +30,7 @@ _GET_TRANSFER: Endpoint[m.Transfer] = Endpoint(
     tag="transfer",
 )
 
-_LIST_TRANSFERS: Endpoint[list[m.Transfer]] = Endpoint(
+LIST_TRANSFERS: Endpoint[list[m.Transfer]] = Endpoint(
     operation_id="list_transfers",
     method="GET",
     path="/transfer/",
@@ -46,7 +52,7 @@ _LIST_TRANSFERS: Endpoint[list[m.Transfer]] = Endpoint(
     tag="transfer",
 )
 
-_REQUEST_TRANSFER: Endpoint[m.Transfer] = Endpoint(
+REQUEST_TRANSFER: Endpoint[m.Transfer] = Endpoint(
     operation_id="request_transfer",
     method="POST",
     path="/transfer/",
@@ -59,7 +65,7 @@ _REQUEST_TRANSFER: Endpoint[m.Transfer] = Endpoint(
     tag="transfer",
 )
 
-_RESPOND_TO_TRANSFER: Endpoint[m.Transfer] = Endpoint(
+RESPOND_TO_TRANSFER: Endpoint[m.Transfer] = Endpoint(
     operation_id="respond_to_transfer",
     method="POST",
     path="/transfer/{id}/",
@@ -120,9 +126,9 @@ class TransferOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.TransferPartial] = _GET_TRANSFER.masked()
+            masked: Endpoint[m.TransferPartial] = GET_TRANSFER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_TRANSFER, args)
+        return await self._requester.request(GET_TRANSFER, args)
 
     @overload
     async def list_transfers(
@@ -177,9 +183,9 @@ class TransferOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.TransferPartial]] = _LIST_TRANSFERS.masked()
+            masked: Endpoint[list[m.TransferPartial]] = LIST_TRANSFERS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_TRANSFERS, args)
+        return await self._requester.request(LIST_TRANSFERS, args)
 
     @overload
     async def request_transfer(
@@ -219,9 +225,9 @@ class TransferOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.TransferPartial] = _REQUEST_TRANSFER.masked()
+            masked: Endpoint[m.TransferPartial] = REQUEST_TRANSFER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_REQUEST_TRANSFER, args)
+        return await self._requester.request(REQUEST_TRANSFER, args)
 
     @overload
     async def respond_to_transfer(
@@ -266,6 +272,6 @@ class TransferOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.TransferPartial] = _RESPOND_TO_TRANSFER.masked()
+            masked: Endpoint[m.TransferPartial] = RESPOND_TO_TRANSFER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_RESPOND_TO_TRANSFER, args)
+        return await self._requester.request(RESPOND_TO_TRANSFER, args)

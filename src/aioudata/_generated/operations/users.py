@@ -10,9 +10,24 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["UsersOperations"]
+__all__ = [
+    "CREATE_USER",
+    "DELETE_USER",
+    "FOLLOW_USER",
+    "GET_USER",
+    "GET_USER_CONTACT_POINT",
+    "LIST_USERS",
+    "LIST_USER_FOLLOWERS",
+    "ROTATE_USER_PASSWORD",
+    "SUGGEST_USERS",
+    "UNFOLLOW_USER",
+    "UPDATE_USER",
+    "USER_AVATAR",
+    "USER_ROLES",
+    "UsersOperations",
+]
 
-_CREATE_USER: Endpoint[m.User] = Endpoint(
+CREATE_USER: Endpoint[m.User] = Endpoint(
     operation_id="create_user",
     method="POST",
     path="/users/",
@@ -25,7 +40,7 @@ _CREATE_USER: Endpoint[m.User] = Endpoint(
     tag="users",
 )
 
-_DELETE_USER: Endpoint[None] = Endpoint(
+DELETE_USER: Endpoint[None] = Endpoint(
     operation_id="delete_user",
     method="DELETE",
     path="/users/{user}/",
@@ -39,7 +54,7 @@ _DELETE_USER: Endpoint[None] = Endpoint(
     tag="users",
 )
 
-_FOLLOW_USER: Endpoint[Any] = Endpoint(
+FOLLOW_USER: Endpoint[Any] = Endpoint(
     operation_id="follow_user",
     method="POST",
     path="/users/{id}/followers/",
@@ -48,7 +63,7 @@ _FOLLOW_USER: Endpoint[Any] = Endpoint(
     tag="users",
 )
 
-_GET_USER: Endpoint[m.User] = Endpoint(
+GET_USER: Endpoint[m.User] = Endpoint(
     operation_id="get_user",
     method="GET",
     path="/users/{user}/",
@@ -61,7 +76,7 @@ _GET_USER: Endpoint[m.User] = Endpoint(
     tag="users",
 )
 
-_GET_USER_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
+GET_USER_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
     operation_id="get_user_contact_point",
     method="GET",
     path="/users/{user}/contacts/",
@@ -80,7 +95,7 @@ _GET_USER_CONTACT_POINT: Endpoint[m.ContactPointPage] = Endpoint(
     tag="users",
 )
 
-_LIST_USER_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
+LIST_USER_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     operation_id="list_user_followers",
     method="GET",
     path="/users/{id}/followers/",
@@ -98,7 +113,7 @@ _LIST_USER_FOLLOWERS: Endpoint[m.FollowPage] = Endpoint(
     tag="users",
 )
 
-_LIST_USERS: Endpoint[m.UserPage] = Endpoint(
+LIST_USERS: Endpoint[m.UserPage] = Endpoint(
     operation_id="list_users",
     method="GET",
     path="/users/",
@@ -137,7 +152,7 @@ _LIST_USERS: Endpoint[m.UserPage] = Endpoint(
     tag="users",
 )
 
-_ROTATE_USER_PASSWORD: Endpoint[None] = Endpoint(
+ROTATE_USER_PASSWORD: Endpoint[None] = Endpoint(
     operation_id="rotate_user_password",
     method="POST",
     path="/users/{user}/rotate_password/",
@@ -146,7 +161,7 @@ _ROTATE_USER_PASSWORD: Endpoint[None] = Endpoint(
     tag="users",
 )
 
-_SUGGEST_USERS: Endpoint[list[m.UserSuggestion]] = Endpoint(
+SUGGEST_USERS: Endpoint[list[m.UserSuggestion]] = Endpoint(
     operation_id="suggest_users",
     method="GET",
     path="/users/suggest/",
@@ -160,7 +175,7 @@ _SUGGEST_USERS: Endpoint[list[m.UserSuggestion]] = Endpoint(
     tag="users",
 )
 
-_UNFOLLOW_USER: Endpoint[None] = Endpoint(
+UNFOLLOW_USER: Endpoint[None] = Endpoint(
     operation_id="unfollow_user",
     method="DELETE",
     path="/users/{id}/followers/",
@@ -169,7 +184,7 @@ _UNFOLLOW_USER: Endpoint[None] = Endpoint(
     tag="users",
 )
 
-_UPDATE_USER: Endpoint[m.User] = Endpoint(
+UPDATE_USER: Endpoint[m.User] = Endpoint(
     operation_id="update_user",
     method="PUT",
     path="/users/{user}/",
@@ -183,7 +198,7 @@ _UPDATE_USER: Endpoint[m.User] = Endpoint(
     tag="users",
 )
 
-_USER_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
+USER_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="user_avatar",
     method="POST",
     path="/users/{user}/avatar/",
@@ -198,7 +213,7 @@ _USER_AVATAR: Endpoint[m.UploadedImage] = Endpoint(
     tag="users",
 )
 
-_USER_ROLES: Endpoint[list[m.UserRole]] = Endpoint(
+USER_ROLES: Endpoint[list[m.UserRole]] = Endpoint(
     operation_id="user_roles",
     method="GET",
     path="/users/roles/",
@@ -255,9 +270,9 @@ class UsersOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UserPartial] = _CREATE_USER.masked()
+            masked: Endpoint[m.UserPartial] = CREATE_USER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_USER, args)
+        return await self._requester.request(CREATE_USER, args)
 
     async def delete_user(
         self,
@@ -283,7 +298,7 @@ class UsersOperations:
             "no_mail": no_mail,
             "delete_comments": delete_comments,
         }
-        return await self._requester.request(_DELETE_USER, args)
+        return await self._requester.request(DELETE_USER, args)
 
     async def follow_user(
         self,
@@ -299,7 +314,7 @@ class UsersOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_FOLLOW_USER, args)
+        return await self._requester.request(FOLLOW_USER, args)
 
     @overload
     async def get_user(
@@ -339,9 +354,9 @@ class UsersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UserPartial] = _GET_USER.masked()
+            masked: Endpoint[m.UserPartial] = GET_USER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_USER, args)
+        return await self._requester.request(GET_USER, args)
 
     @overload
     def get_user_contact_point(
@@ -406,9 +421,9 @@ class UsersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ContactPointPagePartial] = _GET_USER_CONTACT_POINT.masked()
+            masked: Endpoint[m.ContactPointPagePartial] = GET_USER_CONTACT_POINT.masked()
             return self._requester.paginate(masked, args, m.ContactPointPartial)
-        return self._requester.paginate(_GET_USER_CONTACT_POINT, args, m.ContactPoint)
+        return self._requester.paginate(GET_USER_CONTACT_POINT, args, m.ContactPoint)
 
     @overload
     def list_user_followers(
@@ -465,9 +480,9 @@ class UsersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.FollowPagePartial] = _LIST_USER_FOLLOWERS.masked()
+            masked: Endpoint[m.FollowPagePartial] = LIST_USER_FOLLOWERS.masked()
             return self._requester.paginate(masked, args, m.FollowPartial)
-        return self._requester.paginate(_LIST_USER_FOLLOWERS, args, m.Follow)
+        return self._requester.paginate(LIST_USER_FOLLOWERS, args, m.Follow)
 
     @overload
     def list_users(
@@ -572,9 +587,9 @@ class UsersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UserPagePartial] = _LIST_USERS.masked()
+            masked: Endpoint[m.UserPagePartial] = LIST_USERS.masked()
             return self._requester.paginate(masked, args, m.UserPartial)
-        return self._requester.paginate(_LIST_USERS, args, m.User)
+        return self._requester.paginate(LIST_USERS, args, m.User)
 
     async def rotate_user_password(
         self,
@@ -590,7 +605,7 @@ class UsersOperations:
         args: dict[str, Any] = {
             "user": user,
         }
-        return await self._requester.request(_ROTATE_USER_PASSWORD, args)
+        return await self._requester.request(ROTATE_USER_PASSWORD, args)
 
     @overload
     async def suggest_users(
@@ -635,9 +650,9 @@ class UsersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.UserSuggestionPartial]] = _SUGGEST_USERS.masked()
+            masked: Endpoint[list[m.UserSuggestionPartial]] = SUGGEST_USERS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_SUGGEST_USERS, args)
+        return await self._requester.request(SUGGEST_USERS, args)
 
     async def unfollow_user(
         self,
@@ -655,7 +670,7 @@ class UsersOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_UNFOLLOW_USER, args)
+        return await self._requester.request(UNFOLLOW_USER, args)
 
     @overload
     async def update_user(
@@ -700,9 +715,9 @@ class UsersOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UserPartial] = _UPDATE_USER.masked()
+            masked: Endpoint[m.UserPartial] = UPDATE_USER.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_USER, args)
+        return await self._requester.request(UPDATE_USER, args)
 
     @overload
     async def user_avatar(
@@ -752,9 +767,9 @@ class UsersOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _USER_AVATAR.masked()
+            masked: Endpoint[m.UploadedImagePartial] = USER_AVATAR.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_USER_AVATAR, args)
+        return await self._requester.request(USER_AVATAR, args)
 
     @overload
     async def user_roles(
@@ -789,6 +804,6 @@ class UsersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.UserRolePartial]] = _USER_ROLES.masked()
+            masked: Endpoint[list[m.UserRolePartial]] = USER_ROLES.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_USER_ROLES, args)
+        return await self._requester.request(USER_ROLES, args)

@@ -10,9 +10,17 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["VisualizationsOperations"]
+__all__ = [
+    "CREATE_VISUALIZATION",
+    "DELETE_VISUALIZATION",
+    "GET_VISUALIZATION",
+    "LIST_VISUALIZATIONS",
+    "UPDATE_VISUALIZATION",
+    "VISUALIZATION_IMAGE",
+    "VisualizationsOperations",
+]
 
-_CREATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
+CREATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
     operation_id="create_visualization",
     method="POST",
     path="/visualizations/",
@@ -25,7 +33,7 @@ _CREATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
     tag="visualizations",
 )
 
-_DELETE_VISUALIZATION: Endpoint[None] = Endpoint(
+DELETE_VISUALIZATION: Endpoint[None] = Endpoint(
     operation_id="delete_visualization",
     method="DELETE",
     path="/visualizations/{visualization}/",
@@ -34,7 +42,7 @@ _DELETE_VISUALIZATION: Endpoint[None] = Endpoint(
     tag="visualizations",
 )
 
-_GET_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
+GET_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
     operation_id="get_visualization",
     method="GET",
     path="/visualizations/{visualization}/",
@@ -47,7 +55,7 @@ _GET_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
     tag="visualizations",
 )
 
-_LIST_VISUALIZATIONS: Endpoint[m.ChartPage] = Endpoint(
+LIST_VISUALIZATIONS: Endpoint[m.ChartPage] = Endpoint(
     operation_id="list_visualizations",
     method="GET",
     path="/visualizations/",
@@ -73,7 +81,7 @@ _LIST_VISUALIZATIONS: Endpoint[m.ChartPage] = Endpoint(
     tag="visualizations",
 )
 
-_UPDATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
+UPDATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
     operation_id="update_visualization",
     method="PATCH",
     path="/visualizations/{visualization}/",
@@ -87,7 +95,7 @@ _UPDATE_VISUALIZATION: Endpoint[m.Chart] = Endpoint(
     tag="visualizations",
 )
 
-_VISUALIZATION_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
+VISUALIZATION_IMAGE: Endpoint[m.UploadedImage] = Endpoint(
     operation_id="visualization_image",
     method="POST",
     path="/visualizations/{visualization}/image/",
@@ -149,9 +157,9 @@ class VisualizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ChartPartial] = _CREATE_VISUALIZATION.masked()
+            masked: Endpoint[m.ChartPartial] = CREATE_VISUALIZATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_CREATE_VISUALIZATION, args)
+        return await self._requester.request(CREATE_VISUALIZATION, args)
 
     async def delete_visualization(
         self,
@@ -167,7 +175,7 @@ class VisualizationsOperations:
         args: dict[str, Any] = {
             "visualization": visualization,
         }
-        return await self._requester.request(_DELETE_VISUALIZATION, args)
+        return await self._requester.request(DELETE_VISUALIZATION, args)
 
     @overload
     async def get_visualization(
@@ -207,9 +215,9 @@ class VisualizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ChartPartial] = _GET_VISUALIZATION.masked()
+            masked: Endpoint[m.ChartPartial] = GET_VISUALIZATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_VISUALIZATION, args)
+        return await self._requester.request(GET_VISUALIZATION, args)
 
     @overload
     def list_visualizations(
@@ -279,9 +287,9 @@ class VisualizationsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ChartPagePartial] = _LIST_VISUALIZATIONS.masked()
+            masked: Endpoint[m.ChartPagePartial] = LIST_VISUALIZATIONS.masked()
             return self._requester.paginate(masked, args, m.ChartPartial)
-        return self._requester.paginate(_LIST_VISUALIZATIONS, args, m.Chart)
+        return self._requester.paginate(LIST_VISUALIZATIONS, args, m.Chart)
 
     @overload
     async def update_visualization(
@@ -326,9 +334,9 @@ class VisualizationsOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ChartPartial] = _UPDATE_VISUALIZATION.masked()
+            masked: Endpoint[m.ChartPartial] = UPDATE_VISUALIZATION.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_UPDATE_VISUALIZATION, args)
+        return await self._requester.request(UPDATE_VISUALIZATION, args)
 
     @overload
     async def visualization_image(
@@ -378,6 +386,6 @@ class VisualizationsOperations:
             "bbox": bbox,
         }
         if x_fields is not None:
-            masked: Endpoint[m.UploadedImagePartial] = _VISUALIZATION_IMAGE.masked()
+            masked: Endpoint[m.UploadedImagePartial] = VISUALIZATION_IMAGE.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_VISUALIZATION_IMAGE, args)
+        return await self._requester.request(VISUALIZATION_IMAGE, args)

@@ -9,9 +9,18 @@ from typing import Any, overload
 from ..._endpoint import Endpoint, Kind, Param, Requester
 from .. import models as m
 
-__all__ = ["WorkersOperations"]
+__all__ = [
+    "DELETE_JOB_API",
+    "GET_JOBS_REFERENCE_API",
+    "GET_JOB_API",
+    "GET_TASK_API",
+    "LIST_JOBS",
+    "POST_JOBS_API",
+    "PUT_JOB_API",
+    "WorkersOperations",
+]
 
-_DELETE_JOB_API: Endpoint[None] = Endpoint(
+DELETE_JOB_API: Endpoint[None] = Endpoint(
     operation_id="delete_job_api",
     method="DELETE",
     path="/workers/jobs/{id}/",
@@ -20,7 +29,7 @@ _DELETE_JOB_API: Endpoint[None] = Endpoint(
     tag="workers",
 )
 
-_GET_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
+GET_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
     operation_id="get_job_api",
     method="GET",
     path="/workers/jobs/{id}/",
@@ -33,7 +42,7 @@ _GET_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
     tag="workers",
 )
 
-_GET_JOBS_REFERENCE_API: Endpoint[Any] = Endpoint(
+GET_JOBS_REFERENCE_API: Endpoint[Any] = Endpoint(
     operation_id="get_jobs_reference_api",
     method="GET",
     path="/workers/jobs/schedulables/",
@@ -41,7 +50,7 @@ _GET_JOBS_REFERENCE_API: Endpoint[Any] = Endpoint(
     tag="workers",
 )
 
-_GET_TASK_API: Endpoint[m.Task] = Endpoint(
+GET_TASK_API: Endpoint[m.Task] = Endpoint(
     operation_id="get_task_api",
     method="GET",
     path="/workers/tasks/{id}/",
@@ -54,7 +63,7 @@ _GET_TASK_API: Endpoint[m.Task] = Endpoint(
     tag="workers",
 )
 
-_LIST_JOBS: Endpoint[list[m.PeriodicTask]] = Endpoint(
+LIST_JOBS: Endpoint[list[m.PeriodicTask]] = Endpoint(
     operation_id="list_jobs",
     method="GET",
     path="/workers/jobs/",
@@ -64,7 +73,7 @@ _LIST_JOBS: Endpoint[list[m.PeriodicTask]] = Endpoint(
     tag="workers",
 )
 
-_POST_JOBS_API: Endpoint[m.PeriodicTask] = Endpoint(
+POST_JOBS_API: Endpoint[m.PeriodicTask] = Endpoint(
     operation_id="post_jobs_api",
     method="POST",
     path="/workers/jobs/",
@@ -77,7 +86,7 @@ _POST_JOBS_API: Endpoint[m.PeriodicTask] = Endpoint(
     tag="workers",
 )
 
-_PUT_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
+PUT_JOB_API: Endpoint[m.PeriodicTask] = Endpoint(
     operation_id="put_job_api",
     method="PUT",
     path="/workers/jobs/{id}/",
@@ -114,7 +123,7 @@ class WorkersOperations:
         args: dict[str, Any] = {
             "id": id,
         }
-        return await self._requester.request(_DELETE_JOB_API, args)
+        return await self._requester.request(DELETE_JOB_API, args)
 
     @overload
     async def get_job_api(
@@ -154,9 +163,9 @@ class WorkersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PeriodicTaskPartial] = _GET_JOB_API.masked()
+            masked: Endpoint[m.PeriodicTaskPartial] = GET_JOB_API.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_JOB_API, args)
+        return await self._requester.request(GET_JOB_API, args)
 
     async def get_jobs_reference_api(
         self,
@@ -166,7 +175,7 @@ class WorkersOperations:
         ``GET /workers/jobs/schedulables/``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_GET_JOBS_REFERENCE_API, args)
+        return await self._requester.request(GET_JOBS_REFERENCE_API, args)
 
     @overload
     async def get_task_api(
@@ -206,9 +215,9 @@ class WorkersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.TaskPartial] = _GET_TASK_API.masked()
+            masked: Endpoint[m.TaskPartial] = GET_TASK_API.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_GET_TASK_API, args)
+        return await self._requester.request(GET_TASK_API, args)
 
     @overload
     async def list_jobs(
@@ -243,9 +252,9 @@ class WorkersOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[list[m.PeriodicTaskPartial]] = _LIST_JOBS.masked()
+            masked: Endpoint[list[m.PeriodicTaskPartial]] = LIST_JOBS.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_LIST_JOBS, args)
+        return await self._requester.request(LIST_JOBS, args)
 
     @overload
     async def post_jobs_api(
@@ -285,9 +294,9 @@ class WorkersOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PeriodicTaskPartial] = _POST_JOBS_API.masked()
+            masked: Endpoint[m.PeriodicTaskPartial] = POST_JOBS_API.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_POST_JOBS_API, args)
+        return await self._requester.request(POST_JOBS_API, args)
 
     @overload
     async def put_job_api(
@@ -332,6 +341,6 @@ class WorkersOperations:
             "body": body,
         }
         if x_fields is not None:
-            masked: Endpoint[m.PeriodicTaskPartial] = _PUT_JOB_API.masked()
+            masked: Endpoint[m.PeriodicTaskPartial] = PUT_JOB_API.masked()
             return await self._requester.request(masked, args)
-        return await self._requester.request(_PUT_JOB_API, args)
+        return await self._requester.request(PUT_JOB_API, args)

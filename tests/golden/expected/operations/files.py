@@ -7,9 +7,13 @@ from typing import IO, Any
 
 from ..._endpoint import Endpoint, Kind, Param, Requester
 
-__all__ = ["FilesOperations"]
+__all__ = [
+    "EXPORT_FILES",
+    "UPLOAD_FILE",
+    "FilesOperations",
+]
 
-_EXPORT_FILES: Endpoint[bytes] = Endpoint(
+EXPORT_FILES: Endpoint[bytes] = Endpoint(
     operation_id="export_files",
     method="GET",
     path="/files/export.csv",
@@ -17,7 +21,7 @@ _EXPORT_FILES: Endpoint[bytes] = Endpoint(
     tag="files",
 )
 
-_UPLOAD_FILE: Endpoint[Any] = Endpoint(
+UPLOAD_FILE: Endpoint[Any] = Endpoint(
     operation_id="upload_file",
     method="POST",
     path="/files/{_format}/",
@@ -48,7 +52,7 @@ class FilesOperations:
         ``GET /files/export.csv``
         """
         args: dict[str, Any] = {}
-        return await self._requester.request(_EXPORT_FILES, args)
+        return await self._requester.request(EXPORT_FILES, args)
 
     async def upload_file(
         self,
@@ -74,4 +78,4 @@ class FilesOperations:
             "file": file,
             "note": note,
         }
-        return await self._requester.request(_UPLOAD_FILE, args)
+        return await self._requester.request(UPLOAD_FILE, args)

@@ -10,9 +10,14 @@ from ..._endpoint import Endpoint, Kind, Param, Requester
 from ..._pagination import Paginator
 from .. import models as m
 
-__all__ = ["ThingsOperations"]
+__all__ = [
+    "DELETE_THING",
+    "LIST_THINGS",
+    "UPDATE_THING",
+    "ThingsOperations",
+]
 
-_DELETE_THING: Endpoint[None] = Endpoint(
+DELETE_THING: Endpoint[None] = Endpoint(
     operation_id="delete_thing",
     method="DELETE",
     path="/things/{thing}/",
@@ -21,7 +26,7 @@ _DELETE_THING: Endpoint[None] = Endpoint(
     tag="things",
 )
 
-_LIST_THINGS: Endpoint[m.ThingPage] = Endpoint(
+LIST_THINGS: Endpoint[m.ThingPage] = Endpoint(
     operation_id="list_things",
     method="GET",
     path="/things/",
@@ -40,7 +45,7 @@ _LIST_THINGS: Endpoint[m.ThingPage] = Endpoint(
     tag="things",
 )
 
-_UPDATE_THING: Endpoint[m.Thing] = Endpoint(
+UPDATE_THING: Endpoint[m.Thing] = Endpoint(
     operation_id="update_thing",
     method="PUT",
     path="/things/{thing}/",
@@ -75,7 +80,7 @@ class ThingsOperations:
         args: dict[str, Any] = {
             "thing": thing,
         }
-        return await self._requester.request(_DELETE_THING, args)
+        return await self._requester.request(DELETE_THING, args)
 
     @overload
     def list_things(
@@ -137,9 +142,9 @@ class ThingsOperations:
             "x_fields": x_fields,
         }
         if x_fields is not None:
-            masked: Endpoint[m.ThingPagePartial] = _LIST_THINGS.masked()
+            masked: Endpoint[m.ThingPagePartial] = LIST_THINGS.masked()
             return self._requester.paginate(masked, args, m.ThingReadPartial)
-        return self._requester.paginate(_LIST_THINGS, args, m.ThingRead)
+        return self._requester.paginate(LIST_THINGS, args, m.ThingRead)
 
     async def update_thing(
         self,
@@ -159,4 +164,4 @@ class ThingsOperations:
             "thing": thing,
             "body": body,
         }
-        return await self._requester.request(_UPDATE_THING, args)
+        return await self._requester.request(UPDATE_THING, args)
