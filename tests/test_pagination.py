@@ -223,6 +223,10 @@ async def test_search_listing_stops_at_the_cap_with_a_clear_error() -> None:
         quiet = search.options(over_cap="stop")
         assert len([t async for t in quiet]) == 10_000
         assert quiet.stats.missed == 0
+        # max_results=None lifts the cap (for a portal whose search has no window).
+        catalog.SEARCH_CAP = 20_000
+        uncapped = search.options(max_results=None)
+        assert [t.id async for t in uncapped] == ids(12_000)
 
 
 async def test_the_servers_own_cap_refusal_becomes_a_search_cap_error() -> None:

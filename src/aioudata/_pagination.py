@@ -183,8 +183,8 @@ class Paginator(Generic[PageT, ItemT]):
             ``next_page`` one request at a time; ``"auto"`` is concurrent when a total is known.
         max_page_size: a larger ``page_size`` is refused before any request.
         max_results: the search cap: no page past ``max_results`` items is requested
-            (default 10,000 for ``/search/`` paths, none otherwise; the server's own refusal is
-            recognised either way).
+            (default 10,000 for ``/search/`` paths, none otherwise; ``None``: no cap; the
+            server's own refusal is recognised either way).
         over_cap: at the cap, raise :class:`SearchCapError` (default) or stop quietly.
         recheck: when the listing moved during the walk, walk it once more and yield the items
             the first pass missed.
@@ -224,7 +224,7 @@ class Paginator(Generic[PageT, ItemT]):
         ordered: bool = True,
         mode: Mode = "auto",
         max_page_size: int | None = DEFAULT_MAX_PAGE_SIZE,
-        max_results: int | None = None,
+        max_results: int | _Keep | None = _KEEP,
         over_cap: OverCap = "raise",
         recheck: bool = False,
         key: Callable[[Any], Hashable | None] = _item_id,
@@ -244,9 +244,9 @@ class Paginator(Generic[PageT, ItemT]):
         self._ordered = ordered
         self._mode: Mode = mode
         self._max_page_size = max_page_size
-        if max_results is None and "/search" in endpoint.path:
-            max_results = SEARCH_CAP
-        self._max_results = max_results
+        if max_results is _KEEP:  # the default: the cap on search paths only
+            max_results = SEARCH_CAP if "/search" in endpoint.path else None
+        self._max_results: int | None = max_results
         self._over_cap: OverCap = over_cap
         self._recheck = recheck
         self._key = key
