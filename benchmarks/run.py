@@ -16,6 +16,8 @@ Benchmarks (each a ``bench_<name>.py`` module with ``run(settings) -> rows``):
 - catalog: 74,000 datasets at 150 ms and concurrency 8 vs the ideal; 10% injected faults;
 - mirror: the mirror vs a sequential walker storing the same rows, peak RSS 100k vs 10k
   datasets (issue 6).
+- resources: the resource checker vs the ideal schedule of its limits, hydra's batches and a
+  naive gather, politeness from the servers' counts, peak RSS 100k vs 10k URLs (issue 15).
 
 Every server is ``benchmarks/_server.py``'s synthetic catalog, in a child process on 127.0.0.1.
 """
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import Settings, machine  # noqa: E402
 
-BENCHMARKS = ("decode", "overhead", "pagination", "catalog", "mirror")
+BENCHMARKS = ("decode", "overhead", "pagination", "catalog", "mirror", "resources")
 NOTES = ROOT / "benchmarks" / "FINDINGS.md"
 RATIO_NAMES = {"speedup": "speed-up", "fraction": "of ideal", "cost": "cost"}
 

@@ -10,6 +10,15 @@ The API of data.gouv.fr and of every portal running udata::
 
 from . import models
 from ._client import DEFAULT_BASE_URL, Client
+from ._crawl import (
+    CheckConfig,
+    CheckError,
+    CheckProgress,
+    CheckProgressCallback,
+    CheckSummary,
+    HostLimits,
+    run_checks,
+)
 from ._decoding import decode, unknown_fields
 from ._endpoint import Endpoint, Kind, Param, Requester
 from ._errors import (
@@ -53,6 +62,11 @@ __all__ = [
     "ArgumentError",
     "AuthenticationError",
     "BadRequestError",
+    "CheckConfig",
+    "CheckError",
+    "CheckProgress",
+    "CheckProgressCallback",
+    "CheckSummary",
     "Client",
     "ClientClosedError",
     "ClientStats",
@@ -65,6 +79,7 @@ __all__ = [
     "EntitySummary",
     "EventHooks",
     "GoneError",
+    "HostLimits",
     "Kind",
     "LockedError",
     "MalformedResponseError",
@@ -96,6 +111,7 @@ __all__ = [
     "__version__",
     "decode",
     "models",
+    "run_checks",
     "run_mirror",
     "unknown_fields",
 ]

@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 import msgspec
 
 from ._client import DEFAULT_BASE_URL, Client
+from ._crawl import add_commands as add_resources_commands
+from ._crawl import run_command as run_resources_command
 from ._endpoint import Endpoint, Kind, Param
 from ._errors import (
     APIError,
@@ -286,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--page-size", type=_page_size, default=None, metavar="N", help="1 to 1000 (default 100)"
     )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_resources_commands(commands, parents=[connection])
     return parser
 
 
@@ -557,7 +560,9 @@ async def _run(args: argparse.Namespace) -> int:
     with contextlib.suppress(NotImplementedError, RuntimeError):
         if task is not None:
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    command = {"mirror": _mirror, "get": _get, "ls": _ls}[args.command]
+    command = {"mirror": _mirror, "get": _get, "ls": _ls, "resources": run_resources_command}[
+        args.command
+    ]
     return await command(args)
 
 
@@ -598,7 +603,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(
             f"{PROG}: interrupted"
-            + ("; run the same command again to resume" if args.command == "mirror" else ""),
+            + (
+                "; run the same command again to resume"
+                if args.command in ("mirror", "resources")
+                else ""
+            ),
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
