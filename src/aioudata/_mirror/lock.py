@@ -1,4 +1,5 @@
-"""One mirror run per database: an OS lock on ``<db>.lock``, held for the run's life.
+"""One run per database: an OS lock on a side file (``<db>.lock`` for a mirror run), held for
+the run's life.
 
 The lock is ``flock`` (``msvcrt.locking`` on Windows) on a side file: the operating system
 releases it when the process ends, however it ends (``kill -9`` included), so a dead run never
@@ -16,7 +17,7 @@ from types import TracebackType
 
 from .config import MirrorError
 
-__all__ = ["MirrorLock", "lock_path"]
+__all__ = ["MirrorLock", "RunLock", "lock_path"]
 
 #: Attempts at locking a side file another run removed meanwhile (see MirrorLock.acquire).
 _ATTEMPTS = 5
@@ -44,19 +45,25 @@ else:
 
 def lock_path(database: Path) -> Path:
     """The side file locked while ``database`` is being mirrored."""
-    return database.with_name(database.name + ".lock")
+    return MirrorLock(database).path
 
 
-class MirrorLock:
-    """``with MirrorLock(db):`` — this process is the only mirror run on ``db`` inside.
+class RunLock:
+    """``with RunLock(db):`` — this process is the only run of its kind on ``db`` inside.
 
-    Acquiring never waits: when another run holds the lock it raises :class:`MirrorError` at
-    once, naming that run's pid.
+    Acquiring never waits: when another run holds the lock it raises :attr:`error` at once,
+    naming that run's pid. Subclasses say which side file (``suffix``) and which kind of run.
     """
+
+    #: Added to the database's file name: the side file locked.
+    suffix = ".lock"
+    #: What the other run is doing to the database, for the message.
+    doing = "mirrored"
+    error: type[MirrorError] = MirrorError
 
     def __init__(self, database: Path) -> None:
         self.database = database
-        self.path = lock_path(database)
+        self.path = database.with_name(database.name + self.suffix)
         self._fd: int | None = None
 
     @property
@@ -65,7 +72,7 @@ class MirrorLock:
         return self._fd is not None
 
     def acquire(self) -> None:
-        """Take the lock, or raise :class:`MirrorError` when another run holds it."""
+        """Take the lock, or raise :attr:`error` when another run holds it."""
         if self._fd is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +83,9 @@ class MirrorLock:
                 holder = _read_pid(fd)
                 os.close(fd)
                 by = f" (pid {holder})" if holder else ""
-                raise MirrorError(
-                    f"{self.database} is being mirrored by another run{by}: wait for it to"
-                    " end, or use another --db"
+                raise self.error(
+                    f"{self.database} is being {self.doing} by another run{by}: wait for it"
+                    " to end, or use another --db"
                 )
             # The run before may have removed the file between our open and our lock: then
             # this lock is on a file nobody else will open. Lock the one at the path instead.
@@ -91,7 +98,7 @@ class MirrorLock:
                 _write_pid(fd)
                 return
             os.close(fd)
-        raise MirrorError(f"cannot lock {self.path}: it keeps being replaced")
+        raise self.error(f"cannot lock {self.path}: it keeps being replaced")
 
     def release(self) -> None:
         """Remove the side file and release the lock (closing the file releases it)."""
@@ -102,7 +109,7 @@ class MirrorLock:
             os.unlink(self.path)  # while still held: the next run locks a new file
         os.close(fd)
 
-    def __enter__(self) -> MirrorLock:
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 
@@ -113,6 +120,10 @@ class MirrorLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class MirrorLock(RunLock):
+    """``with MirrorLock(db):`` — the only mirror run on ``db`` inside (``<db>.lock``)."""
 
 
 def _write_pid(fd: int) -> None:
