@@ -11,7 +11,7 @@ import sqlite3
 
 from .entities import ENTITIES, RESOURCE_COLUMNS, EntitySpec
 
-__all__ = ["DDL", "RESOURCE_ROW_COLUMNS", "SCHEMA_VERSION", "UPGRADES", "entity_columns", "upgrade"]
+__all__ = ["DDL", "RESOURCE_ROW_COLUMNS", "SCHEMA_VERSION", "UPGRADES", "upgrade"]
 
 SCHEMA_VERSION = "3"
 
@@ -30,11 +30,6 @@ RESOURCE_ROW_COLUMNS = (
     "changed_run",
 )
 _INDEXED = ("organization_id", "owner_id", "last_modified", "slug")
-
-
-def entity_columns(spec: EntitySpec) -> tuple[str, ...]:
-    """Every column of an entity's table, in order."""
-    return ("id", *spec.column_names(), "json", "gone_at", "written_at", "changed_run")
 
 
 def _entity_ddl(spec: EntitySpec) -> list[str]:
