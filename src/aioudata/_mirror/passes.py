@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from .config import EntitySummary
 from .entities import EntitySpec, RawPage
-from .records import Batch, ErrorRow, decode_records, stamps_of
+from .records import Batch, ErrorRow, Undecoded, decode_records, stamps_of
 from .run import Run
 from .store import Counts, PassState
 from .walk import WalkOutcome, fetch_each, walk
@@ -99,7 +99,7 @@ class Pass:
         """Store page ``number``; True to stop the walk there."""
         raise NotImplementedError
 
-    async def write(self, number: int, batch: Batch, listed: int) -> None:
+    async def write(self, number: int, batch: Batch | Undecoded, listed: int) -> None:
         """Commit one page with its checkpoint, in the store's thread, while the next pages
         are decoded: at most :data:`PIPELINED` writes under way (they commit in order)."""
         self.state.page = number
@@ -132,14 +132,12 @@ class Pass:
 
 
 class FullPass(Pass):
-    """Every record of every page, upserted."""
+    """Every record of every page, upserted (decoded in the store's thread)."""
 
     kind = "full"
 
     async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
-        batch = decode_records(self.spec, page.data)
-        batch.errors.extend(extra)
-        await self.write(number, batch, len(page.data))
+        await self.write(number, Undecoded(self.spec, page.data, extra), len(page.data))
         return False
 
 

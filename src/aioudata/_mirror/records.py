@@ -25,7 +25,16 @@ from .._errors import DecodeError
 from .columns import Extractor, extractor, generic, loose, split_reason, struct_fields, struct_of
 from .entities import RESOURCE_COLUMNS, EntitySpec
 
-__all__ = ["Batch", "ErrorRow", "Row", "decode_records", "error_key", "misfits", "stamps_of"]
+__all__ = [
+    "Batch",
+    "ErrorRow",
+    "Row",
+    "Undecoded",
+    "decode_records",
+    "error_key",
+    "misfits",
+    "stamps_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,24 @@ class Batch:
         self.resources.update(other.resources)
         self.errors.extend(other.errors)
         self.listed.extend(other.listed)
+
+
+@dataclass(frozen=True, slots=True)
+class Undecoded:
+    """A page's raw records, to be decoded where they are written: in the store's thread, so
+    that the event loop's thread only fetches (decoding there competes for the GIL with the
+    store's thread, which then waits on every statement)."""
+
+    spec: EntitySpec
+    raws: Sequence[msgspec.Raw | bytes]
+    #: Error rows of the items the listing could not give (see walk's salvage).
+    errors: list[ErrorRow] = field(default_factory=list)
+
+    def decode(self) -> Batch:
+        """The batch: :func:`decode_records` of the raws, with the error rows."""
+        batch = decode_records(self.spec, self.raws)
+        batch.errors.extend(self.errors)
+        return batch
 
 
 class _RawResources(msgspec.Struct):

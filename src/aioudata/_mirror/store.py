@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .checkpoint import Checkpointer
 from .config import MirrorError
 from .entities import EntitySpec
-from .records import Batch
+from .records import Batch, Undecoded
 from .schema import DDL, SCHEMA_VERSION, upgrade
 from .writes import Counts, Writes, chunks, utcnow
 
@@ -71,6 +72,7 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=10000")
+        self.checkpoints = Checkpointer(self.path, self.conn)
         self._mark_ours()
         with self.transaction():
             self._upgrade()
@@ -178,22 +180,25 @@ class Store:
 
     def close(self) -> None:
         """Close the connection (checkpoints the WAL)."""
+        self.checkpoints.close()
         self.conn.close()
 
     class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+        def __init__(self, store: Store) -> None:
+            self.store = store
 
         def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute("BEGIN IMMEDIATE")
-            return self.conn
+            self.store.conn.execute("BEGIN IMMEDIATE")
+            return self.store.conn
 
         def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            self.store.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                self.store.checkpoints.committed()
 
     def transaction(self) -> Store._Tx:
         """``with store.transaction():`` — everything inside commits together, or not at all."""
-        return Store._Tx(self.conn)
+        return Store._Tx(self)
 
     # --- meta and runs -------------------------------------------------------------------
 
@@ -311,9 +316,12 @@ class Store:
     # --- pages ---------------------------------------------------------------------------
 
     def write_batch(
-        self, spec: EntitySpec, batch: Batch, pass_no: int, state: PassState | None
+        self, spec: EntitySpec, batch: Batch | Undecoded, pass_no: int, state: PassState | None
     ) -> Counts:
-        """One transaction: the batch's rows, resources, errors, seen marks and checkpoint."""
+        """One transaction: the batch's rows, resources, errors, seen marks and checkpoint
+        (an undecoded page is decoded first, here)."""
+        if isinstance(batch, Undecoded):
+            batch = batch.decode()
         counts = Counts()
         with self.transaction() as conn:
             Writes(conn, self.run_id, counts).batch(spec, batch, pass_no)
