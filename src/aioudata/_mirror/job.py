@@ -20,7 +20,7 @@ from .._errors import APIError, ConnectError, NotFoundError, TransportError, Uda
 from .._generated.operations.site import GET_SITE as _GET_SITE
 from .._retry import RetryPolicy
 from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
-from .entities import entity
+from .entities import EntitySpec, entity
 from .export import export_jsonl
 from .lock import MirrorLock
 from .progress import Progress, ProgressCallback, as_progress
@@ -121,75 +121,109 @@ async def run_mirror(
     errors (:class:`~aioudata.AuthenticationError`, :class:`~aioudata.TransportError`...).
     """
     try:
-        specs = [entity(name) for name in dict.fromkeys(config.entities)]
+        specs = tuple(entity(name) for name in dict.fromkeys(config.entities))
     except KeyError as error:
         raise MirrorError(f"unknown entity {error.args[0]!r}", code=2) from None
-    started = time.monotonic()
-    progress = as_progress(progress)
-    own_client = client is None
-    client = client or make_client(config)
-    store = AsyncStore(config.database)
-    lock = MirrorLock(config.database)
-    run: Run | None = None
-    run_id = 0
-    status = "failed"
-    summary = MirrorSummary(base_url=client.base_url, database=str(config.database))
+    job = _Job(config, specs, as_progress(progress), client)
     try:
+        await job.open()
+        await job.run()
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        job.status = "interrupted"
+        raise
+    finally:
+        await job.close()
+    return job.summary
+
+
+class _Job:
+    """One run of the mirror: what :func:`run_mirror` opens, runs and closes."""
+
+    def __init__(
+        self,
+        config: MirrorConfig,
+        specs: tuple[EntitySpec, ...],
+        progress: Progress,
+        client: Client | None,
+    ) -> None:
+        self.started = time.monotonic()
+        self.config = config
+        self.specs = specs
+        self.progress = progress
+        self.own_client = client is None
+        self.client = client or make_client(config)
+        self.store = AsyncStore(config.database)
+        self.lock = MirrorLock(config.database)
+        self.run_state: Run | None = None
+        self.run_id = 0
+        #: ``ok``, ``partial``, ``interrupted``; ``failed`` until the run says otherwise.
+        self.status = "failed"
+        self.summary = MirrorSummary(base_url=self.client.base_url, database=str(config.database))
+
+    async def open(self) -> None:
+        """Lock the database, check the portal and the database's scope, start the run."""
+        config, store = self.config, self.store
         # One run per database, refused at once (before any request) when another holds it;
         # another application's database is refused before anything is written to it.
-        lock.acquire()
+        self.lock.acquire()
         await asyncio.to_thread(Store.refuse_foreign, config.database)
         if config.preflight:
             # Its own clients unless given one: quick to fail on a wrong URL, patient with a
             # portal failing for now (see _preflight).
-            await _preflight(config, None if own_client else client)
+            await _preflight(config, None if self.own_client else self.client)
         await store.open()
-        await _check_scope(store, client.base_url, config)
-        run_id = await store.call(
+        await _check_scope(store, self.client.base_url, config)
+        self.run_id = await store.call(
             store.sync.start_run,
             {
-                "base_url": client.base_url,
-                "entities": [spec.name for spec in specs],
+                "base_url": self.client.base_url,
+                "entities": [spec.name for spec in self.specs],
                 "full": config.full,
                 "page_size": config.page_size,
                 "filters": config.filters(),
             },
         )
-        run = Run(config, store, client, progress, tuple(specs))
-        for spec in specs:
-            progress.entity(spec.name)
-        running = run
-        progress.totals = lambda: (running.requests(), running.retries())
-        progress.start()
-        syncs = [EntitySync(run, spec) for spec in specs]
+        run = self.run_state = Run(config, store, self.client, self.progress, self.specs)
+        for spec in self.specs:
+            self.progress.entity(spec.name)
+        self.progress.totals = lambda: (run.requests(), run.retries())
+
+    async def run(self) -> None:
+        """Every entity brought up to date side by side; the summary filled."""
+        assert self.run_state is not None
+        self.progress.start()
+        syncs = [EntitySync(self.run_state, spec) for spec in self.specs]
         try:
             async with asyncio.TaskGroup() as group:
                 for sync in syncs:
                     group.create_task(sync.sync())
         except BaseExceptionGroup as failure:
             raise first_error(failure) from None
-        await _summarise(summary, syncs, store, config)
-        status = "ok" if summary.complete else "partial"
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        status = "interrupted"
-        raise
-    finally:
-        await progress.stop()
-        summary.status = status
-        summary.elapsed = time.monotonic() - started
-        if run is not None:
+        await _summarise(self.summary, syncs, self.store, self.config)
+        self.status = "ok" if self.summary.complete else "partial"
+
+    async def close(self) -> None:
+        """Stop the progress, record the run's end, close everything opened."""
+        await self.progress.stop()
+        summary = self.summary
+        summary.status = self.status
+        summary.elapsed = time.monotonic() - self.started
+        if self.run_state is not None:
+            run = self.run_state
             summary.requests, summary.retries = run.requests(), run.retries()
             await run.close()
         else:
-            summary.requests, summary.retries = client.stats.requests, client.stats.retries
-        if run_id:
+            summary.requests = self.client.stats.requests
+            summary.retries = self.client.stats.retries
+        if self.run_id:
             with contextlib.suppress(Exception):
-                await store.call(store.sync.finish_run, run_id, status, summary.to_dict())
-        await store.close()
-        lock.release()
-        if own_client:
-            await client.close()
-    return summary
+                await self.store.call(
+                    self.store.sync.finish_run, self.run_id, self.status, summary.to_dict()
+                )
+        await self.store.close()
+        self.lock.release()
+        if self.own_client:
+            await self.client.close()
 
 
 async def _summarise(

@@ -55,6 +55,71 @@ class PassState:
     round: int = 0
 
 
+def _tables_and_marks(path: Path) -> tuple[set[str], dict[str, str]] | None:
+    """The tables of the SQLite file ``path`` and its ``meta`` marks (application, schema
+    version), read only; None when there is nothing to judge (no file, empty, no table)."""
+    try:
+        if path.stat().st_size == 0:
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise MirrorError(f"cannot open {path}: {error.strerror or error}", code=2) from None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as error:
+        raise MirrorError(f"cannot open {path}: {error}", code=2) from None
+    try:
+        try:
+            names = {
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE substr(name, 1, 7) != 'sqlite_'"
+                )
+            }
+        except sqlite3.DatabaseError as error:
+            raise MirrorError(
+                f"{path} is not an SQLite database ({error}): use another --db", code=2
+            ) from None
+        marks: dict[str, str] = {}
+        if "meta" in names:
+            with contextlib.suppress(sqlite3.DatabaseError):  # another tool's meta table
+                marks = {
+                    str(key): str(value)
+                    for key, value in conn.execute(
+                        "SELECT key, value FROM meta WHERE key IN ('application', 'schema_version')"
+                    )
+                }
+    finally:
+        conn.close()
+    return (names, marks) if names else None
+
+
+def refuse_unless_ours(where: str, names: set[str], marks: dict[str, str]) -> None:
+    """Raise :class:`MirrorError` unless a database holding the tables ``names``, whose
+    ``meta`` says ``marks``, is an aioudata mirror this version can write (see
+    :meth:`Store.refuse_foreign`); ``where`` names the database in the message."""
+    version = marks.get("schema_version")
+    known = version is None or (version.isdigit() and int(version) <= int(SCHEMA_VERSION))
+    newer = not known
+    if marks.get("application") == _APPLICATION or (
+        "application" not in marks and version is not None and (newer or names >= _LEGACY)
+    ):
+        if newer:  # refused here, read only, rather than after opening it for writing
+            raise MirrorError(
+                f"{where} holds a mirror of schema version {version}, newer than this"
+                f" aioudata's ({SCHEMA_VERSION}): upgrade aioudata or use another --db",
+                code=2,
+            )
+        return  # a mirror (written before the marker existed, if it has none)
+    shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+    raise MirrorError(
+        f"{where} is not an aioudata mirror (it holds {shown}): refusing to write into"
+        " another application's database; use another --db",
+        code=2,
+    )
+
+
 class Store:
     """The database, used from one thread only (the writer thread of :class:`AsyncStore`)."""
 
@@ -93,62 +158,9 @@ class Store:
         by its ``meta.schema_version`` and its ``sync_state`` table. A mirror of a newer schema
         is refused here too, read only.
         """
-        try:
-            if path.stat().st_size == 0:
-                return
-        except FileNotFoundError:
-            return
-        except OSError as error:
-            raise MirrorError(f"cannot open {path}: {error.strerror or error}", code=2) from None
-        try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-        except sqlite3.Error as error:
-            raise MirrorError(f"cannot open {path}: {error}", code=2) from None
-        try:
-            try:
-                names = {
-                    str(row[0])
-                    for row in conn.execute(
-                        "SELECT name FROM sqlite_master WHERE substr(name, 1, 7) != 'sqlite_'"
-                    )
-                }
-            except sqlite3.DatabaseError as error:
-                raise MirrorError(
-                    f"{path} is not an SQLite database ({error}): use another --db", code=2
-                ) from None
-            if not names:
-                return  # a database without any table yet
-            marks: dict[str, str] = {}
-            if "meta" in names:
-                with contextlib.suppress(sqlite3.DatabaseError):  # another tool's meta table
-                    marks = {
-                        str(key): str(value)
-                        for key, value in conn.execute(
-                            "SELECT key, value FROM meta"
-                            " WHERE key IN ('application', 'schema_version')"
-                        )
-                    }
-        finally:
-            conn.close()
-        version = marks.get("schema_version")
-        known = version is None or (version.isdigit() and int(version) <= int(SCHEMA_VERSION))
-        newer = not known
-        if marks.get("application") == _APPLICATION or (
-            "application" not in marks and version is not None and (newer or names >= _LEGACY)
-        ):
-            if newer:  # refused here, read only, rather than after opening it for writing
-                raise MirrorError(
-                    f"{path} holds a mirror of schema version {version}, newer than this"
-                    f" aioudata's ({SCHEMA_VERSION}): upgrade aioudata or use another --db",
-                    code=2,
-                )
-            return  # a mirror (written before the marker existed, if it has none)
-        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
-        raise MirrorError(
-            f"{path} is not an aioudata mirror (it holds {shown}): refusing to write into"
-            " another application's database; use another --db",
-            code=2,
-        )
+        read = _tables_and_marks(path)
+        if read is not None:
+            refuse_unless_ours(str(path), *read)
 
     def _mark_ours(self) -> None:
         """Say in ``meta`` that this database is an aioudata mirror (see refuse_foreign)."""

@@ -64,60 +64,93 @@ async def walk(
 
     ``expected``: the items the listing likely holds (its pages are asked for with the first).
     """
-    client = run.client_for(spec)
-    live = run.live(spec)
-    size = int(args["page_size"])
-    outcome = WalkOutcome()
-    number = done + 1
-    if done and not live.pages:
-        live.pages = live.resumed = done  # a resumed pass: its bar starts at the checkpoint
-    done_before = live.pages
-    failed_in_a_row = 0
-    while True:  # each round advances at least one page, or returns
-        paginator: Paginator[RawPage, Any] = Paginator(
-            client.request,
-            spec.list_endpoint,
-            {**args, "page": number},
-            concurrency=run.config.concurrency,
-            ordered=True,
-            expected_total=expected if number == done + 1 else None,
-        )
-        try:
-            pages = paginator.pages()
-            async with contextlib.aclosing(pages):
-                async for page in pages:
-                    if page.total is not None and live.pages == done_before:
-                        # Pages done before this walk, plus what this one has left.
-                        left = page.total - done * size
-                        live.pages_total = done_before + max(1, math.ceil(left / size))
-                    outcome.pages += 1
-                    stop = await handle(page, number, [])
-                    failed_in_a_row = 0
-                    number += 1
-                    if stop:
-                        outcome.stopped = True
-                        return outcome
-            outcome.moved = outcome.moved or paginator.stats.moved
-            outcome.missed = paginator.stats.missed
-            if outcome.missed:
-                logger.warning(
-                    "%s: the listing ended %d items short of its total (%s)",
-                    spec.name,
-                    outcome.missed,
-                    paginator.stats.total_last,
-                )
-            return outcome
-        except ServerError as error:
-            outcome.moved = outcome.moved or paginator.stats.moved
-            logger.warning("%s: page %d keeps failing (%s); splitting it", spec.name, number, error)
-            stop, all_failed = await _salvage(spec, client, args, number, handle)
-            failed_in_a_row = failed_in_a_row + 1 if all_failed else 0
-            if failed_in_a_row >= MAX_FAILED_PAGES:
-                raise
-            outcome.pages += 1
-            number += 1
-            if stop:
+    return await _Walk(run, spec, args, done, handle).run(expected)
+
+
+class _Walk:
+    """One walk of a listing (see :func:`walk`): page ``number`` is the next to handle."""
+
+    def __init__(
+        self, run: Run, spec: EntitySpec, args: dict[str, Any], done: int, handle: Handler
+    ) -> None:
+        self.run_state = run
+        self.spec = spec
+        self.args = args
+        self.done = done
+        self.handle = handle
+        self.client = run.client_for(spec)
+        self.size = int(args["page_size"])
+        self.outcome = WalkOutcome()
+        self.number = done + 1
+        self.live = run.live(spec)
+        if done and not self.live.pages:
+            self.live.pages = self.live.resumed = done  # resumed: its bar starts there
+        self.done_before = self.live.pages
+
+    async def run(self, expected: int | None) -> WalkOutcome:
+        """Listings from page ``number`` on, until the end; failing pages salvaged."""
+        outcome, spec = self.outcome, self.spec
+        failed_in_a_row = 0
+        while True:  # each round advances at least one page, or returns
+            paginator: Paginator[RawPage, Any] = Paginator(
+                self.client.request,
+                spec.list_endpoint,
+                {**self.args, "page": self.number},
+                concurrency=self.run_state.config.concurrency,
+                ordered=True,
+                expected_total=expected if self.number == self.done + 1 else None,
+            )
+            handled = outcome.pages
+            try:
+                await self.listing(paginator)
                 return outcome
+            except ServerError as error:
+                if outcome.pages > handled:
+                    failed_in_a_row = 0  # pages came through since the last failing one
+                outcome.moved = outcome.moved or paginator.stats.moved
+                logger.warning(
+                    "%s: page %d keeps failing (%s); splitting it", spec.name, self.number, error
+                )
+                stop, all_failed = await _salvage(
+                    spec, self.client, self.args, self.number, self.handle
+                )
+                failed_in_a_row = failed_in_a_row + 1 if all_failed else 0
+                if failed_in_a_row >= MAX_FAILED_PAGES:
+                    raise
+                outcome.pages += 1
+                self.number += 1
+                if stop:
+                    return outcome
+
+    async def listing(self, paginator: Paginator[RawPage, Any]) -> None:
+        """Handle the paginator's pages to its end (or the handler's stop); its account."""
+        outcome = self.outcome
+        pages = paginator.pages()
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                self.show(page)
+                outcome.pages += 1
+                stop = await self.handle(page, self.number, [])
+                self.number += 1
+                if stop:
+                    outcome.stopped = True
+                    return
+        outcome.moved = outcome.moved or paginator.stats.moved
+        outcome.missed = paginator.stats.missed
+        if outcome.missed:
+            logger.warning(
+                "%s: the listing ended %d items short of its total (%s)",
+                self.spec.name,
+                outcome.missed,
+                paginator.stats.total_last,
+            )
+
+    def show(self, page: RawPage) -> None:
+        """The progress's page count, from the first page's total."""
+        if page.total is not None and self.live.pages == self.done_before:
+            # Pages done before this walk, plus what this one has left.
+            left = page.total - self.done * self.size
+            self.live.pages_total = self.done_before + max(1, math.ceil(left / self.size))
 
 
 async def _salvage(
