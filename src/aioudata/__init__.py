@@ -1,11 +1,12 @@
-"""aioudata: async client and bulk mirroring tool for the uData API v1.
+"""aioudata: async client and bulk mirroring tool for the uData API, v1 and v2.
 
-The API of data.gouv.fr and of every portal running udata::
+The API of data.gouv.fr and of every portal running udata (the API v2 is ``client.v2``)::
 
     async with aioudata.Client() as client:
         dataset = await client.datasets.get_dataset("slug-or-id")
         async for reuse in client.reuses.list_reuses(q="transport"):
             print(reuse.title)
+        page = await client.v2.datasets.search_datasets(q="transport")
 """
 
 from . import models
