@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import griffe
@@ -33,6 +34,7 @@ APIS = {
     1: ("aioudata._generated.operations", "/api/1"),
     2: ("aioudata._generated.v2.operations", "/api/2"),
 }
+SRC = Path(__file__).resolve().parent.parent / "src"
 #: Public names that are no reference entry of their own.
 NOT_ENTRIES = frozenset({"__version__", "models"})
 
@@ -173,7 +175,7 @@ def error_names() -> list[str]:
 @cache
 def _defining_modules() -> dict[str, str]:
     """Each public name and the module that defines it (griffe: type aliases too)."""
-    package = griffe.load("aioudata", search_paths=["src"], resolve_aliases=False)
+    package = griffe.load("aioudata", search_paths=[SRC], resolve_aliases=False)
     return {
         name: (member.target_path if member.is_alias else member.path).rsplit(".", 1)[0]
         for name, member in package.members.items()
