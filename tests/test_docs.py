@@ -182,3 +182,24 @@ def test_rest_roles_become_links_to_documented_names_or_code() -> None:
         " [`DatasetFrequency`][aioudata.models.DatasetFrequency];"
         " `aioudata._endpoint.api_root` for example:"
     )
+
+
+def test_the_build_fetches_nothing_and_fails_on_warnings() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["strict"] is True
+    assert config["theme"]["font"] is False  # no web fonts
+    plugins = {
+        name
+        for plugin in config["plugins"]
+        for name in ([plugin] if isinstance(plugin, str) else plugin)
+    }
+    assert plugins == {
+        "search",
+        "autorefs",
+        "mkdocstrings",
+    }  # none that downloads (social, privacy)
+    python = config["plugins"][2]["mkdocstrings"]["handlers"]["python"]
+    assert "inventories" not in python and "import" not in python  # no remote inventory
+    assert (
+        "NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict" in (ROOT / "Makefile").read_text()
+    )
