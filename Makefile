@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv mirror demo clean package
+.PHONY: install test test-fast codegen codegen-check spec lint typecheck check bench bench-quick udata-venv mirror demo clean package docs
 
 install: $(STAMP)
 
@@ -41,8 +41,8 @@ spec: install
 	$(PY) -m codegen
 
 lint: install
-	$(PY) -m ruff check src codegen tests benchmarks
-	$(PY) -m ruff format --check src codegen tests benchmarks
+	$(PY) -m ruff check src codegen tests benchmarks docs
+	$(PY) -m ruff format --check src codegen tests benchmarks docs
 
 typecheck: install
 	$(PY) -m mypy
@@ -71,6 +71,14 @@ package: install
 	cd $(WHEEL_VENV) && bin/python -c 'import aioudata, sys; \
 		assert sys.prefix in aioudata.__file__, aioudata.__file__; \
 		print("wheel ok: aioudata", aioudata.__version__, "from", aioudata.__file__)'
+
+# The reference site into .cache/site (open .cache/site/index.html): mkdocs.yml, with the guide
+# (README.md), docs/schema.md and pages docs/hooks.py writes from the code. Offline, warnings as
+# errors. NO_MKDOCS_2_WARNING: the theme's end-of-life banner, printed on every build, is silenced.
+SITE := .cache/site
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(SITE)
 
 # The main job: mirror data.gouv.fr (or ARGS="--base-url URL ...") into udata-mirror.sqlite.
 mirror: install

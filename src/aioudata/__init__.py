@@ -1,13 +1,21 @@
-"""aioudata: async client and bulk mirroring tool for the uData API v1.
+"""aioudata: async client and bulk mirroring tool for the uData API, v1 and v2.
 
-The API of data.gouv.fr and of every portal running udata::
+The API of data.gouv.fr and of every portal running udata (the API v2 is ``client.v2``)::
 
     async with aioudata.Client() as client:
         dataset = await client.datasets.get_dataset("slug-or-id")
         async for reuse in client.reuses.list_reuses(q="transport"):
             print(reuse.title)
+        page = await client.v2.datasets.search_datasets(q="transport")
 """
 
+# First, before the slow imports below: when this process is the ``aioudata`` command, Ctrl-C
+# during them ends it with status 130 and no traceback (see _entry.py).
+from ._entry import guard_imports as _guard_imports
+
+_guard_imports()
+
+# isort: split
 from . import models
 from ._client import DEFAULT_BASE_URL, Client
 from ._crawl import (

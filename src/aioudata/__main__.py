@@ -1,5 +1,5 @@
 """``python -m aioudata``: the ``aioudata`` command."""
 
-from ._cli import main
+from ._entry import main
 
 raise SystemExit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -17,14 +18,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import msgspec
 
 from ._client import DEFAULT_BASE_URL, Client
 from ._crawl import add_commands as add_resources_commands
 from ._crawl import run_command as run_resources_command
-from ._endpoint import Endpoint, Kind, Param
+from ._endpoint import Endpoint
 from ._errors import (
     APIError,
     ArgumentError,
@@ -36,6 +37,7 @@ from ._errors import (
     TransportError,
     UdataError,
 )
+from ._generated.v2.operations.datasets import GET_RESOURCE as V2_GET_RESOURCE
 from ._hooks import EventHooks, ResponseEvent
 from ._mirror.config import DEFAULT_DB, MAX_PAGE_SIZE, MirrorConfig, MirrorError
 from ._mirror.entities import DEFAULT_ENTITIES, ENTITIES, EntitySpec, RawPage, entity
@@ -100,21 +102,15 @@ class _Target:
     api_version: int = 1
 
 
-#: The API v2 finds a resource by its id alone (the API v1 needs its dataset's id too).
-_GET_RESOURCE: Endpoint[bytes] = Endpoint(
-    operation_id="get_resource",
-    method="GET",
-    path="/datasets/resources/{rid}/",
-    response=bytes,
-    params=(Param("rid", "rid", "path", Kind.STRING, required=True),),
-    tag="datasets",
-)
+#: The API v2 finds a resource by its id alone (the API v1 needs its dataset's id too); its
+#: generated endpoint, answering bytes (``get`` prints the JSON as the server sent it).
+_GET_RESOURCE = cast(Endpoint[bytes], dataclasses.replace(V2_GET_RESOURCE, response=bytes))
 _TARGETS = {
     **{
         spec.singular: _Target(spec.singular, spec.get_endpoint, spec.get_param, spec.api_version)
         for spec in ENTITIES.values()
     },
-    "resource": _Target("resource", _GET_RESOURCE, "rid", api_version=2),
+    "resource": _Target("resource", _GET_RESOURCE, "rid", api_version=_GET_RESOURCE.api),
 }
 
 

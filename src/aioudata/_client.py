@@ -87,14 +87,35 @@ class _Secret:
 
 
 class Client(Namespaces):
-    """Async client for one udata portal's API v1.
+    """Async client for one udata portal's API, v1 and v2.
 
-    Use it as an async context manager; every operation is a method of a tag namespace::
+    Use it as an async context manager; every operation of the API v1 is a method of a tag
+    namespace (``client.datasets``, ``client.harvest``...), every operation of the API v2 one
+    of ``client.v2``'s (``client.v2.datasets.search_datasets``...), whose root is found next to
+    ``base_url`` (``.../api/1`` → ``.../api/2``)::
 
         async with Client(api_key=...) as client:
             dataset = await client.datasets.get_dataset("slug-or-id")
+            page = await client.v2.datasets.search_datasets(q="transport")
 
     Args:
+        base_url: the portal's API v1 root (data.gouv.fr's by default).
+        api_key: sent as ``X-API-KEY`` to that portal only; the ``UDATA_API_KEY`` environment
+            variable when not given. Never shown in reprs, errors, logs or events.
+        timeout: seconds for a whole request, answer read included.
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds of silence allowed while reading an answer.
+        max_connections: connections open at once, all hosts together.
+        max_connections_per_host: connections open at once to one host.
+        user_agent: the ``User-Agent`` header (``aioudata/<version>`` and the project's page
+            by default).
+        strict: decode answers strictly: a field a model does not declare raises
+            :class:`StrictDecodeError` (lenient by default: unknown fields are ignored).
+        rate: requests per second on average, for every task of the client together
+            (``None`` or 0: unlimited).
+        burst: requests that may go at once above ``rate`` after a quiet spell.
+        max_in_flight: requests in flight at once (``None``: no cap).
+        retry: when and how long to retry a failed request (:class:`RetryPolicy`'s defaults).
         page_concurrency: how many pages a listing requests at once when iterated (the
             default of its paginators; ``listing.options(concurrency=...)`` overrides it).
         event_hooks: ``{"request": [...], "response": [...]}``: callables (plain or ``async``)

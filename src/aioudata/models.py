@@ -1,4 +1,4 @@
-"""Every model of the uData API v1 (msgspec Structs), e.g. ``aioudata.models.Dataset``.
+"""Every model of the uData API, v1 and v2 (msgspec Structs), e.g. ``aioudata.models.Dataset``.
 
 Generated from openapi/ into ``aioudata._generated.models``; this module is their public home.
 """
