@@ -24,7 +24,7 @@ __all__ = ["EVERY", "LATE", "MAX_WAL_FRAMES", "Checkpointer"]
 logger = logging.getLogger("aioudata.mirror")
 
 #: Commits between two background checkpoints.
-EVERY = 8
+EVERY = 4
 #: WAL frames (database pages, 4 KiB by default) past which the writer checkpoints itself.
 MAX_WAL_FRAMES = 64_000
 #: The writer also checkpoints itself when no checkpoint ended in this many times EVERY

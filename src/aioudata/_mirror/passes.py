@@ -121,7 +121,10 @@ class Pass:
     def _written(self, listed: int, future: asyncio.Future[Counts]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
-        written = future.result()
+        self.count(listed, future.result())
+
+    def count(self, listed: int, written: Counts) -> None:
+        """Tally a page written (``listed`` items on it) and show it."""
         self.tally.add(written)
         self.summary.pages += 1
         self.summary.listed += listed
@@ -176,9 +179,34 @@ class IdsPass(Pass):
 
     async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
         found = stamps_of(page.data)
-        ids = [item_id for item_id, _ in found]
+        self.state.page = number
         store = self.run.store
-        stored = await store.call(store.sync.stamps, self.spec, ids)
+        # One call to the store's thread compares the page with what is stored and, when
+        # nothing needs fetching (the usual case), writes its seen marks and checkpoint.
+        stale, unknown, written = await store.call(
+            self._verify, found, extra, dataclasses.replace(self.state)
+        )
+        if written is not None:
+            self.count(len(page.data), written)
+        else:
+            batch, _ = await fetch_each(self.run, self.spec, stale)
+            batch.listed = [item_id for item_id, _ in found]  # the fetched ones among them
+            batch.errors.extend(extra)
+            await self.write(number, batch, len(page.data))
+        # Listed here, not stored before: what the pass before this one missed (or new).
+        self.summary.repaired += unknown
+        return False
+
+    def _verify(
+        self,
+        found: list[tuple[str, dict[str, datetime | None]]],
+        extra: list[ErrorRow],
+        state: PassState,
+    ) -> tuple[list[str], int, Counts | None]:
+        """In the store's thread: the page's ids to fetch (not stored, gone or changed), how
+        many were not stored, and the page's counts when nothing was to fetch (then written)."""
+        store = self.run.store.sync
+        stored = store.stamps(self.spec, [item_id for item_id, _ in found])
         stale: list[str] = []
         unknown = 0
         for item_id, stamps in found:
@@ -186,18 +214,12 @@ class IdsPass(Pass):
             if known is None or known[1] is not None:
                 unknown += known is None
                 stale.append(item_id)
-                continue
-            for name, value in known[0].items():
-                if when(value) != when(stamps.get(name)):
-                    stale.append(item_id)
-                    break
-        batch, _ = await fetch_each(self.run, self.spec, stale)
-        batch.listed = list(ids)  # every id of the page (the fetched ones among them)
-        batch.errors.extend(extra)
-        await self.write(number, batch, len(page.data))
-        # Listed here, not stored before: what the pass before this one missed (or new).
-        self.summary.repaired += unknown
-        return False
+            elif any(when(value) != when(stamps.get(name)) for name, value in known[0].items()):
+                stale.append(item_id)
+        if stale:
+            return stale, unknown, None
+        listed = Batch(listed=[item_id for item_id, _ in found], errors=list(extra))
+        return stale, unknown, store.write_batch(self.spec, listed, state.pass_no, state)
 
 
 PASSES: dict[str, type[Pass]] = {kind.kind: kind for kind in (FullPass, ChangesPass, IdsPass)}
