@@ -18,13 +18,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._arguments import PreparedRequest, prepare
+from ._connect import connect_error
 from ._decoding import decode_body
 from ._endpoint import Endpoint, api_root
 from ._errors import (
     APIError,
     ArgumentError,
     ClientClosedError,
-    ConnectError,
     ConnectionLostError,
     MalformedResponseError,
     RequestTimeoutError,
@@ -563,7 +563,7 @@ def _transport_error(exc: BaseException, method: str, url: str) -> UdataError:
     if malformed is not None:
         return MalformedResponseError(malformed, method=method, url=url)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectError(text, method=method, url=url)
+        return connect_error(exc, text, method=method, url=url)
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts derive from it
         return RequestTimeoutError(text, method=method, url=url)
     if isinstance(exc, aiohttp.ClientPayloadError):
