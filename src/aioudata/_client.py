@@ -119,6 +119,11 @@ class Client(Namespaces):
     Proxies come from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``; .netrc
     for credentials), read when the connection pool is created.
 
+    Failed requests are retried as ``retry`` (a :class:`RetryPolicy`) says, except what would
+    fail the same way every time: a TLS certificate that fails verification raises
+    :class:`TLSCertificateError` and a host name that does not exist :class:`HostNotFoundError`
+    at the first attempt.
+
     ``close()`` (or leaving ``async with``) ends every listing walk of the client still
     running; a closed client refuses requests (:class:`ClientClosedError`) until it is entered
     again with ``async with``.
