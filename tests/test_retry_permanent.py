@@ -115,6 +115,8 @@ def resolver_failing(monkeypatch: pytest.MonkeyPatch, *errors: OSError) -> list[
         return await real(self, "127.0.0.1", *args, **kwargs)
 
     monkeypatch.setattr(ThreadedResolver, "resolve", resolve)
+    # The resolver a client's connector makes (aiodns', when installed, would ask a real DNS).
+    monkeypatch.setattr(aiohttp.connector, "DefaultResolver", ThreadedResolver)
     return asked
 
 
