@@ -8,7 +8,8 @@ templates/models.py.jinja so that:
 - a union of several Structs (msgspec cannot tell untagged Structs apart) becomes a dict;
 - descriptions become docstrings; enums are ours (prepare.py), fields stay plain ``str``;
 - every model a masked call can answer with (operations taking an ``X-Fields`` header) gets a
-  partial twin, ``<Name>Partial``: same fields, all optional, nested models partial too.
+  partial twin, ``<Name>Partial``: same fields, all optional, nested models partial too;
+- fields are declared in the order udata sends them, the schema's (see ``wire_order``).
 """
 
 from __future__ import annotations
@@ -199,11 +200,35 @@ def partial_classes(classes: list[ClassDef], roots: set[str]) -> list[ClassDef]:
 _NAMES = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 
 
+def wire_order(fields: list[FieldDef], schema: JSON) -> list[FieldDef]:
+    """``fields`` in the order of ``schema``'s properties, which is the order udata sends them:
+    sorted by name in the API v1, the model's order in the v2 (names the schema does not list
+    go last, sorted).
+
+    msgspec matches each key of an object against the field after the last one matched, then
+    scans the others: in the server's order, that is one comparison a key. Required fields
+    first (datamodel-code-generator's order) cost a scan of the struct at every key moving
+    between the two runs: 13% of a dataset page's decoding time. The models are ``kw_only``,
+    so a required field may follow an optional one.
+    """
+    parts = [schema, *(part for part in schema.get("allOf", []) if "$ref" not in part)]
+    names = [name for part in parts for name in part.get("properties", {})]
+    position = {name: index for index, name in enumerate(dict.fromkeys(names))}
+
+    def key(f: FieldDef) -> tuple[int, str]:
+        wire = f.wire or f.name
+        return position.get(wire, len(position)), wire
+
+    return sorted(fields, key=key)
+
+
 def generate_models(prepared: Prepared) -> str:
     """The source of ``aioudata/_generated/models.py``."""
     classes = parse_classes(run_datamodel_codegen(prepared.document), prepared)
     enum_of = prepared.enum_fields
+    schemas = prepared.document["components"]["schemas"]
     for cls in classes:
+        cls.fields = wire_order(cls.fields, schemas.get(cls.name, {}))
         for f in cls.fields:
             f.enum = enum_of.get((cls.name, f.wire or f.name))
     partials = partial_classes(classes, masked_roots(prepared.document))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -100,11 +101,14 @@ class FaultServer:
         )
 
 
-async def serve_local(app: web.Application) -> tuple[web.AppRunner, int]:
-    """Serve ``app`` on 127.0.0.1 at a free port; the caller cleans the runner up."""
+async def serve_local(
+    app: web.Application, *, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on 127.0.0.1 at a free port (over TLS with ``ssl_context``); the caller
+    cleans the runner up."""
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     server = site._server
     assert server is not None and server.sockets  # type: ignore[attr-defined]

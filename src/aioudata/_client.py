@@ -18,13 +18,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._arguments import PreparedRequest, prepare
+from ._connect import connect_error
 from ._decoding import decode_body
 from ._endpoint import Endpoint, api_root
 from ._errors import (
     APIError,
     ArgumentError,
     ClientClosedError,
-    ConnectError,
     ConnectionLostError,
     MalformedResponseError,
     RequestTimeoutError,
@@ -139,6 +139,11 @@ class Client(Namespaces):
 
     Proxies come from the environment (``http_proxy``, ``https_proxy``, ``no_proxy``; .netrc
     for credentials), read when the connection pool is created.
+
+    Failed requests are retried as ``retry`` (a :class:`RetryPolicy`) says, except what would
+    fail the same way every time: a TLS certificate that fails verification raises
+    :class:`TLSCertificateError` and a host name that does not exist :class:`HostNotFoundError`
+    at the first attempt.
 
     ``close()`` (or leaving ``async with``) ends every listing walk of the client still
     running; a closed client refuses requests (:class:`ClientClosedError`) until it is entered
@@ -584,7 +589,7 @@ def _transport_error(exc: BaseException, method: str, url: str) -> UdataError:
     if malformed is not None:
         return MalformedResponseError(malformed, method=method, url=url)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectError(text, method=method, url=url)
+        return connect_error(exc, text, method=method, url=url)
     if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts derive from it
         return RequestTimeoutError(text, method=method, url=url)
     if isinstance(exc, aiohttp.ClientPayloadError):

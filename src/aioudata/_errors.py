@@ -20,6 +20,7 @@ __all__ = [
     "ConnectionLostError",
     "DecodeError",
     "GoneError",
+    "HostNotFoundError",
     "LockedError",
     "MalformedResponseError",
     "NotFoundError",
@@ -30,6 +31,7 @@ __all__ = [
     "SearchCapError",
     "ServerError",
     "StrictDecodeError",
+    "TLSCertificateError",
     "TransportError",
     "TruncatedBodyError",
     "UdataError",
@@ -154,7 +156,48 @@ class TransportError(UdataError):
 
 
 class ConnectError(TransportError):
-    """No connection could be made (refused, DNS, TLS): the request was never sent."""
+    """No connection could be made (refused, DNS, TLS): the request was never sent.
+
+    Retried (for any method: nothing was sent), except for its two permanent kinds,
+    :class:`TLSCertificateError` and :class:`HostNotFoundError`, which fail at once.
+    """
+
+
+class TLSCertificateError(ConnectError):
+    """The server's TLS certificate failed verification; the request is not retried.
+
+    Self-signed, expired, issued by an authority the system does not trust, or for another
+    host name: every attempt would get the same certificate. ``host`` is the host whose
+    certificate it was, ``reason`` what the verification said (``"self-signed certificate"``).
+    """
+
+    def __init__(self, reason: str, *, method: str, url: str, host: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(
+            f"the TLS certificate of {host} failed verification: {reason} (not retried: every"
+            " attempt gets the same certificate)",
+            method=method,
+            url=url,
+        )
+
+
+class HostNotFoundError(ConnectError):
+    """The host name does not exist (DNS: NXDOMAIN, ``EAI_NONAME``); not retried.
+
+    A temporary resolver failure (``EAI_AGAIN``: no answer from the DNS server in time) is a
+    plain :class:`ConnectError`, retried. ``host`` is the name looked up, ``reason`` what the
+    resolver said.
+    """
+
+    def __init__(self, reason: str, *, method: str, url: str, host: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(
+            f"the host name {host} does not exist: {reason} (not retried: check the URL)",
+            method=method,
+            url=url,
+        )
 
 
 class RequestTimeoutError(TransportError):

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
 
+from ._connect import PERMANENT
 from ._errors import APIError, ConnectError, TransportError
 from ._limits import RateLimiter
 
@@ -32,6 +33,12 @@ class RetryPolicy:
     only with ``retry_unsafe`` (they may have taken effect), except on a refused connection,
     where nothing was sent. Waits grow exponentially with full jitter, or follow Retry-After
     (at most ``max_retry_after``).
+
+    Connection failures that would repeat fail at once, whatever the method and the attempts
+    left: a TLS certificate that fails verification (:class:`TLSCertificateError`, naming the
+    host and why) and a host name that does not exist (:class:`HostNotFoundError`: NXDOMAIN,
+    ``EAI_NONAME``). A temporary DNS failure (``EAI_AGAIN``), a refused, reset or timed-out
+    connection is retried like any transport error.
 
     ``max_time`` is a budget in seconds, counted from the first attempt: no retry starts after
     it, and no wait outlasts what is left of it. When the next wait (backoff, Retry-After, or a
@@ -108,6 +115,8 @@ class Retrier:
 
     def retryable(self, error: BaseException, method: str, unsafe_ok: bool | None) -> bool:
         policy = self.policy
+        if isinstance(error, PERMANENT):
+            return False  # a bad certificate, a name that does not exist: the same every time
         if isinstance(error, ConnectError):
             return True  # nothing was sent: safe for any method
         idempotent = method in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
@@ -119,8 +128,11 @@ class Retrier:
         return isinstance(error, TransportError)
 
     def note_outcome(self, error: BaseException | None) -> None:
-        """Track refused connections; a burst of them cools the whole client off."""
-        if not isinstance(error, ConnectError):
+        """Track refused connections; a burst of them cools the whole client off.
+
+        A bad certificate or a host that does not exist says nothing about being blocked.
+        """
+        if not isinstance(error, ConnectError) or isinstance(error, PERMANENT):
             self._refused_in_a_row = 0
             return
         self._refused_in_a_row += 1

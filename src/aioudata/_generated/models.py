@@ -12,6 +12,9 @@ whose nested models are partial too.
 Structs are not tracked by the garbage collector (``gc=False``): decoded JSON holds no reference
 cycles, and a page of thousands of objects then costs no collection passes (about a third of
 decoding time otherwise). Do not build reference cycles out of them.
+
+Fields are declared in the order udata sends them (sorted by name in the API v1, the model's order
+in the v2): msgspec tries the field after the last one matched first, so a key costs one comparison.
 """
 
 from __future__ import annotations
@@ -1104,12 +1107,6 @@ class UserReference(
 ):
     """UserReference"""
 
-    first_name: str
-    last_name: str
-    slug: str
-    id: str
-    """The object unique identifier"""
-
     avatar: str | None = None
     """URL of the image"""
 
@@ -1119,20 +1116,23 @@ class UserReference(
     deleted: datetime | None = None
     """The date the account was deleted, null for a live account"""
 
+    first_name: str
+    last_name: str
     page: str | None = None
     """Link to the udata web page for this user"""
 
+    slug: str
     uri: str | None = None
     """Link to the API endpoint for this user"""
+
+    id: str
+    """The object unique identifier"""
 
 
 class ContactPointInput(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """ContactPointInput"""
-
-    role: str
-    """(Known values: :class:`ContactPointRole`.)"""
 
     contact_form: str | None = None
     email: str | None = None
@@ -1142,6 +1142,9 @@ class ContactPointInput(
 
     owner: str | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    role: str
+    """(Known values: :class:`ContactPointRole`.)"""
 
 
 class AccessAudience(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -1254,11 +1257,11 @@ class BadgeInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 class Checksum(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Checksum"""
 
-    value: str
-    """The resulting checksum/hash"""
-
     type: str | None = None
     """The hashing algorithm used to compute the checksum (Known values: :class:`ChecksumType`.)"""
+
+    value: str
+    """The resulting checksum/hash"""
 
 
 class GeopfResourceMetadata(
@@ -1316,9 +1319,6 @@ class DatasetReference(
 ):
     """DatasetReference"""
 
-    id: str
-    """The object unique identifier"""
-
     title: str | None = None
     """The dataset title"""
 
@@ -1330,6 +1330,9 @@ class DatasetReference(
 
     uri: str | None = None
     """The dataset API URI"""
+
+    id: str
+    """The object unique identifier"""
 
 
 class DatasetPermissions(
@@ -1456,11 +1459,11 @@ class GeoZoneReference(
 class TemporalCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TemporalCoverage"""
 
-    start: date
-    """The temporal coverage start date"""
-
     end: date | None = None
     """The temporal coverage end date"""
+
+    start: date
+    """The temporal coverage start date"""
 
 
 class Frequency(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -1488,11 +1491,11 @@ class License(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     id: str
     """The license identifier"""
 
-    title: str
-    """The resource title"""
-
     maintainer: str | None = None
     """The license official maintainer"""
+
+    title: str
+    """The resource title"""
 
     url: str | None = None
     """The license official URL"""
@@ -1734,9 +1737,6 @@ class HarvestSourceValidation(
 ):
     """HarvestSourceValidation"""
 
-    state: str
-    """Is it validated or not (Known values: :class:`HarvestSourceValidationState`.)"""
-
     by: UserReference | None = None
     """Who performed the validation"""
 
@@ -1746,20 +1746,14 @@ class HarvestSourceValidation(
     on: datetime | None = None
     """Date on which validation was performed"""
 
+    state: str
+    """Is it validated or not (Known values: :class:`HarvestSourceValidationState`.)"""
+
 
 class HarvestSourceInput(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """HarvestSourceInput"""
-
-    backend: str
-    """The source backend"""
-
-    name: str
-    """The source display name"""
-
-    url: str
-    """The source base URL"""
 
     active: bool | None = None
     """Is this source active"""
@@ -1767,17 +1761,26 @@ class HarvestSourceInput(
     autoarchive: bool | None = None
     """If enabled, datasets not present on the remote source will be automatically archived"""
 
+    backend: str
+    """The source backend"""
+
     config: dict[str, Any] | None = None
     """The configuration as key-value pairs"""
 
     description: str | None = None
     """The source description"""
 
+    name: str
+    """The source display name"""
+
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
     owner: str | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    url: str
+    """The source base URL"""
 
 
 class HarvestExtraConfig(
@@ -1835,12 +1838,13 @@ class DataserviceReference(
 ):
     """DataserviceReference"""
 
-    title: str
     self_api_url: str | None = None
     """Link to the API endpoint for this dataservice"""
 
     self_web_url: str | None = None
     """Link to the udata web page for this dataservice"""
+
+    title: str
 
 
 class HarvestLog(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -1855,12 +1859,13 @@ class DataservicePreview(
 ):
     """DataservicePreview"""
 
-    title: str
     self_api_url: dict[str, Any] | None = None
     """The dataservice API URL (fake)"""
 
     self_web_url: dict[str, Any] | None = None
     """The dataservice webpage URL (fake)"""
+
+    title: str
 
 
 class HarvestSourceValidationInput(
@@ -1868,11 +1873,11 @@ class HarvestSourceValidationInput(
 ):
     """HarvestSourceValidationInput"""
 
-    state: str
-    """Is it validated or not (Known values: :class:`HarvestSourceValidationState`.)"""
-
     comment: str | None = None
     """A comment about the validation. Required on rejection"""
+
+    state: str
+    """Is it validated or not (Known values: :class:`HarvestSourceValidationState`.)"""
 
 
 class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -1881,13 +1886,10 @@ class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     created_at: datetime
     """Token creation date"""
 
-    id: str
-    token_prefix: str
-    """First characters of the token for identification"""
-
     expires_at: datetime | None = None
     """When this token expires"""
 
+    id: str
     kind: str | None = None
     """Token type (Known values: :class:`ApiTokenKind`.)"""
 
@@ -1902,6 +1904,9 @@ class ApiToken(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 
     scopes: list[str] | None = None
     """Token scopes (Known values: :class:`ApiTokenScopes`.)"""
+
+    token_prefix: str
+    """First characters of the token for identification"""
 
     user_agents: list[str] | None = None
     """User agents that have used this token"""
@@ -1938,9 +1943,6 @@ class UploadedImage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
 class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """MyMetrics"""
 
-    id: str
-    """The user identifier"""
-
     datasets_count: int | None = None
     """The user's datasets number"""
 
@@ -1952,6 +1954,9 @@ class MyMetrics(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 
     followers_org_count: int | None = None
     """The user's orgs followers number"""
+
+    id: str
+    """The user identifier"""
 
     resources_availability: float | None = None
     """The user's resources availability percentage"""
@@ -1967,13 +1972,13 @@ class ReusePermissions(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 class UserInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """UserInput"""
 
+    about: str | None = None
     email: str
     first_name: str
     last_name: str
     mail_cadence: str
     """(Known values: :class:`UserMailCadence`.)"""
 
-    about: str | None = None
     notifications_paused: bool | None = None
     website: str | None = None
 
@@ -1983,32 +1988,32 @@ class NotificationFollow(
 ):
     """NotificationFollow"""
 
+    event: str | None = None
+    """A notification type or a prefix of some, every notification without one"""
+
     followed: bool
     """Follow, or stop following"""
 
     scope: ModelReference
     """The subject"""
 
-    event: str | None = None
-    """A notification type or a prefix of some, every notification without one"""
-
 
 class Notification(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Notification"""
 
     created_at: datetime
-    id: str
-    last_modified: datetime
-    type: str
-    """(Known values: :class:`NotificationType`.)"""
-
     details: dict[str, Any] | None = None
     handled_at: datetime | None = None
+    id: str
+    last_modified: datetime
     reasons: list[str] | None = None
     """(Known values: :class:`NotificationReasons`.)"""
 
     requires_action: bool | None = None
     """Whether the notification is resolved by acting on its subject rather than by reading it"""
+
+    type: str
+    """(Known values: :class:`NotificationType`.)"""
 
     user: UserReference | None = None
 
@@ -2042,8 +2047,6 @@ class OrganizationInput(
 ):
     """OrganizationInput"""
 
-    description: str
-    name: str
     acronym: str | None = None
     banner_color: str | None = None
     """Hex color code (e.g. #000091) for the organization page banner"""
@@ -2053,8 +2056,10 @@ class OrganizationInput(
 
     business_number_id: str | None = None
     deleted: datetime | None = None
+    description: str
     extras: dict[str, Any] | None = None
     image_url: str | None = None
+    name: str
     presentation_blocs: list[dict[str, Any]] | None = None
     presentation_blocs_published_at: datetime | None = None
     """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
@@ -2066,9 +2071,6 @@ class MembershipRequest(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """MembershipRequest"""
-
-    status: str
-    """The current request status (Known values: :class:`MembershipRequestStatus`.)"""
 
     assignments: list[GenericReference] | None = None
     """Objects to assign on acceptance (for partial_editor invitations)"""
@@ -2088,6 +2090,9 @@ class MembershipRequest(
 
     role: str | None = None
     """The role to assign (Known values: :class:`MemberRole`.)"""
+
+    status: str
+    """The current request status (Known values: :class:`MembershipRequestStatus`.)"""
 
     user: UserReferenceWithEmail | None = None
 
@@ -2114,14 +2119,14 @@ class MembershipInvite(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 class OrganizationRole(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """OrganizationRole"""
 
+    description: str | None = None
+    """What the role allows, for display in the UI"""
+
     id: str
     """The role identifier"""
 
     label: str
     """The role label"""
-
-    description: str | None = None
-    """What the role allows, for display in the UI"""
 
 
 class MembershipRequestInput(
@@ -2194,10 +2199,6 @@ class ReuseReference(
 ):
     """ReuseReference"""
 
-    title: str
-    id: str
-    """The object unique identifier"""
-
     image: str | None = None
     """URL of the image"""
 
@@ -2207,15 +2208,17 @@ class ReuseReference(
     page: str | None = None
     """Link to the udata web page for this reuse"""
 
+    title: str
     uri: str | None = None
     """Link to the API endpoint for this reuse"""
+
+    id: str
+    """The object unique identifier"""
 
 
 class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PostInput"""
 
-    name: str
-    slug: str
     blocs: list[dict[str, Any]] | None = None
     body_type: str | None = None
     """(Known values: :class:`PostBodyType`.)"""
@@ -2235,6 +2238,7 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     kind: str | None = None
     """Post kind (news or page) (Known values: :class:`PostKind`.)"""
 
+    name: str
     parent: str | None = None
     """The parent page, only for pages"""
 
@@ -2244,6 +2248,7 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     sidemenu: bool | None = None
     """Display a side menu linking to the headings of the post"""
 
+    slug: str
     tags: list[str] | None = None
     """Some keywords to help in search"""
 
@@ -2251,12 +2256,6 @@ class PostInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Report"""
 
-    id: str
-    reason: str
-    """(Known values: :class:`ReportReason`.)"""
-
-    reported_at: datetime
-    subject: LazyReference
     by: UserReference | None = None
     """Only set if a user was connected when reporting an element."""
 
@@ -2265,10 +2264,16 @@ class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, 
 
     dismissed_at: datetime | None = None
     dismissed_by: UserReference | None = None
+    id: str
     message: str | None = None
+    reason: str
+    """(Known values: :class:`ReportReason`.)"""
+
+    reported_at: datetime
     self_api_url: str | None = None
     """Link to the API endpoint for this report"""
 
+    subject: LazyReference
     subject_deleted_at: datetime | None = None
     subject_deleted_by: UserReference | None = None
     subject_embed_id: str | None = None
@@ -2281,15 +2286,15 @@ class Report(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, 
 class ReportInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReportInput"""
 
-    reason: str
-    """(Known values: :class:`ReportReason`.)"""
-
-    subject: LazyReference
     dismissed_at: datetime | None = None
     dismissed_by: str | None = None
     """ID of the reference"""
 
     message: str | None = None
+    reason: str
+    """(Known values: :class:`ReportReason`.)"""
+
+    subject: LazyReference
     subject_embed_id: str | None = None
     """UUID of the embedded document within the subject (e.g., a Message within a Discussion)"""
 
@@ -2300,40 +2305,30 @@ class ReportPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     data: list[Report]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ReuseInput"""
 
-    description: str
-    title: str
-    topic: str
-    """(Known values: :class:`ReuseTopicValue`.)"""
-
-    type: str
-    """(Known values: :class:`ReuseTypeValue`.)"""
-
-    url: str
-    """The remote URL (website)"""
-
     archived: datetime | None = None
     dataservices: list[str] | None = None
     datasets: list[str] | None = None
     deleted: datetime | None = None
+    description: str
     extras: dict[str, Any] | None = None
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
@@ -2343,6 +2338,15 @@ class ReuseInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 
     private: bool | None = None
     tags: list[str] | None = None
+    title: str
+    topic: str
+    """(Known values: :class:`ReuseTopicValue`.)"""
+
+    type: str
+    """(Known values: :class:`ReuseTypeValue`.)"""
+
+    url: str
+    """The remote URL (website)"""
 
 
 class ReuseTopic(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -2387,16 +2391,16 @@ class ReuseSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
 class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Site"""
 
-    feed_size: int
-    id: str
-    title: str
-    """The site display title"""
-
     dataservices_blocs: list[dict[str, Any]] | None = None
     datasets_blocs: list[dict[str, Any]] | None = None
+    feed_size: int
+    id: str
     keywords: list[str] | None = None
     metrics: dict[str, Any] | None = None
     reuses_blocs: list[dict[str, Any]] | None = None
+    title: str
+    """The site display title"""
+
     version: str | None = None
     """The current version of udata"""
 
@@ -2404,25 +2408,23 @@ class Site(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
 class SiteInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """SiteInput"""
 
-    feed_size: int
-    title: str
-    """The site display title"""
-
     dataservices_blocs: list[dict[str, Any]] | None = None
     datasets_blocs: list[dict[str, Any]] | None = None
+    feed_size: int
     keywords: list[str] | None = None
     reuses_blocs: list[dict[str, Any]] | None = None
+    title: str
+    """The site display title"""
 
 
 class GeoJSONFeature(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """GeoJSONFeature"""
 
     geometry: GeoJSON
-    type: str
-    """(Known values: :class:`GeoJSONFeatureType`.)"""
-
     id: str | None = None
     properties: dict[str, Any] | None = None
+    type: str
+    """(Known values: :class:`GeoJSONFeatureType`.)"""
 
 
 class GeoLevel(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -2459,17 +2461,14 @@ class TerritorySuggestion(
 class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Transfer"""
 
+    comment: str | None = None
+    """A comment about the transfer request"""
+
     created: datetime
     """The transfer request date"""
 
     id: str
     """The transfer unique identifier"""
-
-    status: str
-    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
-
-    comment: str | None = None
-    """A comment about the transfer request"""
 
     owner: BaseReference | None = None
     """The user or organization currently owning the transfered object"""
@@ -2482,6 +2481,9 @@ class Transfer(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 
     responded: datetime | None = None
     """The transfer response date"""
+
+    status: str
+    """The current transfer request status (Known values: :class:`TransferStatus`.)"""
 
     subject: BaseReference | None = None
     """The transfered object"""
@@ -2506,11 +2508,11 @@ class TransferRequest(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
 class TransferResponse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TransferResponse"""
 
-    response: str
-    """The response (Known values: :class:`TransferResponseResponse`.)"""
-
     comment: str | None = None
     """An optional comment about the transfer response"""
+
+    response: str
+    """The response (Known values: :class:`TransferResponseResponse`.)"""
 
 
 class UserSuggestion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -2554,13 +2556,13 @@ class VisualizationPermissions(
 class DataSeries(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataSeries"""
 
-    resource_id: str
     aggregate_y: str | None = None
     """(Known values: :class:`DataSeriesAggregateY`.)"""
 
     column_x_name_override: str | None = None
     column_y: str | None = None
     filters: dict[str, Any] | None = None
+    resource_id: str
     type: str | None = None
     """(Known values: :class:`DataSeriesType`.)"""
 
@@ -2569,14 +2571,14 @@ class XAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
     """XAxis"""
 
     column_x: str
-    type: str
-    """(Known values: :class:`XAxisType`.)"""
-
     sort_x_by: str | None = None
     """(Known values: :class:`XAxisSortXBy`.)"""
 
     sort_x_direction: str | None = None
     """(Known values: :class:`XAxisSortXDirection`.)"""
+
+    type: str
+    """(Known values: :class:`XAxisType`.)"""
 
 
 class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -2593,13 +2595,13 @@ class YAxis(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
 class DataSeriesInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataSeriesInput"""
 
-    resource_id: str
     aggregate_y: str | None = None
     """(Known values: :class:`DataSeriesAggregateY`.)"""
 
     column_x_name_override: str | None = None
     column_y: str | None = None
     filters: dict[str, Any] | None = None
+    resource_id: str
     type: str | None = None
     """(Known values: :class:`DataSeriesType`.)"""
 
@@ -2608,14 +2610,14 @@ class XAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """XAxisInput"""
 
     column_x: str
-    type: str
-    """(Known values: :class:`XAxisType`.)"""
-
     sort_x_by: str | None = None
     """(Known values: :class:`XAxisSortXBy`.)"""
 
     sort_x_direction: str | None = None
     """(Known values: :class:`XAxisSortXDirection`.)"""
+
+    type: str
+    """(Known values: :class:`XAxisType`.)"""
 
 
 class YAxisInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -2894,11 +2896,6 @@ class OrganizationReference(
 ):
     """OrganizationReference"""
 
-    name: str
-    slug: str
-    id: str
-    """The object unique identifier"""
-
     acronym: str | None = None
     badges: list[Badge] | None = None
     logo: str | None = None
@@ -2907,18 +2904,22 @@ class OrganizationReference(
     logo_thumbnail: str | None = None
     """URL of the cropped and squared image (100x100)"""
 
+    name: str
     page: str | None = None
     """Link to the udata web page for this organization"""
 
     permissions: OrganizationPermissions | None = None
+    slug: str
     uri: str | None = None
     """Link to the API endpoint for this organization"""
+
+    id: str
+    """The object unique identifier"""
 
 
 class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DataserviceInput"""
 
-    title: str
     access_audiences: list[AccessAudienceInput] | None = None
     access_type: str | None = None
     """(Known values: :class:`DataserviceAccessType`.)"""
@@ -2963,6 +2964,8 @@ class DataserviceInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     technical_documentation_url: str | None = None
     """HTML version of a Swagger…"""
 
+    title: str
+
 
 class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """FollowPage"""
@@ -2970,60 +2973,42 @@ class FollowPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     data: list[Follow]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Resource"""
 
-    created_at: datetime
-    """The resource creation date"""
-
-    extras: dict[str, Any]
-    """Extra attributes as key-value pairs"""
-
-    filetype: str
-    """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
-
-    id: str
-    """The resource unique ID"""
-
-    last_modified: datetime
-    """The resource last modification date"""
-
-    latest: str
-    """The permanent URL redirecting to the latest version of the resource. When the resource data is updated, the URL will change, the latest URL won't."""
-
-    metrics: dict[str, Any]
-    """The resource metrics"""
-
-    title: str
-    """The resource title"""
-
-    url: str
-    """The resource URL"""
-
     checksum: Checksum | None = None
     """A checksum to validate file validity"""
+
+    created_at: datetime
+    """The resource creation date"""
 
     description: str | None = None
     """The resource markdown description"""
 
+    extras: dict[str, Any]
+    """Extra attributes as key-value pairs"""
+
     filesize: int | None = None
     """The resource file size in bytes"""
+
+    filetype: str
+    """Whether the resource is an uploaded file, a remote file or an API (Known values: :class:`ResourceFiletype`.)"""
 
     format: str | None = None
     """The resource format"""
@@ -3034,8 +3019,20 @@ class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     harvest: HarvestResourceMetadata | None = None
     """Harvest attributes metadata information"""
 
+    id: str
+    """The resource unique ID"""
+
     internal: ResourceInternals | None = None
     """Site internal and specific object's data"""
+
+    last_modified: datetime
+    """The resource last modification date"""
+
+    latest: str
+    """The permanent URL redirecting to the latest version of the resource. When the resource data is updated, the URL will change, the latest URL won't."""
+
+    metrics: dict[str, Any]
+    """The resource metrics"""
 
     mime: str | None = None
     """The resource mime type"""
@@ -3046,8 +3043,14 @@ class Resource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     schema: Schema | None = None
     """Reference to the associated schema"""
 
+    title: str
+    """The resource title"""
+
     type: str | None = None
     """Resource type (documentation, API...) (Known values: :class:`ResourceTypeValue`.)"""
+
+    url: str
+    """The resource URL"""
 
 
 class SpatialCoverage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -3111,9 +3114,6 @@ class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     content: str
     """The message body"""
 
-    posted_on: datetime
-    """The message posting date"""
-
     id: str | None = None
     """The message identifier"""
 
@@ -3127,17 +3127,20 @@ class Message(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     posted_by_organization: OrganizationReference | None = None
     """The organization to show to users"""
 
+    posted_on: datetime
+    """The message posting date"""
+
 
 class DiscussionResponse(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """DiscussionResponse"""
 
-    comment: str
-    """The comment to submit"""
-
     close: bool | None = None
     """Is this a closing response. Only subject owner can close"""
+
+    comment: str
+    """The comment to submit"""
 
     organization: OrganizationReferenceInput | None = None
     """Publish in the name of this organization"""
@@ -3149,17 +3152,17 @@ class DiscussionStart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     comment: str
     """The content of the initial comment"""
 
-    subject: ModelReference
-    """The discussion target object"""
-
-    title: str
-    """The title of the discussion to open"""
-
     extras: dict[str, Any] | None = None
     """Extras attributes as key-value pairs"""
 
     organization: OrganizationReferenceInput | None = None
     """Publish in the name of this organization"""
+
+    subject: ModelReference
+    """The discussion target object"""
+
+    title: str
+    """The title of the discussion to open"""
 
 
 class GeopfOfferingResource(
@@ -3206,16 +3209,13 @@ class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     created: datetime
     """The job creation date"""
 
+    ended: datetime | None = None
+    """The job end date"""
+
     errors: list[HarvestError]
     """The job initialization errors"""
 
     id: str
-    status: str
-    """The job status (Known values: :class:`HarvestJobStatus`.)"""
-
-    ended: datetime | None = None
-    """The job end date"""
-
     items: dict[str, Any] | None = None
     """Visit this API link to see the list."""
 
@@ -3224,6 +3224,9 @@ class HarvestJob(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 
     started: datetime | None = None
     """The job start date"""
+
+    status: str
+    """The job status (Known values: :class:`HarvestJobStatus`.)"""
 
 
 class HarvestBackend(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -3254,15 +3257,6 @@ class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     created: datetime
     """The item creation date"""
 
-    errors: list[HarvestError]
-    """The item errors"""
-
-    kwargs: dict[str, Any]
-    """The item keyword arguments"""
-
-    status: str
-    """The item status (Known values: :class:`HarvestItemStatus`.)"""
-
     dataservice: DataserviceReference | None = None
     """The processed dataservice"""
 
@@ -3271,6 +3265,12 @@ class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
 
     ended: datetime | None = None
     """The item end date"""
+
+    errors: list[HarvestError]
+    """The item errors"""
+
+    kwargs: dict[str, Any]
+    """The item keyword arguments"""
 
     logs: list[HarvestLog] | None = None
     """The item logs"""
@@ -3284,6 +3284,9 @@ class HarvestItem(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     started: datetime | None = None
     """The item start date"""
 
+    status: str
+    """The item status (Known values: :class:`HarvestItemStatus`.)"""
+
 
 class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestJobPage"""
@@ -3291,20 +3294,20 @@ class HarvestJobPage(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     data: list[HarvestJob]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class ApiTokenCreated(
@@ -3319,19 +3322,6 @@ class ApiTokenCreated(
 class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """User"""
 
-    first_name: str
-    id: str
-    last_name: str
-    metrics: dict[str, Any]
-    organizations: list[OrganizationReference]
-    """The organizations the user belongs to"""
-
-    roles: list[str]
-    since: datetime
-    slug: str
-    uri: str
-    """Link to the API endpoint for this user"""
-
     about: str | None = None
     active: bool | None = None
     avatar: str | None = None
@@ -3344,16 +3334,29 @@ class User(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     """The date the account was deleted, null for a live account"""
 
     email: str | None = None
+    first_name: str
+    id: str
     last_login_at: datetime | None = None
+    last_name: str
     mail_cadence: str | None = None
     """(Known values: :class:`UserMailCadence`.)"""
 
+    metrics: dict[str, Any]
     notifications_paused: bool | None = None
+    organizations: list[OrganizationReference]
+    """The organizations the user belongs to"""
+
     page: str | None = None
     """Link to the udata web page for this user"""
 
     password_rotation_demanded: datetime | None = None
     password_rotation_performed: datetime | None = None
+    roles: list[str]
+    since: datetime
+    slug: str
+    uri: str
+    """Link to the API endpoint for this user"""
+
     website: str | None = None
 
 
@@ -3398,10 +3401,10 @@ class NotificationSetting(
     """NotificationSetting"""
 
     enabled: bool
-    id: str
     event: str | None = None
     """A notification type, or a dotted prefix of some (`discussion` covers `discussion.*`), null for every notification"""
 
+    id: str
     origin: str | None = None
     """What made the user follow the subject: by hand, by editing it, or by taking part in its discussions (Known values: :class:`NotificationSettingOrigin`.)"""
 
@@ -3418,20 +3421,20 @@ class NotificationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     data: list[Notification]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class NotificationSettingInput(
@@ -3450,32 +3453,19 @@ class NotificationSettingInput(
 class Member(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Member"""
 
+    label: str | None = None
     role: str
     """(Known values: :class:`MemberRole`.)"""
 
-    user: UserReferenceWithEmail
-    label: str | None = None
     since: datetime | None = None
+    user: UserReferenceWithEmail
 
 
 class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Organization"""
 
-    badges: list[Badge]
-    created_at: datetime
-    description: str
-    id: str
-    last_modified: datetime
-    members: list[Member]
-    metrics: dict[str, Any]
-    """Counters by name: numbers, or {"YYYY-MM": number} dicts for *_by_months; keys and value shapes vary between udata versions."""
-
-    name: str
-    slug: str
-    uri: str
-    """Link to the API endpoint for this organization"""
-
     acronym: str | None = None
+    badges: list[Badge]
     banner_color: str | None = None
     """Hex color code (e.g. #000091) for the organization page banner"""
 
@@ -3486,16 +3476,25 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """Vertical position of the banner image, as a percentage matching CSS background-position-y (0 = top, 50 = centered, 100 = bottom)"""
 
     business_number_id: str | None = None
+    created_at: datetime
     deleted: datetime | None = None
+    description: str
     ext: dict[str, Any] | None = None
     extras: dict[str, Any] | None = None
+    id: str
     image_url: str | None = None
+    last_modified: datetime
     logo: str | None = None
     """URL of the image"""
 
     logo_thumbnail: str | None = None
     """URL of the cropped and squared image (100x100)"""
 
+    members: list[Member]
+    metrics: dict[str, Any]
+    """Counters by name: numbers, or {"YYYY-MM": number} dicts for *_by_months; keys and value shapes vary between udata versions."""
+
+    name: str
     page: str | None = None
     """Link to the udata web page for this organization"""
 
@@ -3504,7 +3503,11 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     presentation_blocs_published_at: datetime | None = None
     """Publication date of the organization presentation blocs. Set it to make the blocs publicly visible; leave it empty to keep them hidden (draft). Organization administrators always see the blocs regardless of this date."""
 
+    slug: str
     teams: list[Team] | None = None
+    uri: str
+    """Link to the API endpoint for this organization"""
+
     url: str | None = None
     zone: str | None = None
 
@@ -3512,11 +3515,11 @@ class Organization(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 class Assignment(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Assignment"""
 
+    created_at: datetime | None = None
     id: str
     organization: OrganizationReference
     subject: dict[str, Any]
     user: UserReference
-    created_at: datetime | None = None
 
 
 class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -3525,20 +3528,20 @@ class OrganizationPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     data: list[Organization]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -3547,15 +3550,11 @@ class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     actor: dict[str, Any]
     """Who performed the action"""
 
-    created_at: datetime
-    """When the action has been performed"""
-
-    id: str
-    related_to: str
-    """The activity target name"""
-
     changes: list[str] | None = None
     """Changed attributes as list"""
+
+    created_at: datetime
+    """When the action has been performed"""
 
     extras: dict[str, Any] | None = None
     """Extras attributes as key-value pairs"""
@@ -3563,6 +3562,7 @@ class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     icon: str | None = None
     """The icon of the activity"""
 
+    id: str
     key: str | None = None
     """The key of the activity"""
 
@@ -3571,6 +3571,9 @@ class Activity(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
 
     organization: OrganizationReference | None = None
     """The organization who performed the action"""
+
+    related_to: str
+    """The activity target name"""
 
     related_to_id: str | None = None
     """The activity target object identifier"""
@@ -3598,38 +3601,34 @@ class UserPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     data: list[User]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Chart"""
 
     created_at: datetime
-    description: str
-    id: str
-    last_modified: datetime
-    series: list[DataSeries]
-    slug: str
-    title: str
-    x_axis: XAxis
     deleted_at: datetime | None = None
+    description: str
     extras: dict[str, Any] | None = None
+    id: str
     image: str | None = None
     """URL of the image"""
 
+    last_modified: datetime
     metrics: dict[str, Any] | None = None
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
@@ -3639,6 +3638,10 @@ class Chart(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
 
     permissions: VisualizationPermissions | None = None
     private: bool | None = None
+    series: list[DataSeries]
+    slug: str
+    title: str
+    x_axis: XAxis
     y_axis: YAxis | None = None
 
 
@@ -3646,9 +3649,6 @@ class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """ChartInput"""
 
     description: str
-    series: list[DataSeriesInput]
-    title: str
-    x_axis: XAxisInput
     extras: dict[str, Any] | None = None
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
@@ -3657,6 +3657,9 @@ class ChartInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     private: bool | None = None
+    series: list[DataSeriesInput]
+    title: str
+    x_axis: XAxisInput
     y_axis: YAxisInput | None = None
 
 
@@ -3666,31 +3669,24 @@ class ChartPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     data: list[Chart]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """PeriodicTask"""
-
-    id: str
-    name: str
-    """The job unique name"""
-
-    task: str
-    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
 
     args: list[Any] | None = None
     """The job execution arguments"""
@@ -3702,6 +3698,7 @@ class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     enabled: bool | None = None
     """Is this job enabled"""
 
+    id: str
     interval: Interval | None = None
     kwargs: dict[str, Any] | None = None
     """The job execution keyword arguments"""
@@ -3709,20 +3706,20 @@ class PeriodicTask(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     last_run_at: datetime | None = None
     """The last job execution date"""
 
+    name: str
+    """The job unique name"""
+
     schedule: str | None = None
     """The schedule display"""
+
+    task: str
+    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
 
 
 class PeriodicTaskInput(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
 ):
     """PeriodicTaskInput"""
-
-    name: str
-    """The job unique name"""
-
-    task: str
-    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
 
     args: list[Any] | None = None
     """The job execution arguments"""
@@ -3737,6 +3734,12 @@ class PeriodicTaskInput(
     interval: IntervalInput | None = None
     kwargs: dict[str, Any] | None = None
     """The job execution keyword arguments"""
+
+    name: str
+    """The job unique name"""
+
+    task: str
+    """The task name (Known values: :class:`PeriodicTaskTask`.)"""
 
 
 class SpecificResourceV2(
@@ -3753,32 +3756,29 @@ class ResourcePageV2(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """ResourcePageV2"""
 
     data: list[Resource]
+    next_page: str | None = None
+    previous_page: str | None = None
     page: int
     page_size: int
     total: int
-    next_page: str | None = None
-    previous_page: str | None = None
 
 
 class TopicV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TopicV2"""
 
     id: str
-    created_at: datetime
-    name: str
-    slug: str
-    tags: list[str]
-    uri: str
-    """Link to the API endpoint for this topic"""
-
     owner: UserReference | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
+    created_at: datetime
     last_modified: datetime | None = None
+    name: str
+    slug: str
     description: str | None = None
+    tags: list[str]
     color: int | None = None
     featured: bool | None = None
     private: bool | None = None
@@ -3786,6 +3786,9 @@ class TopicV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     spatial: SpatialCoverage | None = None
     page: str | None = None
     """Link to the udata web page for this topic"""
+
+    uri: str
+    """Link to the API endpoint for this topic"""
 
     elements: SubsectionLinkV2 | None = None
     """Link to the topic elements"""
@@ -3822,6 +3825,12 @@ class ReuseV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     """ReuseV2"""
 
     id: str
+    owner: UserReference | None = None
+    """Only present if organization is not set. Can only be set to the current authenticated user."""
+
+    organization: OrganizationReference | None = None
+    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
+
     badges: list[Badge]
     metrics: dict[str, Any]
     created_at: datetime
@@ -3835,20 +3844,6 @@ class ReuseV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     url: str
     """The remote URL (website)"""
 
-    tags: list[str]
-    topic: str
-    """(Known values: :class:`ReuseTopicValue`.)"""
-
-    private: bool
-    uri: str
-    """Link to the API endpoint for this reuse"""
-
-    owner: UserReference | None = None
-    """Only present if organization is not set. Can only be set to the current authenticated user."""
-
-    organization: OrganizationReference | None = None
-    """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
-
     image: str | None = None
     """URL of the image"""
 
@@ -3861,6 +3856,11 @@ class ReuseV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     dataservices: SubsectionLinkV2 | None = None
     """Link to the reuse dataservices"""
 
+    tags: list[str]
+    topic: str
+    """(Known values: :class:`ReuseTopicValue`.)"""
+
+    private: bool
     extras: dict[str, Any] | None = None
     featured: bool | None = None
     deleted: datetime | None = None
@@ -3869,6 +3869,8 @@ class ReuseV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     """Link to the udata web page for this reuse"""
 
     permissions: ReusePermissions | None = None
+    uri: str
+    """Link to the API endpoint for this reuse"""
 
 
 class ReuseSearchPageV2(
@@ -3901,13 +3903,13 @@ class ReuseSearchPageV2(
 class TopicInputV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """TopicInputV2"""
 
-    name: str
     owner: str | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
     organization: str | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
+    name: str
     description: str | None = None
     tags: list[str] | None = None
     color: int | None = None
@@ -4033,12 +4035,9 @@ class DatasetInput(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
 class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ContactPoint"""
 
-    id: str
-    role: str
-    """(Known values: :class:`ContactPointRole`.)"""
-
     contact_form: str | None = None
     email: str | None = None
+    id: str
     name: str | None = None
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
@@ -4046,15 +4045,13 @@ class ContactPoint(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     owner: UserReference | None = None
     """Only present if organization is not set. Can only be set to the current authenticated user."""
 
+    role: str
+    """(Known values: :class:`ContactPointRole`.)"""
+
 
 class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Dataservice"""
 
-    created_at: datetime
-    id: str
-    metadata_modified_at: datetime
-    slug: str
-    title: str
     access_audiences: list[AccessAudience] | None = None
     access_type: str | None = None
     """(Known values: :class:`DataserviceAccessType`.)"""
@@ -4072,6 +4069,7 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     base_api_url: str | None = None
     business_documentation_url: str | None = None
     contact_points: list[ContactPoint] | None = None
+    created_at: datetime
     datasets: dict[str, Any] | None = None
     """Visit this API link to see the list."""
 
@@ -4083,12 +4081,14 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     """(Known values: :class:`DataserviceFormat`.)"""
 
     harvest: HarvestDataserviceMetadata | None = None
+    id: str
     license: str | None = None
     """The ID of the license"""
 
     machine_documentation_url: str | None = None
     """Swagger link, OpenAPI format, WMS XML…"""
 
+    metadata_modified_at: datetime
     metrics: dict[str, Any] | None = None
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
@@ -4108,9 +4108,12 @@ class Dataservice(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     self_web_url: str | None = None
     """Link to the udata web page for this dataservice"""
 
+    slug: str
     tags: list[str] | None = None
     technical_documentation_url: str | None = None
     """HTML version of a Swagger…"""
+
+    title: str
 
 
 class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -4119,20 +4122,20 @@ class DataservicePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     data: list[Dataservice]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class CommunityResource(
@@ -4155,23 +4158,60 @@ class CommunityResource(
 class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Dataset"""
 
+    access_audiences: list[AccessAudience] | None = None
+    access_type: str | None = None
+    access_type_reason: str | None = None
+    access_type_reason_category: str | None = None
+    acronym: str | None = None
+    """An optional dataset acronym"""
+
+    archived: datetime | None = None
+    """The archival date if archived"""
+
+    authorization_request_url: str | None = None
     badges: list[Badge]
     """The dataset badges"""
 
+    community_resources: list[CommunityResource] | None = None
+    contact_points: list[ContactPoint] | None = None
     created_at: datetime
     """This date is computed between harvested creation date if any and site's internal creation date"""
+
+    deleted: datetime | None = None
+    """The deletion date if deleted"""
 
     description: str
     """The dataset description in markdown"""
 
+    description_short: str | None = None
+    """The dataset short description"""
+
+    doi: str | None = None
+    """The DOI minted for this dataset"""
+
     extras: dict[str, Any]
     """Extras attributes as key-value pairs"""
+
+    featured: bool | None = None
+    """Is the dataset featured"""
 
     frequency: str
     """The update frequency (Known values: :class:`DatasetFrequency`.)"""
 
+    frequency_date: datetime | None = None
+    """Next expected update date, you will be notified once that date is reached."""
+
+    geopf: GeopfDatasetMetadata | None = None
+    """Géoplateforme sync status metadata"""
+
+    harvest: HarvestDatasetMetadata | None = None
+    """Dataset harvest metadata attributes"""
+
     id: str
     """The dataset identifier"""
+
+    internal: DatasetInternals | None = None
+    """Site internal and specific object's data"""
 
     last_modified: datetime
     """The dataset last modification date"""
@@ -4185,57 +4225,6 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     metrics: dict[str, Any]
     """The dataset metrics"""
 
-    private: bool
-    """Is the dataset private to the owner or the organization"""
-
-    resources: list[Resource]
-    slug: str
-    """The dataset permalink string"""
-
-    tags: list[str]
-    title: str
-    """The dataset title"""
-
-    uri: str
-    """The API URI for this dataset"""
-
-    access_audiences: list[AccessAudience] | None = None
-    access_type: str | None = None
-    access_type_reason: str | None = None
-    access_type_reason_category: str | None = None
-    acronym: str | None = None
-    """An optional dataset acronym"""
-
-    archived: datetime | None = None
-    """The archival date if archived"""
-
-    authorization_request_url: str | None = None
-    community_resources: list[CommunityResource] | None = None
-    contact_points: list[ContactPoint] | None = None
-    deleted: datetime | None = None
-    """The deletion date if deleted"""
-
-    description_short: str | None = None
-    """The dataset short description"""
-
-    doi: str | None = None
-    """The DOI minted for this dataset"""
-
-    featured: bool | None = None
-    """Is the dataset featured"""
-
-    frequency_date: datetime | None = None
-    """Next expected update date, you will be notified once that date is reached."""
-
-    geopf: GeopfDatasetMetadata | None = None
-    """Géoplateforme sync status metadata"""
-
-    harvest: HarvestDatasetMetadata | None = None
-    """Dataset harvest metadata attributes"""
-
-    internal: DatasetInternals | None = None
-    """Site internal and specific object's data"""
-
     organization: OrganizationReference | None = None
     """The producer organization"""
 
@@ -4246,17 +4235,31 @@ class Dataset(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True,
     """The dataset web page URL"""
 
     permissions: DatasetPermissions | None = None
+    private: bool
+    """Is the dataset private to the owner or the organization"""
+
     quality: dict[str, Any] | None = None
     """The dataset quality"""
 
+    resources: list[Resource]
     schema: Schema | None = None
     """Reference to the associated schema"""
+
+    slug: str
+    """The dataset permalink string"""
 
     spatial: SpatialCoverage | None = None
     """The spatial coverage"""
 
+    tags: list[str]
     temporal_coverage: TemporalCoverage | None = None
     """The temporal coverage"""
+
+    title: str
+    """The dataset title"""
+
+    uri: str
+    """The API URI for this dataset"""
 
 
 class CommunityResourcePage(
@@ -4267,20 +4270,20 @@ class CommunityResourcePage(
     data: list[CommunityResource]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -4289,20 +4292,20 @@ class DatasetPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=T
     data: list[Dataset]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class UploadedCommunityResource(
@@ -4317,6 +4320,15 @@ class UploadedCommunityResource(
 class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Discussion"""
 
+    closed: datetime | None = None
+    """The discussion closing date"""
+
+    closed_by: UserReference | None = None
+    """The user who closed the discussion"""
+
+    closed_by_organization: OrganizationReference | None = None
+    """The organization who closed the discussion"""
+
     created: datetime
     """The discussion creation date"""
 
@@ -4327,6 +4339,13 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
     """Extra attributes as key-value pairs"""
 
     id: str
+    organization: OrganizationReference | None = None
+    """The organization to publish on behalf of"""
+
+    permissions: DiscussionPermissions | None = None
+    self_web_url: str | None = None
+    """The discussion web URL"""
+
     subject: ModelReference
     """The discussion target object"""
 
@@ -4335,22 +4354,6 @@ class Discussion(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tr
 
     url: str
     """The discussion API URI"""
-
-    closed: datetime | None = None
-    """The discussion closing date"""
-
-    closed_by: UserReference | None = None
-    """The user who closed the discussion"""
-
-    closed_by_organization: OrganizationReference | None = None
-    """The organization who closed the discussion"""
-
-    organization: OrganizationReference | None = None
-    """The organization to publish on behalf of"""
-
-    permissions: DiscussionPermissions | None = None
-    self_web_url: str | None = None
-    """The discussion web URL"""
 
     user: UserReference | None = None
     """The discussion author"""
@@ -4362,20 +4365,20 @@ class DiscussionPage(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     data: list[Discussion]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class GeopfDatasetStatus(
@@ -4410,24 +4413,18 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     created_at: datetime
     """The source creation date"""
 
-    id: str
-    name: str
-    """The source display name"""
-
-    url: str
-    """The source base URL"""
-
-    validation: HarvestSourceValidation
-    """Has the source been validated"""
-
     deleted: datetime | None = None
     """The source deletion date"""
 
     description: str | None = None
     """The source description"""
 
+    id: str
     last_job: HarvestJob | None = None
     """The last job for this source"""
+
+    name: str
+    """The source display name"""
 
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
@@ -4442,6 +4439,12 @@ class HarvestSource(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults
     slug: str | None = None
     """The source permalink string"""
 
+    url: str
+    """The source base URL"""
+
+    validation: HarvestSourceValidation
+    """Has the source been validated"""
+
 
 class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """HarvestItemPage"""
@@ -4449,20 +4452,20 @@ class HarvestItemPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     data: list[HarvestItem]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class HarvestSourcePage(
@@ -4473,42 +4476,24 @@ class HarvestSourcePage(
     data: list[HarvestSource]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """DatasetPreview"""
-
-    created_at: datetime
-    """This date is computed between harvested creation date if any and site's internal creation date"""
-
-    description: str
-    """The dataset description in markdown"""
-
-    frequency: str
-    """The update frequency (Known values: :class:`DatasetFrequency`.)"""
-
-    last_modified: datetime
-    """The dataset last modification date"""
-
-    last_update: datetime
-    """The resources last modification date"""
-
-    title: str
-    """The dataset title"""
 
     access_audiences: list[AccessAudience] | None = None
     access_type: str | None = None
@@ -4526,8 +4511,14 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 
     community_resources: list[CommunityResource] | None = None
     contact_points: list[ContactPoint] | None = None
+    created_at: datetime
+    """This date is computed between harvested creation date if any and site's internal creation date"""
+
     deleted: datetime | None = None
     """The deletion date if deleted"""
+
+    description: str
+    """The dataset description in markdown"""
 
     description_short: str | None = None
     """The dataset short description"""
@@ -4540,6 +4531,9 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 
     featured: bool | None = None
     """Is the dataset featured"""
+
+    frequency: str
+    """The update frequency (Known values: :class:`DatasetFrequency`.)"""
 
     frequency_date: datetime | None = None
     """Next expected update date, you will be notified once that date is reached."""
@@ -4555,6 +4549,12 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 
     internal: DatasetInternals | None = None
     """Site internal and specific object's data"""
+
+    last_modified: datetime
+    """The dataset last modification date"""
+
+    last_update: datetime
+    """The resources last modification date"""
 
     license: str | None = None
     """The dataset license"""
@@ -4592,6 +4592,9 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     temporal_coverage: TemporalCoverage | None = None
     """The temporal coverage"""
 
+    title: str
+    """The dataset title"""
+
     uri: dict[str, Any] | None = None
     """The dataset API URL (fake)"""
 
@@ -4599,37 +4602,24 @@ class DatasetPreview(Struct, kw_only=True, omit_defaults=True, repr_omit_default
 class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Reuse"""
 
+    archived: datetime | None = None
     badges: list[Badge]
     created_at: datetime
-    datasets: list[Dataset]
-    description: str
-    id: str
-    last_modified: datetime
-    metrics: dict[str, Any]
-    private: bool
-    slug: str
-    tags: list[str]
-    title: str
-    type: str
-    """(Known values: :class:`ReuseTypeValue`.)"""
-
-    uri: str
-    """Link to the API endpoint for this reuse"""
-
-    url: str
-    """The remote URL (website)"""
-
-    archived: datetime | None = None
     dataservices: list[DataserviceReference] | None = None
+    datasets: list[Dataset]
     deleted: datetime | None = None
+    description: str
     extras: dict[str, Any] | None = None
     featured: bool | None = None
+    id: str
     image: str | None = None
     """URL of the image"""
 
     image_thumbnail: str | None = None
     """URL of the cropped and squared image (500x500)"""
 
+    last_modified: datetime
+    metrics: dict[str, Any]
     organization: OrganizationReference | None = None
     """Only present if owner is not set. Can only be set to an organization of the current authenticated user."""
 
@@ -4640,8 +4630,21 @@ class Reuse(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
     """Link to the udata web page for this reuse"""
 
     permissions: ReusePermissions | None = None
+    private: bool
+    slug: str
+    tags: list[str]
+    title: str
     topic: str | None = None
     """(Known values: :class:`ReuseTopicValue`.)"""
+
+    type: str
+    """(Known values: :class:`ReuseTypeValue`.)"""
+
+    uri: str
+    """Link to the API endpoint for this reuse"""
+
+    url: str
+    """The remote URL (website)"""
 
 
 class NotificationResolved(
@@ -4685,20 +4688,20 @@ class NotificationSettingPage(
     data: list[NotificationSetting]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -4707,41 +4710,24 @@ class ContactPointPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     data: list[ContactPoint]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Post"""
-
-    created_at: datetime
-    datasets: list[Dataset]
-    """The post datasets"""
-
-    id: str
-    last_modified: datetime
-    name: str
-    reuses: list[ReuseReference]
-    """The post reuses"""
-
-    slug: str
-    tags: list[str]
-    """Some keywords to help in search"""
-
-    uri: str
-    """The API URI for this post"""
 
     ancestors: list[PostAncestor] | None = None
     """The ancestor pages, from the root page to the parent"""
@@ -4751,13 +4737,18 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     """(Known values: :class:`PostBodyType`.)"""
 
     content: str | None = None
+    created_at: datetime
     credit_to: str | None = None
     """An optional credit line (associated to the image)"""
 
     credit_url: str | None = None
     """An optional link associated to the credits"""
 
+    datasets: list[Dataset]
+    """The post datasets"""
+
     headline: str | None = None
+    id: str
     image: str | None = None
     """URL of the image"""
 
@@ -4768,6 +4759,8 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     kind: str | None = None
     """Post kind (news or page) (Known values: :class:`PostKind`.)"""
 
+    last_modified: datetime
+    name: str
     owner: UserReference | None = None
     """The owner user"""
 
@@ -4780,8 +4773,18 @@ class Post(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc
     published: datetime | None = None
     """The post publication date"""
 
+    reuses: list[ReuseReference]
+    """The post reuses"""
+
     sidemenu: bool | None = None
     """Display a side menu linking to the headings of the post"""
+
+    slug: str
+    tags: list[str]
+    """Some keywords to help in search"""
+
+    uri: str
+    """The API URI for this post"""
 
 
 class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -4790,20 +4793,20 @@ class PostPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True
     data: list[Post]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -4812,20 +4815,20 @@ class ReusePage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     data: list[Reuse]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -4834,20 +4837,20 @@ class ActivityPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     data: list[Activity]
     """The page data"""
 
+    next_page: str | None = None
+    """The next page URL if exists"""
+
     page: int
     """The current page"""
 
     page_size: int
     """The page size used for pagination"""
 
-    total: int
-    """The total paginated items"""
-
-    next_page: str | None = None
-    """The next page URL if exists"""
-
     previous_page: str | None = None
     """The previous page URL if exists"""
+
+    total: int
+    """The total paginated items"""
 
 
 class DataserviceSearchPageV2(
@@ -4886,17 +4889,35 @@ class DatasetV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     title: str
     """The dataset title"""
 
+    acronym: str | None = None
+    """An optional dataset acronym"""
+
     slug: str
     """The dataset permalink string"""
 
     description: str
     """The dataset description in markdown"""
 
+    description_short: str | None = None
+    """The dataset short description"""
+
     created_at: datetime
     """The dataset creation date"""
 
     last_modified: datetime
     """The dataset last modification date"""
+
+    deleted: datetime | None = None
+    """The deletion date if deleted"""
+
+    archived: datetime | None = None
+    """The archival date if archived"""
+
+    doi: str | None = None
+    """The DOI minted for this dataset"""
+
+    featured: bool | None = None
+    """Is the dataset featured"""
 
     private: bool
     """Is the dataset private to the owner or the organization"""
@@ -4914,39 +4935,6 @@ class DatasetV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     frequency: str | dict[str, Any]
     """The update frequency (full Frequency object if `X-Get-Datasets-Full-Objects` is set, ID of the frequency otherwise)"""
 
-    extras: dict[str, Any]
-    """Extras attributes as key-value pairs"""
-
-    metrics: dict[str, Any]
-    """The dataset metrics"""
-
-    license: str | dict[str, Any]
-    """The dataset license (full License object if `X-Get-Datasets-Full-Objects` is set, ID of the license otherwise)"""
-
-    uri: str
-    """The API URI for this dataset"""
-
-    last_update: datetime
-    """The resources last modification date"""
-
-    acronym: str | None = None
-    """An optional dataset acronym"""
-
-    description_short: str | None = None
-    """The dataset short description"""
-
-    deleted: datetime | None = None
-    """The deletion date if deleted"""
-
-    archived: datetime | None = None
-    """The archival date if archived"""
-
-    doi: str | None = None
-    """The DOI minted for this dataset"""
-
-    featured: bool | None = None
-    """Is the dataset featured"""
-
     frequency_date: datetime | None = None
     """Next expected update date, you will be notified once that date is reached."""
 
@@ -4955,6 +4943,12 @@ class DatasetV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 
     geopf: GeopfDatasetMetadata | None = None
     """Géoplateforme sync status metadata"""
+
+    extras: dict[str, Any]
+    """Extras attributes as key-value pairs"""
+
+    metrics: dict[str, Any]
+    """The dataset metrics"""
 
     organization: OrganizationReference | None = None
     """The producer organization"""
@@ -4968,16 +4962,25 @@ class DatasetV2(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     spatial: SpatialCoverage | None = None
     """The spatial coverage"""
 
+    license: str | dict[str, Any]
+    """The dataset license (full License object if `X-Get-Datasets-Full-Objects` is set, ID of the license otherwise)"""
+
     access_type: str | None = None
     access_audiences: list[AccessAudience] | None = None
     authorization_request_url: str | None = None
     access_type_reason_category: str | None = None
     access_type_reason: str | None = None
+    uri: str
+    """The API URI for this dataset"""
+
     page: str | None = None
     """The dataset web page URL"""
 
     quality: dict[str, Any] | None = None
     """The dataset quality"""
+
+    last_update: datetime
+    """The resources last modification date"""
 
     internal: DatasetInternals | None = None
     """Site internal and specific object's data"""
@@ -5136,14 +5139,11 @@ class HarvestItemPreview(
 ):
     """HarvestItemPreview"""
 
-    created: datetime
-    """The item creation date"""
-
-    status: str
-    """The item status (Known values: :class:`HarvestItemStatus`.)"""
-
     args: list[str] | None = None
     """The item positional arguments"""
+
+    created: datetime
+    """The item creation date"""
 
     dataservice: DataservicePreview | None = None
     """The processed dataservice"""
@@ -5172,6 +5172,9 @@ class HarvestItemPreview(
     started: datetime | None = None
     """The item start date"""
 
+    status: str
+    """The item status (Known values: :class:`HarvestItemStatus`.)"""
+
 
 class HarvestJobPreview(
     Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False
@@ -5180,9 +5183,6 @@ class HarvestJobPreview(
 
     created: datetime
     """The job creation date"""
-
-    status: str
-    """The job status (Known values: :class:`HarvestJobStatus`.)"""
 
     ended: datetime | None = None
     """The job end date"""
@@ -5199,6 +5199,9 @@ class HarvestJobPreview(
 
     started: datetime | None = None
     """The job start date"""
+
+    status: str
+    """The job status (Known values: :class:`HarvestJobStatus`.)"""
 
 
 class ContactPointRolesPartial(
@@ -5242,15 +5245,15 @@ class UserReferencePartial(
 ):
     """:class:`UserReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    first_name: str | None = None
-    last_name: str | None = None
-    slug: str | None = None
-    id: str | None = None
     avatar: str | None = None
     avatar_thumbnail: str | None = None
     deleted: datetime | None = None
+    first_name: str | None = None
+    last_name: str | None = None
     page: str | None = None
+    slug: str | None = None
     uri: str | None = None
+    id: str | None = None
 
 
 class AccessAudiencePartial(
@@ -5314,8 +5317,8 @@ class DataserviceSuggestionPartial(
 class ChecksumPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Checksum` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    value: str | None = None
     type: str | None = None
+    value: str | None = None
 
 
 class GeopfResourceMetadataPartial(
@@ -5360,11 +5363,11 @@ class DatasetReferencePartial(
 ):
     """:class:`DatasetReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    id: str | None = None
     title: str | None = None
     acronym: str | None = None
     page: str | None = None
     uri: str | None = None
+    id: str | None = None
 
 
 class DatasetPermissionsPartial(
@@ -5449,8 +5452,8 @@ class TemporalCoveragePartial(
 ):
     """:class:`TemporalCoverage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    start: date | None = None
     end: date | None = None
+    start: date | None = None
 
 
 class FrequencyPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -5467,8 +5470,8 @@ class LicensePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     alternate_urls: list[str] | None = None
     flags: list[str] | None = None
     id: str | None = None
-    title: str | None = None
     maintainer: str | None = None
+    title: str | None = None
     url: str | None = None
 
 
@@ -5642,10 +5645,10 @@ class HarvestSourceValidationPartial(
 ):
     """:class:`HarvestSourceValidation` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    state: str | None = None
     by: UserReferencePartial | None = None
     comment: str | None = None
     on: datetime | None = None
+    state: str | None = None
 
 
 class HarvestExtraConfigPartial(
@@ -5686,9 +5689,9 @@ class DataserviceReferencePartial(
 ):
     """:class:`DataserviceReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    title: str | None = None
     self_api_url: str | None = None
     self_web_url: str | None = None
+    title: str | None = None
 
 
 class HarvestLogPartial(
@@ -5705,23 +5708,23 @@ class DataservicePreviewPartial(
 ):
     """:class:`DataservicePreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    title: str | None = None
     self_api_url: dict[str, Any] | None = None
     self_web_url: dict[str, Any] | None = None
+    title: str | None = None
 
 
 class ApiTokenPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`ApiToken` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     created_at: datetime | None = None
-    id: str | None = None
-    token_prefix: str | None = None
     expires_at: datetime | None = None
+    id: str | None = None
     kind: str | None = None
     last_used_at: datetime | None = None
     name: str | None = None
     revoked_at: datetime | None = None
     scopes: list[str] | None = None
+    token_prefix: str | None = None
     user_agents: list[str] | None = None
 
 
@@ -5746,11 +5749,11 @@ class UploadedImagePartial(
 class MyMetricsPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`MyMetrics` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    id: str | None = None
     datasets_count: int | None = None
     datasets_org_count: int | None = None
     followers_count: int | None = None
     followers_org_count: int | None = None
+    id: str | None = None
     resources_availability: float | None = None
 
 
@@ -5769,13 +5772,13 @@ class NotificationPartial(
     """:class:`Notification` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     created_at: datetime | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    type: str | None = None
     details: dict[str, Any] | None = None
     handled_at: datetime | None = None
+    id: str | None = None
+    last_modified: datetime | None = None
     reasons: list[str] | None = None
     requires_action: bool | None = None
+    type: str | None = None
     user: UserReferencePartial | None = None
 
 
@@ -5808,7 +5811,6 @@ class MembershipRequestPartial(
 ):
     """:class:`MembershipRequest` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    status: str | None = None
     assignments: list[GenericReferencePartial] | None = None
     comment: str | None = None
     created: datetime | None = None
@@ -5816,6 +5818,7 @@ class MembershipRequestPartial(
     id: str | None = None
     kind: str | None = None
     role: str | None = None
+    status: str | None = None
     user: UserReferenceWithEmailPartial | None = None
 
 
@@ -5824,9 +5827,9 @@ class OrganizationRolePartial(
 ):
     """:class:`OrganizationRole` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
+    description: str | None = None
     id: str | None = None
     label: str | None = None
-    description: str | None = None
 
 
 class OrganizationSuggestionPartial(
@@ -5857,27 +5860,27 @@ class ReuseReferencePartial(
 ):
     """:class:`ReuseReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    title: str | None = None
-    id: str | None = None
     image: str | None = None
     image_thumbnail: str | None = None
     page: str | None = None
+    title: str | None = None
     uri: str | None = None
+    id: str | None = None
 
 
 class ReportPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Report` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    id: str | None = None
-    reason: str | None = None
-    reported_at: datetime | None = None
-    subject: LazyReferencePartial | None = None
     by: UserReferencePartial | None = None
     callbacks_count: int | None = None
     dismissed_at: datetime | None = None
     dismissed_by: UserReferencePartial | None = None
+    id: str | None = None
     message: str | None = None
+    reason: str | None = None
+    reported_at: datetime | None = None
     self_api_url: str | None = None
+    subject: LazyReferencePartial | None = None
     subject_deleted_at: datetime | None = None
     subject_deleted_by: UserReferencePartial | None = None
     subject_embed_id: str | None = None
@@ -5890,11 +5893,11 @@ class ReportPagePartial(
     """:class:`ReportPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ReportPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ReuseTopicPartial(
@@ -5928,14 +5931,14 @@ class ReuseSuggestionPartial(
 class SitePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Site` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    feed_size: int | None = None
-    id: str | None = None
-    title: str | None = None
     dataservices_blocs: list[dict[str, Any]] | None = None
     datasets_blocs: list[dict[str, Any]] | None = None
+    feed_size: int | None = None
+    id: str | None = None
     keywords: list[str] | None = None
     metrics: dict[str, Any] | None = None
     reuses_blocs: list[dict[str, Any]] | None = None
+    title: str | None = None
     version: str | None = None
 
 
@@ -5945,9 +5948,9 @@ class GeoJSONFeaturePartial(
     """:class:`GeoJSONFeature` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     geometry: GeoJSONPartial | None = None
-    type: str | None = None
     id: str | None = None
     properties: dict[str, Any] | None = None
+    type: str | None = None
 
 
 class GeoLevelPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -5972,14 +5975,14 @@ class TerritorySuggestionPartial(
 class TransferPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Transfer` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
+    comment: str | None = None
     created: datetime | None = None
     id: str | None = None
-    status: str | None = None
-    comment: str | None = None
     owner: BaseReferencePartial | None = None
     recipient: BaseReferencePartial | None = None
     reponse_comment: str | None = None
     responded: datetime | None = None
+    status: str | None = None
     subject: BaseReferencePartial | None = None
     user: UserReferencePartial | None = None
 
@@ -6017,11 +6020,11 @@ class DataSeriesPartial(
 ):
     """:class:`DataSeries` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    resource_id: str | None = None
     aggregate_y: str | None = None
     column_x_name_override: str | None = None
     column_y: str | None = None
     filters: dict[str, Any] | None = None
+    resource_id: str | None = None
     type: str | None = None
 
 
@@ -6029,9 +6032,9 @@ class XAxisPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=
     """:class:`XAxis` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     column_x: str | None = None
-    type: str | None = None
     sort_x_by: str | None = None
     sort_x_direction: str | None = None
+    type: str | None = None
 
 
 class YAxisPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -6113,16 +6116,16 @@ class OrganizationReferencePartial(
 ):
     """:class:`OrganizationReference` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    name: str | None = None
-    slug: str | None = None
-    id: str | None = None
     acronym: str | None = None
     badges: list[BadgePartial] | None = None
     logo: str | None = None
     logo_thumbnail: str | None = None
+    name: str | None = None
     page: str | None = None
     permissions: OrganizationPermissionsPartial | None = None
+    slug: str | None = None
     uri: str | None = None
+    id: str | None = None
 
 
 class FollowPagePartial(
@@ -6131,36 +6134,36 @@ class FollowPagePartial(
     """:class:`FollowPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[FollowPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ResourcePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Resource` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    created_at: datetime | None = None
-    extras: dict[str, Any] | None = None
-    filetype: str | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    latest: str | None = None
-    metrics: dict[str, Any] | None = None
-    title: str | None = None
-    url: str | None = None
     checksum: ChecksumPartial | None = None
+    created_at: datetime | None = None
     description: str | None = None
+    extras: dict[str, Any] | None = None
     filesize: int | None = None
+    filetype: str | None = None
     format: str | None = None
     geopf: GeopfResourceMetadataPartial | None = None
     harvest: HarvestResourceMetadataPartial | None = None
+    id: str | None = None
     internal: ResourceInternalsPartial | None = None
+    last_modified: datetime | None = None
+    latest: str | None = None
+    metrics: dict[str, Any] | None = None
     mime: str | None = None
     preview_url: str | None = None
     schema: SchemaPartial | None = None
+    title: str | None = None
     type: str | None = None
+    url: str | None = None
 
 
 class SpatialCoveragePartial(
@@ -6208,12 +6211,12 @@ class MessagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """:class:`Message` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     content: str | None = None
-    posted_on: datetime | None = None
     id: str | None = None
     last_modified_at: datetime | None = None
     permissions: DiscussionMessagePermissionsPartial | None = None
     posted_by: UserReferencePartial | None = None
     posted_by_organization: OrganizationReferencePartial | None = None
+    posted_on: datetime | None = None
 
 
 class GeopfOfferingResourcePartial(
@@ -6246,13 +6249,13 @@ class HarvestJobPartial(
     """:class:`HarvestJob` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     created: datetime | None = None
+    ended: datetime | None = None
     errors: list[HarvestErrorPartial] | None = None
     id: str | None = None
-    status: str | None = None
-    ended: datetime | None = None
     items: dict[str, Any] | None = None
     source: HarvestSourceReferencePartial | None = None
     started: datetime | None = None
+    status: str | None = None
 
 
 class HarvestBackendPartial(
@@ -6274,16 +6277,16 @@ class HarvestItemPartial(
 
     args: list[str] | None = None
     created: datetime | None = None
-    errors: list[HarvestErrorPartial] | None = None
-    kwargs: dict[str, Any] | None = None
-    status: str | None = None
     dataservice: DataserviceReferencePartial | None = None
     dataset: DatasetReferencePartial | None = None
     ended: datetime | None = None
+    errors: list[HarvestErrorPartial] | None = None
+    kwargs: dict[str, Any] | None = None
     logs: list[HarvestLogPartial] | None = None
     remote_id: str | None = None
     remote_url: str | None = None
     started: datetime | None = None
+    status: str | None = None
 
 
 class HarvestJobPagePartial(
@@ -6292,11 +6295,11 @@ class HarvestJobPagePartial(
     """:class:`HarvestJobPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[HarvestJobPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ApiTokenCreatedPartial(
@@ -6310,27 +6313,27 @@ class ApiTokenCreatedPartial(
 class UserPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`User` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    first_name: str | None = None
-    id: str | None = None
-    last_name: str | None = None
-    metrics: dict[str, Any] | None = None
-    organizations: list[OrganizationReferencePartial] | None = None
-    roles: list[str] | None = None
-    since: datetime | None = None
-    slug: str | None = None
-    uri: str | None = None
     about: str | None = None
     active: bool | None = None
     avatar: str | None = None
     avatar_thumbnail: str | None = None
     deleted: datetime | None = None
     email: str | None = None
+    first_name: str | None = None
+    id: str | None = None
     last_login_at: datetime | None = None
+    last_name: str | None = None
     mail_cadence: str | None = None
+    metrics: dict[str, Any] | None = None
     notifications_paused: bool | None = None
+    organizations: list[OrganizationReferencePartial] | None = None
     page: str | None = None
     password_rotation_demanded: datetime | None = None
     password_rotation_performed: datetime | None = None
+    roles: list[str] | None = None
+    since: datetime | None = None
+    slug: str | None = None
+    uri: str | None = None
     website: str | None = None
 
 
@@ -6363,8 +6366,8 @@ class NotificationSettingPartial(
     """:class:`NotificationSetting` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     enabled: bool | None = None
-    id: str | None = None
     event: str | None = None
+    id: str | None = None
     origin: str | None = None
     scope: ModelReferencePartial | None = None
     subject: NotificationSubjectSummaryPartial | None = None
@@ -6376,20 +6379,20 @@ class NotificationPagePartial(
     """:class:`NotificationPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[NotificationPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class MemberPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Member` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    role: str | None = None
-    user: UserReferenceWithEmailPartial | None = None
     label: str | None = None
+    role: str | None = None
     since: datetime | None = None
+    user: UserReferenceWithEmailPartial | None = None
 
 
 class OrganizationPartial(
@@ -6397,32 +6400,32 @@ class OrganizationPartial(
 ):
     """:class:`Organization` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    badges: list[BadgePartial] | None = None
-    created_at: datetime | None = None
-    description: str | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    members: list[MemberPartial] | None = None
-    metrics: dict[str, Any] | None = None
-    name: str | None = None
-    slug: str | None = None
-    uri: str | None = None
     acronym: str | None = None
+    badges: list[BadgePartial] | None = None
     banner_color: str | None = None
     banner_image: str | None = None
     banner_image_position: int | None = None
     business_number_id: str | None = None
+    created_at: datetime | None = None
     deleted: datetime | None = None
+    description: str | None = None
     ext: dict[str, Any] | None = None
     extras: dict[str, Any] | None = None
+    id: str | None = None
     image_url: str | None = None
+    last_modified: datetime | None = None
     logo: str | None = None
     logo_thumbnail: str | None = None
+    members: list[MemberPartial] | None = None
+    metrics: dict[str, Any] | None = None
+    name: str | None = None
     page: str | None = None
     permissions: OrganizationPermissionsPartial | None = None
     presentation_blocs: list[dict[str, Any]] | None = None
     presentation_blocs_published_at: datetime | None = None
+    slug: str | None = None
     teams: list[TeamPartial] | None = None
+    uri: str | None = None
     url: str | None = None
     zone: str | None = None
 
@@ -6432,11 +6435,11 @@ class AssignmentPartial(
 ):
     """:class:`Assignment` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
+    created_at: datetime | None = None
     id: str | None = None
     organization: OrganizationReferencePartial | None = None
     subject: dict[str, Any] | None = None
     user: UserReferencePartial | None = None
-    created_at: datetime | None = None
 
 
 class OrganizationPagePartial(
@@ -6445,26 +6448,26 @@ class OrganizationPagePartial(
     """:class:`OrganizationPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[OrganizationPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ActivityPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Activity` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     actor: dict[str, Any] | None = None
-    created_at: datetime | None = None
-    id: str | None = None
-    related_to: str | None = None
     changes: list[str] | None = None
+    created_at: datetime | None = None
     extras: dict[str, Any] | None = None
     icon: str | None = None
+    id: str | None = None
     key: str | None = None
     label: str | None = None
     organization: OrganizationReferencePartial | None = None
+    related_to: str | None = None
     related_to_id: str | None = None
     related_to_kind: str | None = None
     related_to_url: str | None = None
@@ -6483,32 +6486,32 @@ class UserPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaul
     """:class:`UserPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[UserPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ChartPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Chart` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     created_at: datetime | None = None
-    description: str | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    series: list[DataSeriesPartial] | None = None
-    slug: str | None = None
-    title: str | None = None
-    x_axis: XAxisPartial | None = None
     deleted_at: datetime | None = None
+    description: str | None = None
     extras: dict[str, Any] | None = None
+    id: str | None = None
     image: str | None = None
+    last_modified: datetime | None = None
     metrics: dict[str, Any] | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
     permissions: VisualizationPermissionsPartial | None = None
     private: bool | None = None
+    series: list[DataSeriesPartial] | None = None
+    slug: str | None = None
+    title: str | None = None
+    x_axis: XAxisPartial | None = None
     y_axis: YAxisPartial | None = None
 
 
@@ -6516,11 +6519,11 @@ class ChartPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
     """:class:`ChartPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ChartPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class PeriodicTaskPartial(
@@ -6528,17 +6531,17 @@ class PeriodicTaskPartial(
 ):
     """:class:`PeriodicTask` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    id: str | None = None
-    name: str | None = None
-    task: str | None = None
     args: list[Any] | None = None
     crontab: CrontabPartial | None = None
     description: str | None = None
     enabled: bool | None = None
+    id: str | None = None
     interval: IntervalPartial | None = None
     kwargs: dict[str, Any] | None = None
     last_run_at: datetime | None = None
+    name: str | None = None
     schedule: str | None = None
+    task: str | None = None
 
 
 class ResourcePageV2Partial(
@@ -6547,32 +6550,32 @@ class ResourcePageV2Partial(
     """:class:`ResourcePageV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ResourcePartial] | None = None
+    next_page: str | None = None
+    previous_page: str | None = None
     page: int | None = None
     page_size: int | None = None
     total: int | None = None
-    next_page: str | None = None
-    previous_page: str | None = None
 
 
 class TopicV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`TopicV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     id: str | None = None
-    created_at: datetime | None = None
-    name: str | None = None
-    slug: str | None = None
-    tags: list[str] | None = None
-    uri: str | None = None
     owner: UserReferencePartial | None = None
     organization: OrganizationReferencePartial | None = None
+    created_at: datetime | None = None
     last_modified: datetime | None = None
+    name: str | None = None
+    slug: str | None = None
     description: str | None = None
+    tags: list[str] | None = None
     color: int | None = None
     featured: bool | None = None
     private: bool | None = None
     extras: dict[str, Any] | None = None
     spatial: SpatialCoveragePartial | None = None
     page: str | None = None
+    uri: str | None = None
     elements: SubsectionLinkV2Partial | None = None
 
 
@@ -6594,6 +6597,8 @@ class ReuseV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     """:class:`ReuseV2` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     id: str | None = None
+    owner: UserReferencePartial | None = None
+    organization: OrganizationReferencePartial | None = None
     badges: list[BadgePartial] | None = None
     metrics: dict[str, Any] | None = None
     created_at: datetime | None = None
@@ -6603,22 +6608,20 @@ class ReuseV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     description: str | None = None
     type: str | None = None
     url: str | None = None
-    tags: list[str] | None = None
-    topic: str | None = None
-    private: bool | None = None
-    uri: str | None = None
-    owner: UserReferencePartial | None = None
-    organization: OrganizationReferencePartial | None = None
     image: str | None = None
     image_thumbnail: str | None = None
     datasets: SubsectionLinkV2Partial | None = None
     dataservices: SubsectionLinkV2Partial | None = None
+    tags: list[str] | None = None
+    topic: str | None = None
+    private: bool | None = None
     extras: dict[str, Any] | None = None
     featured: bool | None = None
     deleted: datetime | None = None
     archived: datetime | None = None
     page: str | None = None
     permissions: ReusePermissionsPartial | None = None
+    uri: str | None = None
 
 
 class ReuseSearchPageV2Partial(
@@ -6654,13 +6657,13 @@ class ContactPointPartial(
 ):
     """:class:`ContactPoint` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    id: str | None = None
-    role: str | None = None
     contact_form: str | None = None
     email: str | None = None
+    id: str | None = None
     name: str | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
+    role: str | None = None
 
 
 class DataservicePartial(
@@ -6668,11 +6671,6 @@ class DataservicePartial(
 ):
     """:class:`Dataservice` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    created_at: datetime | None = None
-    id: str | None = None
-    metadata_modified_at: datetime | None = None
-    slug: str | None = None
-    title: str | None = None
     access_audiences: list[AccessAudiencePartial] | None = None
     access_type: str | None = None
     access_type_reason: str | None = None
@@ -6686,6 +6684,7 @@ class DataservicePartial(
     base_api_url: str | None = None
     business_documentation_url: str | None = None
     contact_points: list[ContactPointPartial] | None = None
+    created_at: datetime | None = None
     datasets: dict[str, Any] | None = None
     deleted_at: datetime | None = None
     description: str | None = None
@@ -6693,8 +6692,10 @@ class DataservicePartial(
     featured: bool | None = None
     format: str | None = None
     harvest: HarvestDataserviceMetadataPartial | None = None
+    id: str | None = None
     license: str | None = None
     machine_documentation_url: str | None = None
+    metadata_modified_at: datetime | None = None
     metrics: dict[str, Any] | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
@@ -6704,8 +6705,10 @@ class DataservicePartial(
     rate_limiting_url: str | None = None
     self_api_url: str | None = None
     self_web_url: str | None = None
+    slug: str | None = None
     tags: list[str] | None = None
     technical_documentation_url: str | None = None
+    title: str | None = None
 
 
 class DataservicePagePartial(
@@ -6714,11 +6717,11 @@ class DataservicePagePartial(
     """:class:`DataservicePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[DataservicePartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class CommunityResourcePartial(
@@ -6735,22 +6738,6 @@ class CommunityResourcePartial(
 class DatasetPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Dataset` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    badges: list[BadgePartial] | None = None
-    created_at: datetime | None = None
-    description: str | None = None
-    extras: dict[str, Any] | None = None
-    frequency: str | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    last_update: datetime | None = None
-    license: str | None = None
-    metrics: dict[str, Any] | None = None
-    private: bool | None = None
-    resources: list[ResourcePartial] | None = None
-    slug: str | None = None
-    tags: list[str] | None = None
-    title: str | None = None
-    uri: str | None = None
     access_audiences: list[AccessAudiencePartial] | None = None
     access_type: str | None = None
     access_type_reason: str | None = None
@@ -6758,24 +6745,40 @@ class DatasetPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_default
     acronym: str | None = None
     archived: datetime | None = None
     authorization_request_url: str | None = None
+    badges: list[BadgePartial] | None = None
     community_resources: list[CommunityResourcePartial] | None = None
     contact_points: list[ContactPointPartial] | None = None
+    created_at: datetime | None = None
     deleted: datetime | None = None
+    description: str | None = None
     description_short: str | None = None
     doi: str | None = None
+    extras: dict[str, Any] | None = None
     featured: bool | None = None
+    frequency: str | None = None
     frequency_date: datetime | None = None
     geopf: GeopfDatasetMetadataPartial | None = None
     harvest: HarvestDatasetMetadataPartial | None = None
+    id: str | None = None
     internal: DatasetInternalsPartial | None = None
+    last_modified: datetime | None = None
+    last_update: datetime | None = None
+    license: str | None = None
+    metrics: dict[str, Any] | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
     page: str | None = None
     permissions: DatasetPermissionsPartial | None = None
+    private: bool | None = None
     quality: dict[str, Any] | None = None
+    resources: list[ResourcePartial] | None = None
     schema: SchemaPartial | None = None
+    slug: str | None = None
     spatial: SpatialCoveragePartial | None = None
+    tags: list[str] | None = None
     temporal_coverage: TemporalCoveragePartial | None = None
+    title: str | None = None
+    uri: str | None = None
 
 
 class CommunityResourcePagePartial(
@@ -6784,11 +6787,11 @@ class CommunityResourcePagePartial(
     """:class:`CommunityResourcePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[CommunityResourcePartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class DatasetPagePartial(
@@ -6797,11 +6800,11 @@ class DatasetPagePartial(
     """:class:`DatasetPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[DatasetPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class UploadedCommunityResourcePartial(
@@ -6817,19 +6820,19 @@ class DiscussionPartial(
 ):
     """:class:`Discussion` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
+    closed: datetime | None = None
+    closed_by: UserReferencePartial | None = None
+    closed_by_organization: OrganizationReferencePartial | None = None
     created: datetime | None = None
     discussion: list[MessagePartial] | None = None
     extras: dict[str, Any] | None = None
     id: str | None = None
-    subject: ModelReferencePartial | None = None
-    title: str | None = None
-    url: str | None = None
-    closed: datetime | None = None
-    closed_by: UserReferencePartial | None = None
-    closed_by_organization: OrganizationReferencePartial | None = None
     organization: OrganizationReferencePartial | None = None
     permissions: DiscussionPermissionsPartial | None = None
     self_web_url: str | None = None
+    subject: ModelReferencePartial | None = None
+    title: str | None = None
+    url: str | None = None
     user: UserReferencePartial | None = None
 
 
@@ -6839,11 +6842,11 @@ class DiscussionPagePartial(
     """:class:`DiscussionPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[DiscussionPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class GeopfDatasetStatusPartial(
@@ -6867,18 +6870,18 @@ class HarvestSourcePartial(
     backend: str | None = None
     config: dict[str, Any] | None = None
     created_at: datetime | None = None
-    id: str | None = None
-    name: str | None = None
-    url: str | None = None
-    validation: HarvestSourceValidationPartial | None = None
     deleted: datetime | None = None
     description: str | None = None
+    id: str | None = None
     last_job: HarvestJobPartial | None = None
+    name: str | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
     permissions: HarvestSourcePermissionsPartial | None = None
     schedule: str | None = None
     slug: str | None = None
+    url: str | None = None
+    validation: HarvestSourceValidationPartial | None = None
 
 
 class HarvestItemPagePartial(
@@ -6887,11 +6890,11 @@ class HarvestItemPagePartial(
     """:class:`HarvestItemPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[HarvestItemPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class HarvestSourcePagePartial(
@@ -6900,11 +6903,11 @@ class HarvestSourcePagePartial(
     """:class:`HarvestSourcePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[HarvestSourcePartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class DatasetPreviewPartial(
@@ -6912,12 +6915,6 @@ class DatasetPreviewPartial(
 ):
     """:class:`DatasetPreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    created_at: datetime | None = None
-    description: str | None = None
-    frequency: str | None = None
-    last_modified: datetime | None = None
-    last_update: datetime | None = None
-    title: str | None = None
     access_audiences: list[AccessAudiencePartial] | None = None
     access_type: str | None = None
     access_type_reason: str | None = None
@@ -6928,16 +6925,21 @@ class DatasetPreviewPartial(
     badges: list[BadgePartial] | None = None
     community_resources: list[CommunityResourcePartial] | None = None
     contact_points: list[ContactPointPartial] | None = None
+    created_at: datetime | None = None
     deleted: datetime | None = None
+    description: str | None = None
     description_short: str | None = None
     doi: str | None = None
     extras: dict[str, Any] | None = None
     featured: bool | None = None
+    frequency: str | None = None
     frequency_date: datetime | None = None
     geopf: GeopfDatasetMetadataPartial | None = None
     harvest: HarvestDatasetMetadataPartial | None = None
     id: str | None = None
     internal: DatasetInternalsPartial | None = None
+    last_modified: datetime | None = None
+    last_update: datetime | None = None
     license: str | None = None
     metrics: dict[str, Any] | None = None
     organization: OrganizationReferencePartial | None = None
@@ -6952,38 +6954,39 @@ class DatasetPreviewPartial(
     spatial: SpatialCoveragePartial | None = None
     tags: list[str] | None = None
     temporal_coverage: TemporalCoveragePartial | None = None
+    title: str | None = None
     uri: dict[str, Any] | None = None
 
 
 class ReusePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Reuse` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
+    archived: datetime | None = None
     badges: list[BadgePartial] | None = None
     created_at: datetime | None = None
-    datasets: list[DatasetPartial] | None = None
-    description: str | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    metrics: dict[str, Any] | None = None
-    private: bool | None = None
-    slug: str | None = None
-    tags: list[str] | None = None
-    title: str | None = None
-    type: str | None = None
-    uri: str | None = None
-    url: str | None = None
-    archived: datetime | None = None
     dataservices: list[DataserviceReferencePartial] | None = None
+    datasets: list[DatasetPartial] | None = None
     deleted: datetime | None = None
+    description: str | None = None
     extras: dict[str, Any] | None = None
     featured: bool | None = None
+    id: str | None = None
     image: str | None = None
     image_thumbnail: str | None = None
+    last_modified: datetime | None = None
+    metrics: dict[str, Any] | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
     page: str | None = None
     permissions: ReusePermissionsPartial | None = None
+    private: bool | None = None
+    slug: str | None = None
+    tags: list[str] | None = None
+    title: str | None = None
     topic: str | None = None
+    type: str | None = None
+    uri: str | None = None
+    url: str | None = None
 
 
 class NotificationResolvedPartial(
@@ -7008,11 +7011,11 @@ class NotificationSettingPagePartial(
     """:class:`NotificationSettingPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[NotificationSettingPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ContactPointPagePartial(
@@ -7021,63 +7024,63 @@ class ContactPointPagePartial(
     """:class:`ContactPointPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ContactPointPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class PostPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`Post` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    created_at: datetime | None = None
-    datasets: list[DatasetPartial] | None = None
-    id: str | None = None
-    last_modified: datetime | None = None
-    name: str | None = None
-    reuses: list[ReuseReferencePartial] | None = None
-    slug: str | None = None
-    tags: list[str] | None = None
-    uri: str | None = None
     ancestors: list[PostAncestorPartial] | None = None
     blocs: list[dict[str, Any]] | None = None
     body_type: str | None = None
     content: str | None = None
+    created_at: datetime | None = None
     credit_to: str | None = None
     credit_url: str | None = None
+    datasets: list[DatasetPartial] | None = None
     headline: str | None = None
+    id: str | None = None
     image: str | None = None
     image_thumbnail: str | None = None
     image_url: str | None = None
     kind: str | None = None
+    last_modified: datetime | None = None
+    name: str | None = None
     owner: UserReferencePartial | None = None
     page: str | None = None
     parent: PostAncestorPartial | None = None
     published: datetime | None = None
+    reuses: list[ReuseReferencePartial] | None = None
     sidemenu: bool | None = None
+    slug: str | None = None
+    tags: list[str] | None = None
+    uri: str | None = None
 
 
 class PostPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`PostPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[PostPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ReusePagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`ReusePage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ReusePartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class ActivityPagePartial(
@@ -7086,11 +7089,11 @@ class ActivityPagePartial(
     """:class:`ActivityPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     data: list[ActivityPartial] | None = None
+    next_page: str | None = None
     page: int | None = None
     page_size: int | None = None
-    total: int | None = None
-    next_page: str | None = None
     previous_page: str | None = None
+    total: int | None = None
 
 
 class DataserviceSearchPageV2Partial(
@@ -7112,41 +7115,41 @@ class DatasetV2Partial(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     id: str | None = None
     title: str | None = None
+    acronym: str | None = None
     slug: str | None = None
     description: str | None = None
+    description_short: str | None = None
     created_at: datetime | None = None
     last_modified: datetime | None = None
+    deleted: datetime | None = None
+    archived: datetime | None = None
+    doi: str | None = None
+    featured: bool | None = None
     private: bool | None = None
     tags: list[str] | None = None
     badges: list[BadgePartial] | None = None
     resources: SubsectionLinkV2Partial | None = None
     community_resources: SubsectionLinkV2Partial | None = None
     frequency: str | dict[str, Any] | None = None
-    extras: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    license: str | dict[str, Any] | None = None
-    uri: str | None = None
-    last_update: datetime | None = None
-    acronym: str | None = None
-    description_short: str | None = None
-    deleted: datetime | None = None
-    archived: datetime | None = None
-    doi: str | None = None
-    featured: bool | None = None
     frequency_date: datetime | None = None
     harvest: HarvestDatasetMetadataPartial | None = None
     geopf: GeopfDatasetMetadataPartial | None = None
+    extras: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
     organization: OrganizationReferencePartial | None = None
     owner: UserReferencePartial | None = None
     temporal_coverage: TemporalCoveragePartial | None = None
     spatial: SpatialCoveragePartial | None = None
+    license: str | dict[str, Any] | None = None
     access_type: str | None = None
     access_audiences: list[AccessAudiencePartial] | None = None
     authorization_request_url: str | None = None
     access_type_reason_category: str | None = None
     access_type_reason: str | None = None
+    uri: str | None = None
     page: str | None = None
     quality: dict[str, Any] | None = None
+    last_update: datetime | None = None
     internal: DatasetInternalsPartial | None = None
     contact_points: list[ContactPointPartial] | None = None
     permissions: DatasetPermissionsPartial | None = None
@@ -7238,9 +7241,8 @@ class HarvestItemPreviewPartial(
 ):
     """:class:`HarvestItemPreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    created: datetime | None = None
-    status: str | None = None
     args: list[str] | None = None
+    created: datetime | None = None
     dataservice: DataservicePreviewPartial | None = None
     dataset: DatasetPreviewPartial | None = None
     ended: datetime | None = None
@@ -7250,6 +7252,7 @@ class HarvestItemPreviewPartial(
     remote_id: str | None = None
     remote_url: str | None = None
     started: datetime | None = None
+    status: str | None = None
 
 
 class HarvestJobPreviewPartial(
@@ -7258,10 +7261,10 @@ class HarvestJobPreviewPartial(
     """:class:`HarvestJobPreview` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
     created: datetime | None = None
-    status: str | None = None
     ended: datetime | None = None
     errors: list[HarvestErrorPartial] | None = None
     id: str | None = None
     items: list[HarvestItemPreviewPartial] | None = None
     source: HarvestSourceReferencePartial | None = None
     started: datetime | None = None
+    status: str | None = None

@@ -12,6 +12,9 @@ whose nested models are partial too.
 Structs are not tracked by the garbage collector (``gc=False``): decoded JSON holds no reference
 cycles, and a page of thousands of objects then costs no collection passes (about a third of
 decoding time otherwise). Do not build reference cycles out of them.
+
+Fields are declared in the order udata sends them (sorted by name in the API v1, the model's order
+in the v2): msgspec tries the field after the last one matched first, so a key costs one comparison.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ class Other(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, g
 class Thing(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """Thing"""
 
-    title: str
     id: str | None = None
+    title: str
     created_at: datetime | None = None
 
 
@@ -108,13 +111,13 @@ class ThingRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
     """The thing identifier"""
 
     title: str
-    created_at: datetime
     class_: str | None = field(name="class", default=None)
     """The object class"""
 
     status: str | None = None
     """Where the thing stands (Known values: :class:`PartStatus`.)"""
 
+    created_at: datetime
     day: date | None = None
     metrics: dict[str, int] | None = None
     parts: list[Part] | None = None
@@ -124,12 +127,12 @@ class ThingRead(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=Tru
 class ThingPage(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """ThingPage"""
 
-    page: int
-    page_size: int
-    total: int
     data: list[ThingRead] | None = None
     next_page: str | None = None
+    page: int
+    page_size: int
     previous_page: str | None = None
+    total: int
 
 
 class PartPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -165,9 +168,9 @@ class ThingReadPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 
     id: str | None = None
     title: str | None = None
-    created_at: datetime | None = None
     class_: str | None = field(name="class", default=None)
     status: str | None = None
+    created_at: datetime | None = None
     day: date | None = None
     metrics: dict[str, int] | None = None
     parts: list[PartPartial] | None = None
@@ -177,9 +180,9 @@ class ThingReadPartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defau
 class ThingPagePartial(Struct, kw_only=True, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """:class:`ThingPage` as a call with an ``X-Fields`` mask answers it: every field optional."""
 
-    page: int | None = None
-    page_size: int | None = None
-    total: int | None = None
     data: list[ThingReadPartial] | None = None
     next_page: str | None = None
+    page: int | None = None
+    page_size: int | None = None
     previous_page: str | None = None
+    total: int | None = None
