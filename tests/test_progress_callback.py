@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import sqlite3
 from collections.abc import AsyncIterator
@@ -48,8 +49,12 @@ def config(catalog: FakeCatalog, db: Path, **options: Any) -> aioudata.MirrorCon
 
 
 def checkpoint(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT page FROM sync_state WHERE entity = 'datasets'").fetchone()
+    """The datasets' checkpoint page (0 before the mirror has made its tables)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            row = conn.execute("SELECT page FROM sync_state WHERE entity = 'datasets'").fetchone()
+        except sqlite3.OperationalError:  # no such table yet
+            return 0
     return int(row[0]) if row else 0
 
 
