@@ -6,13 +6,17 @@ Against the fake udata catalog of tests/test_mirror_job.py on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from yarl import URL
 
-from aioudata import AuthenticationError
+from aioudata import AuthenticationError, RequestEvent, ResponseEvent, ServerError
 from aioudata._cli import EXIT_PARTIAL, main
-from aioudata._mirror import run_mirror
+from aioudata._mirror import passes, run_mirror
+from aioudata._mirror.passes import IDS_PAGE_SIZE
 from aioudata._mirror.sync import MAX_ROUNDS
 from tests.test_mirror_job import FakeCatalog, catalog, config, query
 from tests.test_mirror_store import dataset
@@ -123,7 +127,7 @@ async def test_retries_are_counted_per_entity_without_any_logging(
 async def test_a_hook_added_to_a_client_sees_its_requests_until_removed(
     catalog: FakeCatalog,
 ) -> None:
-    from aioudata import Client, RequestEvent
+    from aioudata import Client
 
     seen: list[str] = []
 
@@ -138,3 +142,61 @@ async def test_a_hook_added_to_a_client_sees_its_requests_until_removed(
     assert len(seen) == 1 and "page_size=2" in seen[0]
     with pytest.raises(ValueError, match="request"):
         Client(catalog.base_url).add_event_hook("sent", hook)  # type: ignore[arg-type]
+
+
+def _listing_log(log: list[str]) -> dict[str, list[Callable[..., Any]]]:
+    """Event hooks logging, in order, each request of a verification listing (``ids``) and
+    each answer of the full pass (``page N``); the answer to page 10 comes 0.3 s late."""
+
+    async def answered(event: ResponseEvent) -> None:
+        url = URL(event.url)
+        if url.path.endswith("/datasets/") and url.query.get("page_size") == "3":
+            if url.query["page"] == "10":
+                await asyncio.sleep(0.3)
+            log.append(f"page {url.query['page']}")
+
+    def asked(event: RequestEvent) -> None:
+        url = URL(event.url)
+        if url.path.endswith("/datasets/") and url.query.get("page_size") == str(IDS_PAGE_SIZE):
+            assert event.headers["X-Fields"].startswith("data{id")
+            log.append("ids")
+
+    return {"request": [asked], "response": [answered]}
+
+
+async def test_the_first_round_lists_while_the_pass_ends(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    catalog.items["datasets"] = [dataset(n, resources=0) for n in range(1, 31)]
+    log: list[str] = []
+    options = {"entities": ("datasets",), "page_size": 3, "concurrency": 2}
+    summary = await run_mirror(
+        config(catalog, tmp_path / "m.sqlite", event_hooks=_listing_log(log), **options)
+    )
+    assert summary.status == "ok" and summary.entities["datasets"].stored == 30
+    assert summary.entities["datasets"].rounds == 1
+    # The round's listing went out before the pass's last page was in, and only once.
+    assert log.count("ids") == 1
+    assert log.index("ids") < log.index("page 10"), log
+
+
+async def test_a_round_whose_listing_ahead_failed_lists_itself(
+    catalog: FakeCatalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.items["datasets"] = [dataset(n, resources=0) for n in range(1, 31)]
+    real_walk = passes.walk
+
+    async def failing_ahead(*args: Any, quiet: bool = False, **kwargs: Any) -> Any:
+        if quiet:  # the listing walked ahead
+            raise ServerError(status=502, method="GET", url="http://127.0.0.1/x")
+        return await real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(passes, "walk", failing_ahead)
+    log: list[str] = []
+    options = {"entities": ("datasets",), "page_size": 3, "concurrency": 2}
+    db = tmp_path / "m.sqlite"
+    summary = await run_mirror(config(catalog, db, event_hooks=_listing_log(log), **options))
+    assert summary.status == "ok" and summary.entities["datasets"].stored == 30
+    assert log.count("ids") == 1 and log.index("ids") > log.index("page 10"), log
+    listed = query(db, "SELECT COUNT(*) FROM listed WHERE pass_no = 2")
+    assert listed == [(30,)]  # the round's own listing marked every dataset

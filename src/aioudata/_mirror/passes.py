@@ -14,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -25,7 +28,19 @@ from .run import Run
 from .store import Counts, PassState
 from .walk import WalkOutcome, fetch_each, walk
 
-__all__ = ["IDS_PAGE_SIZE", "ChangesPass", "FullPass", "IdsPass", "Pass", "when"]
+__all__ = [
+    "IDS_PAGE_SIZE",
+    "ChangesPass",
+    "FullPass",
+    "IdsPass",
+    "Listed",
+    "Pass",
+    "list_ahead",
+    "listing_args",
+    "when",
+]
+
+logger = logging.getLogger("aioudata.mirror")
 
 #: Page size of the id pass (ids and timestamps only: cheap to serve).
 IDS_PAGE_SIZE = 1000
@@ -60,6 +75,8 @@ class Pass:
         self.tally = tally
         #: Page writes handed to the store's thread and not yet awaited, oldest first.
         self._pending: deque[asyncio.Future[Counts]] = deque()
+        #: Called with the listing's total once its last requests are out (see walk).
+        self.near_end: Callable[[int], None] | None = None
 
     def mask(self) -> str | None:
         """The ``X-Fields`` mask of the listing (None: whole records)."""
@@ -67,20 +84,20 @@ class Pass:
 
     def args(self) -> dict[str, Any]:
         """The listing's arguments: the run's filters, page size, sort and mask."""
-        args: dict[str, Any] = {**self.run.filters(self.spec), "page_size": self.state.page_size}
-        if self.state.sort and self.spec.accepts("sort"):
-            args["sort"] = self.state.sort
-        mask = self.mask()
-        if mask:
-            args["x_fields"] = mask
-        return args
+        return listing_args(self.run, self.spec, self.state.page_size, self.state.sort, self.mask())
 
     async def walk(self) -> WalkOutcome:
         """Walk the listing from the checkpoint on; every page written when it returns."""
         expected = await self.expected() if self.state.page == 0 else None
         try:
             return await walk(
-                self.run, self.spec, self.args(), self.state.page, self.handle, expected
+                self.run,
+                self.spec,
+                self.args(),
+                self.state.page,
+                self.handle,
+                expected,
+                near_end=self.near_end,
             )
         finally:
             await self.flush()
@@ -174,8 +191,27 @@ class IdsPass(Pass):
 
     kind = "ids"
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        #: The round's listing, walked ahead while the pass before it ended (see list_ahead).
+        self.ahead: asyncio.Future[Listed | None] | None = None
+
     def mask(self) -> str:
         return self.spec.id_mask(*self.spec.stamps)
+
+    async def walk(self) -> WalkOutcome:
+        """The listing walked ahead, if any (and the round is at its start), else a walk."""
+        ahead = await self.ahead if self.ahead is not None and self.state.page == 0 else None
+        if ahead is None:
+            return await super().walk()
+        live = self.run.live(self.spec)
+        live.pages_total = live.pages + len(ahead.pages)
+        try:
+            for page, number, extra in ahead.pages:
+                await self.handle(page, number, extra)
+        finally:
+            await self.flush()
+        return ahead.outcome
 
     async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
         found = stamps_of(page.data)
@@ -220,6 +256,50 @@ class IdsPass(Pass):
             return stale, unknown, None
         listed = Batch(listed=[item_id for item_id, _ in found], errors=list(extra))
         return stale, unknown, store.write_batch(self.spec, listed, state.pass_no, state)
+
+
+@dataclass(slots=True)
+class Listed:
+    """A listing walked ahead of its pass: its pages (number, error rows) and what the walk
+    saw of it."""
+
+    pages: list[tuple[RawPage, int, list[ErrorRow]]]
+    outcome: WalkOutcome
+
+
+def listing_args(
+    run: Run, spec: EntitySpec, page_size: int, sort: str | None, mask: str | None
+) -> dict[str, Any]:
+    """A listing's arguments: the run's filters, page size, sort and mask."""
+    args: dict[str, Any] = {**run.filters(spec), "page_size": page_size}
+    if sort and spec.accepts("sort"):
+        args["sort"] = sort
+    if mask:
+        args["x_fields"] = mask
+    return args
+
+
+async def list_ahead(run: Run, spec: EntitySpec, total: int) -> Listed | None:
+    """The first verification round's listing, walked while the pass before it ends.
+
+    The round's pages then wait for nothing but the store: their round trip overlaps the
+    pass's last writes. A listing taken a little early verifies as well as one taken after:
+    an object there for the whole run is in both. None when the walk failed (the round walks
+    its listing itself then, and meets the failure there).
+    """
+    pages: list[tuple[RawPage, int, list[ErrorRow]]] = []
+
+    async def keep(page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
+        pages.append((page, number, extra))
+        return False
+
+    args = listing_args(run, spec, IDS_PAGE_SIZE, spec.full_sort, spec.id_mask(*spec.stamps))
+    try:
+        outcome = await walk(run, spec, args, 0, keep, total or None, quiet=True)
+    except Exception as error:  # the round walks its listing again and reports it
+        logger.debug("%s: the verification listing walked ahead failed: %r", spec.name, error)
+        return None
+    return Listed(pages, outcome)
 
 
 PASSES: dict[str, type[Pass]] = {kind.kind: kind for kind in (FullPass, ChangesPass, IdsPass)}

@@ -409,10 +409,14 @@ def _item_of(annotation: Any) -> Any:
     return None
 
 
-class _Stamped(msgspec.Struct):
+class _Stamped(msgspec.Struct, gc=False):
     id: str
     last_modified: datetime | None = None
     last_update: datetime | None = None
+
+
+#: Built once (``msgspec.json.decode(..., type=)`` costs more than the decoding itself here).
+_decode_stamped = msgspec.json.Decoder(_Stamped).decode
 
 
 def stamps_of(raws: list[msgspec.Raw]) -> list[tuple[str, dict[str, datetime | None]]]:
@@ -424,7 +428,7 @@ def stamps_of(raws: list[msgspec.Raw]) -> list[tuple[str, dict[str, datetime | N
     found: list[tuple[str, dict[str, datetime | None]]] = []
     for raw in raws:
         try:
-            item = msgspec.json.decode(bytes(raw), type=_Stamped)
+            item = _decode_stamped(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             stamped = _loose_stamps(bytes(raw))
             if stamped is not None:

@@ -19,7 +19,7 @@ import time
 from .._errors import APIError, AuthenticationError, PermissionDeniedError
 from .config import EntitySummary
 from .entities import EntitySpec
-from .passes import IDS_PAGE_SIZE, PASSES, Pass, when
+from .passes import IDS_PAGE_SIZE, PASSES, IdsPass, Listed, Pass, list_ahead, when
 from .records import Batch, stamps_of
 from .run import Run
 from .store import Counts, PassState
@@ -50,6 +50,8 @@ class EntitySync:
         #: The newest change time when the pass began (the next high-water mark), asked for
         #: alongside the pass's first pages rather than before them.
         self.top: asyncio.Future[str | None] | None = None
+        #: The first verification round's listing, walked while the pass ends (list_ahead).
+        self.ahead: asyncio.Future[Listed | None] | None = None
 
     async def sync(self) -> EntitySummary:
         """Resume or start a pass, verify it, finish it; the entity's summary."""
@@ -77,11 +79,13 @@ class EntitySync:
         return await self.close(started)
 
     async def _forget_top(self) -> None:
-        """Cancel the high-water mark's request if still out, and retrieve its outcome."""
-        if self.top is not None and not self.top.done():
-            self.top.cancel()
-        if self.top is not None:
-            await asyncio.gather(self.top, return_exceptions=True)
+        """Cancel the requests still out beside the passes (the high-water mark's, the
+        listing walked ahead), and retrieve their outcomes."""
+        for future in (self.top, self.ahead):
+            if future is not None and not future.done():
+                future.cancel()
+            if future is not None:
+                await asyncio.gather(future, return_exceptions=True)
 
     async def begin(self, state: PassState) -> PassState:
         """The checkpoint to go on from: the interrupted pass, or a new full or changes pass."""
@@ -125,6 +129,10 @@ class EntitySync:
             # The round lists the whole catalog: items count that listing.
             live.items, self.summary.listed = 0, 0
         walked = PASSES[state.kind](self.run, self.spec, state, self.summary, self.tally)
+        if isinstance(walked, IdsPass):
+            walked.ahead, self.ahead = self.ahead, None  # for its first round only
+        else:
+            walked.near_end = self.list_ahead
         outcome = await walked.walk()
         if state.kind != "ids":
             return await self.next_round(walked, state)
@@ -141,6 +149,12 @@ class EntitySync:
             logger.warning("%s: %s", self.spec.name, self.summary.note)
             return await self.finish(state, complete=False)
         return await self.next_round(walked, state)
+
+    def list_ahead(self, total: int) -> None:
+        """Walk the first verification round's listing now (the pass's last requests are
+        out): its round trip overlaps the pass's last writes."""
+        if self.ahead is None:
+            self.ahead = asyncio.ensure_future(list_ahead(self.run, self.spec, total))
 
     async def next_round(self, walked: Pass, state: PassState) -> PassState:
         """Start a verification round (a new pass number: its own seen marks)."""

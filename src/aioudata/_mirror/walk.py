@@ -59,19 +59,33 @@ async def walk(
     done: int,
     handle: Handler,
     expected: int | None = None,
+    *,
+    near_end: Callable[[int], None] | None = None,
+    quiet: bool = False,
 ) -> WalkOutcome:
     """Every page after the first ``done`` ones, in order; a page failing server-side is split.
 
     ``expected``: the items the listing likely holds (its pages are asked for with the first).
+    ``near_end``: called once, with the listing's total, when the pages left to handle are
+    within one window of requests (all of them asked for). ``quiet``: not shown in progress.
     """
-    return await _Walk(run, spec, args, done, handle).run(expected)
+    walker = _Walk(run, spec, args, done, handle, quiet=quiet)
+    walker.near_end = near_end
+    return await walker.run(expected)
 
 
 class _Walk:
     """One walk of a listing (see :func:`walk`): page ``number`` is the next to handle."""
 
     def __init__(
-        self, run: Run, spec: EntitySpec, args: dict[str, Any], done: int, handle: Handler
+        self,
+        run: Run,
+        spec: EntitySpec,
+        args: dict[str, Any],
+        done: int,
+        handle: Handler,
+        *,
+        quiet: bool = False,
     ) -> None:
         self.run_state = run
         self.spec = spec
@@ -82,10 +96,13 @@ class _Walk:
         self.size = int(args["page_size"])
         self.outcome = WalkOutcome()
         self.number = done + 1
-        self.live = run.live(spec)
-        if done and not self.live.pages:
+        self.near_end: Callable[[int], None] | None = None
+        #: The listing's last page, as its total says (0: not known yet).
+        self.last_page = 0
+        self.live = None if quiet else run.live(spec)
+        if self.live is not None and done and not self.live.pages:
             self.live.pages = self.live.resumed = done  # resumed: its bar starts there
-        self.done_before = self.live.pages
+        self.done_before = 0 if self.live is None else self.live.pages
 
     async def run(self, expected: int | None) -> WalkOutcome:
         """Listings from page ``number`` on, until the end; failing pages salvaged."""
@@ -132,6 +149,7 @@ class _Walk:
                 outcome.pages += 1
                 stop = await self.handle(page, self.number, [])
                 self.number += 1
+                self.nearly_done(page)
                 if stop:
                     outcome.stopped = True
                     return
@@ -145,8 +163,19 @@ class _Walk:
                 paginator.stats.total_last,
             )
 
+    def nearly_done(self, page: RawPage) -> None:
+        """Call ``near_end`` once the pages left are within one window of requests."""
+        if page.total is not None:
+            self.last_page = math.ceil(page.total / self.size)
+        window = self.run_state.config.concurrency
+        if self.near_end is not None and self.last_page and self.number + window > self.last_page:
+            near_end, self.near_end = self.near_end, None
+            near_end(page.total or 0)
+
     def show(self, page: RawPage) -> None:
         """The progress's page count, from the first page's total."""
+        if self.live is None:
+            return
         if page.total is not None and self.live.pages == self.done_before:
             # Pages done before this walk, plus what this one has left.
             left = page.total - self.done * self.size
