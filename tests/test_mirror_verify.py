@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from aioudata import AuthenticationError, RequestEvent, ResponseEvent, ServerError
+from aioudata import AuthenticationError, Client, RequestEvent, ResponseEvent, ServerError
 from aioudata._cli import EXIT_PARTIAL, main
-from aioudata._mirror import passes, run_mirror
+from aioudata._mirror import run_mirror
 from aioudata._mirror.passes import IDS_PAGE_SIZE
 from aioudata._mirror.sync import MAX_ROUNDS
 from tests.test_mirror_job import FakeCatalog, catalog, config, query
@@ -184,19 +184,53 @@ async def test_a_round_whose_listing_ahead_failed_lists_itself(
     catalog: FakeCatalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     catalog.items["datasets"] = [dataset(n, resources=0) for n in range(1, 31)]
-    real_walk = passes.walk
+    request = Client.request
+    failed: list[dict[str, Any]] = []
 
-    async def failing_ahead(*args: Any, quiet: bool = False, **kwargs: Any) -> Any:
-        if quiet:  # the listing walked ahead
+    async def fail_once(self: Client, endpoint: Any, args: Any = None, **kwargs: Any) -> Any:
+        if args and args.get("page_size") == IDS_PAGE_SIZE and not failed:
+            failed.append(args)  # the first verification page asked for: ahead
             raise ServerError(status=502, method="GET", url="http://127.0.0.1/x")
-        return await real_walk(*args, **kwargs)
+        return await request(self, endpoint, args, **kwargs)
 
-    monkeypatch.setattr(passes, "walk", failing_ahead)
+    monkeypatch.setattr(Client, "request", fail_once)
     log: list[str] = []
     options = {"entities": ("datasets",), "page_size": 3, "concurrency": 2}
     db = tmp_path / "m.sqlite"
     summary = await run_mirror(config(catalog, db, event_hooks=_listing_log(log), **options))
-    assert summary.status == "ok" and summary.entities["datasets"].stored == 30
+    assert failed and summary.status == "ok" and summary.entities["datasets"].stored == 30
     assert log.count("ids") == 1 and log.index("ids") > log.index("page 10"), log
     listed = query(db, "SELECT COUNT(*) FROM listed WHERE pass_no = 2")
     assert listed == [(30,)]  # the round's own listing marked every dataset
+
+
+async def test_a_round_goes_on_past_the_pages_asked_ahead(
+    catalog: FakeCatalog, tmp_path: Path
+) -> None:
+    # 2,500 datasets in 5 pages, concurrency 2: the round's pages 1 and 2 (of 1,000 ids) are
+    # asked for while the pass ends (its page 5 answers late); page 3 after, by the round.
+    catalog.items["datasets"] = [{"id": f"{n:024x}", "title": f"d{n}"} for n in range(1, 2501)]
+    log: list[str] = []
+
+    def asked(event: RequestEvent) -> None:
+        url = URL(event.url)
+        if url.query.get("page_size") == str(IDS_PAGE_SIZE):
+            log.append(f"ids {url.query['page']}")
+
+    async def answered(event: ResponseEvent) -> None:
+        url = URL(event.url)
+        if url.query.get("page_size") == "500":
+            if url.query["page"] == "5":
+                await asyncio.sleep(0.3)
+            log.append(f"page {url.query['page']}")
+
+    hooks = {"request": [asked], "response": [answered]}
+    options = {"entities": ("datasets",), "page_size": 500, "concurrency": 2}
+    db = tmp_path / "m.sqlite"
+    summary = await run_mirror(config(catalog, db, event_hooks=hooks, **options))
+    assert summary.status == "ok" and summary.entities["datasets"].stored == 2500
+    asked_ids = [entry for entry in log if entry.startswith("ids")]
+    assert sorted(asked_ids) == ["ids 1", "ids 2", "ids 3"], log  # each page asked once
+    assert log.index("ids 1") < log.index("page 5") < log.index("ids 3"), log
+    assert log.index("ids 2") < log.index("page 5"), log
+    assert query(db, "SELECT COUNT(*) FROM listed WHERE pass_no = 2") == [(2500,)]

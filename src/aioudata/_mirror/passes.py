@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,18 +201,25 @@ class IdsPass(Pass):
         return self.spec.id_mask(*self.spec.stamps)
 
     async def walk(self) -> WalkOutcome:
-        """The listing walked ahead, if any (and the round is at its start), else a walk."""
+        """The pages asked for ahead, if any (and the round is at its start), then a walk
+        of the rest."""
         ahead = await self.ahead if self.ahead is not None and self.state.page == 0 else None
         if ahead is None:
             return await super().walk()
+        first = ahead.pages[0][0]
         live = self.run.live(self.spec)
-        live.pages_total = live.pages + len(ahead.pages)
+        live.pages_total = live.pages + max(1, math.ceil((first.total or 0) / IDS_PAGE_SIZE))
         try:
             for page, number, extra in ahead.pages:
                 await self.handle(page, number, extra)
         finally:
             await self.flush()
-        return ahead.outcome
+        if not ahead.outcome.stopped:
+            return ahead.outcome
+        rest = await super().walk()  # from the checkpoint: the last page asked ahead
+        rest.moved = rest.moved or ahead.outcome.moved
+        rest.pages += ahead.outcome.pages
+        return rest
 
     async def handle(self, page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
         found = stamps_of(page.data)
@@ -280,26 +288,40 @@ def listing_args(
 
 
 async def list_ahead(run: Run, spec: EntitySpec, total: int) -> Listed | None:
-    """The first verification round's listing, walked while the pass before it ends.
+    """The first pages of the first verification round's listing, asked for while the pass
+    before it ends: up to ``concurrency`` pages, all at once (memory stays bounded; the round
+    walks the rest itself).
 
-    The round's pages then wait for nothing but the store: their round trip overlaps the
-    pass's last writes. A listing taken a little early verifies as well as one taken after:
-    an object there for the whole run is in both. None when the walk failed (the round walks
-    its listing itself then, and meets the failure there).
+    The round's first pages then wait for nothing but the store: their round trip overlaps
+    the pass's last writes. A listing taken a little early verifies as well as one taken
+    after: an object there for the whole run is in both. None when a page failed or came
+    short of the page size before the last (the round walks its listing itself then, and
+    meets what happened there).
     """
-    pages: list[tuple[RawPage, int, list[ErrorRow]]] = []
-
-    async def keep(page: RawPage, number: int, extra: list[ErrorRow]) -> bool:
-        pages.append((page, number, extra))
-        return False
-
-    args = listing_args(run, spec, IDS_PAGE_SIZE, spec.full_sort, spec.id_mask(*spec.stamps))
+    size = IDS_PAGE_SIZE
+    args = listing_args(run, spec, size, spec.full_sort, spec.id_mask(*spec.stamps))
+    count = min(max(1, math.ceil(total / size)), max(1, run.config.concurrency))
+    client = run.client_for(spec)
     try:
-        outcome = await walk(run, spec, args, 0, keep, total or None, quiet=True)
-    except Exception as error:  # the round walks its listing again and reports it
-        logger.debug("%s: the verification listing walked ahead failed: %r", spec.name, error)
+        async with asyncio.TaskGroup() as group:
+            asked = [
+                group.create_task(client.request(spec.list_endpoint, {**args, "page": number}))
+                for number in range(1, count + 1)
+            ]
+    except ExceptionGroup as failure:
+        logger.debug("%s: the verification listing asked ahead failed: %r", spec.name, failure)
         return None
-    return Listed(pages, outcome)
+    pages: list[RawPage] = [task.result() for task in asked]
+    if any(len(page.data) != size for page in pages[:-1]):
+        return None  # not paged as asked: the round's own walk knows what to do
+    last = pages[-1]
+    outcome = WalkOutcome(pages=len(pages))
+    outcome.moved = len({page.total for page in pages}) > 1
+    if count < math.ceil((last.total or 0) / size) or last.next_page:
+        outcome.stopped = True  # more to walk: the round goes on from there
+    else:
+        outcome.missed = max(0, (last.total or 0) - sum(len(page.data) for page in pages))
+    return Listed([(page, number, []) for number, page in enumerate(pages, 1)], outcome)
 
 
 PASSES: dict[str, type[Pass]] = {kind.kind: kind for kind in (FullPass, ChangesPass, IdsPass)}

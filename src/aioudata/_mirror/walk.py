@@ -61,15 +61,14 @@ async def walk(
     expected: int | None = None,
     *,
     near_end: Callable[[int], None] | None = None,
-    quiet: bool = False,
 ) -> WalkOutcome:
     """Every page after the first ``done`` ones, in order; a page failing server-side is split.
 
     ``expected``: the items the listing likely holds (its pages are asked for with the first).
     ``near_end``: called once, with the listing's total, when the pages left to handle are
-    within one window of requests (all of them asked for). ``quiet``: not shown in progress.
+    within one window of requests (all of them asked for).
     """
-    walker = _Walk(run, spec, args, done, handle, quiet=quiet)
+    walker = _Walk(run, spec, args, done, handle)
     walker.near_end = near_end
     return await walker.run(expected)
 
@@ -78,14 +77,7 @@ class _Walk:
     """One walk of a listing (see :func:`walk`): page ``number`` is the next to handle."""
 
     def __init__(
-        self,
-        run: Run,
-        spec: EntitySpec,
-        args: dict[str, Any],
-        done: int,
-        handle: Handler,
-        *,
-        quiet: bool = False,
+        self, run: Run, spec: EntitySpec, args: dict[str, Any], done: int, handle: Handler
     ) -> None:
         self.run_state = run
         self.spec = spec
@@ -99,10 +91,10 @@ class _Walk:
         self.near_end: Callable[[int], None] | None = None
         #: The listing's last page, as its total says (0: not known yet).
         self.last_page = 0
-        self.live = None if quiet else run.live(spec)
-        if self.live is not None and done and not self.live.pages:
+        self.live = run.live(spec)
+        if done and not self.live.pages:
             self.live.pages = self.live.resumed = done  # resumed: its bar starts there
-        self.done_before = 0 if self.live is None else self.live.pages
+        self.done_before = self.live.pages
 
     async def run(self, expected: int | None) -> WalkOutcome:
         """Listings from page ``number`` on, until the end; failing pages salvaged."""
@@ -174,8 +166,6 @@ class _Walk:
 
     def show(self, page: RawPage) -> None:
         """The progress's page count, from the first page's total."""
-        if self.live is None:
-            return
         if page.total is not None and self.live.pages == self.done_before:
             # Pages done before this walk, plus what this one has left.
             left = page.total - self.done * self.size
