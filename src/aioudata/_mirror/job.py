@@ -22,10 +22,10 @@ from .._retry import RetryPolicy
 from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
 from .entities import entity
 from .export import export_jsonl
-from .lock import MirrorLock
 from .progress import Progress, ProgressCallback, as_progress
 from .run import Run, make_client, v2_url
-from .store import AsyncStore, Counts, Store
+from .sink import acquire, sink_for
+from .store import AsyncStore, Counts
 from .sync import EntitySync
 from .walk import first_error
 
@@ -128,17 +128,17 @@ async def run_mirror(
     progress = as_progress(progress)
     own_client = client is None
     client = client or make_client(config)
-    store = AsyncStore(config.database)
-    lock = MirrorLock(config.database)
+    sink = sink_for(config, [spec.name for spec in specs])
+    store = AsyncStore(config.database, sink.opener)
     run: Run | None = None
     run_id = 0
     status = "failed"
-    summary = MirrorSummary(base_url=client.base_url, database=str(config.database))
+    summary = MirrorSummary(base_url=client.base_url, database=sink.shown)
     try:
         # One run per database, refused at once (before any request) when another holds it;
         # another application's database is refused before anything is written to it.
-        lock.acquire()
-        await asyncio.to_thread(Store.refuse_foreign, config.database)
+        await acquire(sink)
+        await asyncio.to_thread(sink.check)
         if config.preflight:
             # Its own clients unless given one: quick to fail on a wrong URL, patient with a
             # portal failing for now (see _preflight).
@@ -186,7 +186,7 @@ async def run_mirror(
             with contextlib.suppress(Exception):
                 await store.call(store.sync.finish_run, run_id, status, summary.to_dict())
         await store.close()
-        lock.release()
+        sink.guard.release()
         if own_client:
             await client.close()
     return summary
@@ -243,13 +243,12 @@ async def _check_scope(store: AsyncStore, base_url: str, config: MirrorConfig) -
     filters = json.dumps(config.filters(), sort_keys=True)
     if stored_url is not None and stored_url != base_url:
         raise MirrorError(
-            f"{config.database} is a mirror of {stored_url}, not {base_url}: use another --db",
+            f"{config.target} is a mirror of {stored_url}, not {base_url}: use another --db",
             code=2,
         )
     if stored_filters is not None and stored_filters != filters:
         raise MirrorError(
-            f"{config.database} was mirrored with other filters ({stored_filters}):"
-            " use another --db",
+            f"{config.target} was mirrored with other filters ({stored_filters}): use another --db",
             code=2,
         )
     await store.call(store.sync.set_meta, {"base_url": base_url, "filters": filters})

@@ -1,0 +1,353 @@
+"""The mirror into PostgreSQL: every scenario run into both sinks, the databases compared row by
+row; resuming after kill -9 and after a lost connection; one clear line for each bad database.
+
+A real PostgreSQL server is started for the session (tests/postgres_fixture.py); without one
+these tests skip, unless AIOUDATA_REQUIRE_POSTGRES=1 (CI), which fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aioudata import MirrorConfig, MirrorDatabaseError, MirrorError, RetryPolicy, run_mirror
+from aioudata._cli import main
+from aioudata._mirror.pglock import AdvisoryLock
+from aioudata._mirror.pgurl import DatabaseURL
+from aioudata._mirror.postgres import PostgresStore
+from aioudata._mirror.store import Store
+from benchmarks._server import CatalogServer
+from tests.postgres_fixture import fresh_database, fresh_schema
+from tests.postgres_server import PASSWORD, PostgresServer
+from tests.test_mirror_job import FakeCatalog, catalog, config
+from tests.test_mirror_store import dataset
+
+__all__ = ["catalog"]
+
+#: Columns that say when a row was written: they differ between any two runs.
+WHEN = {"written_at", "recorded_at", "updated_at", "started_at", "finished_at", "gone_at"}
+TABLES = (
+    "meta",
+    "datasets",
+    "organizations",
+    "resource_rows",
+    "resources",
+    "tags",
+    "listed",
+    "errors",
+    "schema_warnings",
+    "sync_state",
+)
+
+
+@contextlib.contextmanager
+def opened(db: Path | str) -> Iterator[Store]:
+    store = Store(db) if isinstance(db, Path) else PostgresStore(DatabaseURL.parse(db))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def dump(db: Path | str, table: str, ignore: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
+    """Every row of ``table``, without the columns saying when (``gone_at``: whether)."""
+    with opened(db) as store:
+        cursor = store.conn.execute(f"SELECT * FROM {table}")
+        names = [column[0] for column in cursor.description]
+        rows = cursor.fetchall()
+    kept = [i for i, name in enumerate(names) if name not in WHEN | ignore]
+    gone = names.index("gone_at") if "gone_at" in names else None
+    found = [
+        (*(row[i] for i in kept), *(() if gone is None else (row[gone] is not None,)))
+        for row in rows
+    ]
+    return sorted(found, key=repr)
+
+
+def assert_same(sqlite: Path, postgres: str, ignore: frozenset[str] = frozenset()) -> None:
+    for table in TABLES:
+        left, right = dump(sqlite, table, ignore), dump(postgres, table, ignore)
+        assert left == right, table
+    assert len(dump(postgres, "datasets")) > 0
+
+
+def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    with opened(url) as store:
+        return store.conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    return fresh_schema(postgres)
+
+
+async def test_a_full_mirror_holds_the_same_rows_in_both(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str
+) -> None:
+    catalog.items["datasets"][4]["last_update"] = {"not": "a date"}  # a schema warning
+    catalog.broken.add(catalog.items["datasets"][7]["id"])  # quarantined (errors)
+    catalog.items["datasets"][2]["tags"] = ["b", "a", "b"]
+    lite = await run_mirror(config(catalog, tmp_path / "m.sqlite"))
+    pg = await run_mirror(config(catalog, tmp_path / "unused", db_url=pg_url))
+    assert lite.status == pg.status == "ok"
+    assert pg.entities["datasets"].stored == 10 and pg.errors_stored == 1
+    assert "test-only-pw" not in pg.database and pg.database.startswith("postgresql://")
+    assert_same(tmp_path / "m.sqlite", pg_url)
+    assert not (tmp_path / "unused").exists()
+    # The JSON exactly as received, and readable with PostgreSQL's JSON operators.
+    [(text, title, formats)] = query(
+        pg_url,
+        "SELECT json::text, json->>'title', json_array_length(json->'resources')"
+        f" FROM datasets WHERE id = '{catalog.items['datasets'][0]['id']}'",
+    )
+    assert title == catalog.items["datasets"][0]["title"] and formats == 2
+    with opened(tmp_path / "m.sqlite") as store:
+        [(same,)] = store.conn.execute(
+            "SELECT json FROM datasets WHERE id = ?", (catalog.items["datasets"][0]["id"],)
+        ).fetchall()
+    assert text == same
+
+
+async def test_an_incremental_run_marks_edits_additions_and_deletions_alike(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str
+) -> None:
+    sqlite_db = tmp_path / "m.sqlite"
+    for db in (sqlite_db, pg_url):
+        await run_mirror(into(catalog, db))
+    items = catalog.items["datasets"]
+    items[1]["title"] = "Edited"
+    items[1]["last_update"] = items[1]["last_modified"] = "2031-01-01T00:00:00+00:00"
+    removed = [items.pop(5)["id"], items.pop(5)["id"]]
+    items.extend([dataset(40), dataset(41)])
+    for item in items[-2:]:
+        item["last_update"] = item["last_modified"] = "2031-01-02T00:00:00+00:00"
+    summaries = [await run_mirror(into(catalog, db)) for db in (sqlite_db, pg_url)]
+    for summary in summaries:
+        counts = summary.entities["datasets"]
+        assert counts.mode == "incremental" and (counts.new, counts.deleted) == (2, 2)
+        assert counts.updated == 1
+    assert_same(sqlite_db, pg_url)
+    gone = query(pg_url, "SELECT id FROM datasets WHERE gone_at IS NOT NULL ORDER BY id")
+    assert [row[0] for row in gone] == sorted(removed)
+    assert query(pg_url, f"SELECT title FROM datasets WHERE id = '{items[1]['id']}'") == [
+        ("Edited",)
+    ]
+
+
+def _target(db: Path | str) -> dict[str, Any]:
+    return {"db": db} if isinstance(db, Path) else {"db_url": db}
+
+
+def into(catalog: FakeCatalog, db: Path | str, **options: Any) -> MirrorConfig:
+    """The fake catalog's mirror into the SQLite file or PostgreSQL URL ``db``."""
+    if isinstance(db, Path):
+        return config(catalog, db, **options)
+    return config(catalog, Path("unused.sqlite"), db_url=db, **options)
+
+
+async def test_a_flaky_portal_gives_the_same_rows_in_both(tmp_path: Path, pg_url: str) -> None:
+    patient = RetryPolicy(max_attempts=12, backoff=0.002, max_backoff=0.01, max_time=60)
+    async with CatalogServer(datasets=300, organizations=30, reuses=20, seed=5) as server:
+        server.reconfigure(fault_rate=0.10)
+        for db in (tmp_path / "m.sqlite", pg_url):
+            options = {"base_url": server.base_url, "rate": None, "page_size": 20}
+            summary = await run_mirror(
+                MirrorConfig(**options, concurrency=8, retry=patient, **_target(db))
+            )
+            assert summary.status == "ok" and summary.entities["datasets"].stored == 300
+    assert_same(tmp_path / "m.sqlite", pg_url)
+
+
+async def _wait_for_pages(url: str, pages: int, process: Any) -> None:
+    for _ in range(400):  # at most 20 s
+        await asyncio.sleep(0.05)
+        assert process.returncode is None, "the run ended before it could be killed"
+        with contextlib.suppress(MirrorError):
+            if query(
+                url, f"SELECT 1 FROM sync_state WHERE entity = 'datasets' AND page >= {pages}"
+            ):
+                return
+    raise AssertionError("no page was committed in time")
+
+
+async def test_kill_9_then_resume_gives_the_rows_of_an_uninterrupted_run(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str
+) -> None:
+    catalog.items["datasets"] = [dataset(n) for n in range(1, 31)]
+    reference = tmp_path / "reference.sqlite"
+    await run_mirror(config(catalog, reference, page_size=2))
+    env = {**os.environ, "AIOUDATA_DB_URL": pg_url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aioudata",
+        "--base-url",
+        catalog.base_url,
+        "mirror",
+        "--entities",
+        "datasets,organizations",
+        "--page-size",
+        "2",
+        "--concurrency",
+        "1",
+        "--rate",
+        "8",
+        "--quiet",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await _wait_for_pages(pg_url, 3, process)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        await process.wait()
+    stored = query(pg_url, "SELECT COUNT(*) FROM datasets")[0][0]
+    assert 0 < stored < 30
+    summary = await run_mirror(config(catalog, tmp_path / "unused", db_url=pg_url, page_size=2))
+    assert summary.entities["datasets"].mode.startswith("resumed full pass")
+    assert query(pg_url, "SELECT status FROM runs ORDER BY id") == [("interrupted",), ("ok",)]
+    assert_same(reference, pg_url, frozenset({"changed_run", "pass_no", "round"}))
+
+
+async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str, postgres: PostgresServer
+) -> None:
+    catalog.items["datasets"] = [dataset(n) for n in range(1, 31)]
+    reference = tmp_path / "reference.sqlite"
+    await run_mirror(config(catalog, reference, page_size=2))
+    slow = config(catalog, tmp_path / "unused", db_url=pg_url, page_size=2, rate=10.0)
+    task = asyncio.ensure_future(run_mirror(slow))
+    for _ in range(400):
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(MirrorError):
+            if query(pg_url, "SELECT 1 FROM sync_state WHERE entity = 'datasets' AND page >= 2"):
+                break
+    postgres.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        f" WHERE application_name = 'aioudata mirror (pid {os.getpid()})'"
+    )
+    with pytest.raises(MirrorDatabaseError) as info:
+        await task
+    assert info.value.kind == "dropped" and info.value.code == 6
+    assert "run the same command again to resume" in str(info.value)
+    summary = await run_mirror(config(catalog, tmp_path / "unused", db_url=pg_url, page_size=2))
+    assert summary.status == "ok"
+    assert summary.entities["datasets"].mode.startswith("resumed full pass")
+    assert_same(reference, pg_url, frozenset({"changed_run", "pass_no", "round"}))
+
+
+async def test_one_run_per_entity_and_schema_others_side_by_side(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str
+) -> None:
+    url = DatabaseURL.parse(pg_url)
+    holder = AdvisoryLock(url, ["datasets"])
+    await asyncio.to_thread(holder.acquire)
+    try:
+        with pytest.raises(MirrorError) as info:
+            await run_mirror(config(catalog, tmp_path / "x", db_url=pg_url))
+        assert "datasets of postgresql://" in str(info.value)
+        assert f"(aioudata mirror lock (pid {os.getpid()}))" in str(info.value)
+        assert PASSWORD not in str(info.value)
+        # Another entity of the same schema, at the same time: allowed.
+        done = await run_mirror(
+            config(catalog, tmp_path / "x", db_url=pg_url, entities=("organizations",))
+        )
+        assert done.status == "ok" and done.entities["organizations"].stored == 3
+    finally:
+        holder.release()
+    both = await asyncio.gather(
+        run_mirror(config(catalog, tmp_path / "x", db_url=pg_url, entities=("datasets",))),
+        run_mirror(config(catalog, tmp_path / "x", db_url=pg_url, entities=("organizations",))),
+    )
+    assert [summary.status for summary in both] == ["ok", "ok"]
+    assert query(pg_url, "SELECT status FROM runs ORDER BY id") == [("ok",)] * 3
+
+
+def _cli(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["--base-url", "http://127.0.0.1:9/api/1", "mirror", "--db", url, "--quiet"])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_bad_databases_are_one_line_and_exit_6(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    free = postgres.url().replace(f":{postgres.port}/", ":9/")
+    cases = {
+        "cannot reach the database server": free,
+        "authentication failed": postgres.url(password="wrong-secret"),
+        "database 'absent' does not exist": postgres.url("absent"),
+    }
+    for expected, url in cases.items():
+        code, err = _cli(url, capsys)
+        assert code == 6 and expected in err, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "wrong-secret" not in err and PASSWORD not in err
+
+
+def test_a_database_of_another_application_is_refused_untouched(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = fresh_database(postgres)
+    name = url.rsplit("/", 1)[1]
+    postgres.psql("CREATE TABLE invoices (id int); CREATE TABLE datasets (x int)", name)
+    code, err = _cli(url, capsys)
+    assert code == 2 and "holds other tables (datasets, invoices)" in err, err
+    import psycopg
+
+    with psycopg.connect(url) as conn:  # untouched: no table added
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert sorted(row[0] for row in tables) == ["datasets", "invoices"]
+
+
+def test_missing_permissions_are_one_line(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = fresh_database(postgres)
+    name = url.rsplit("/", 1)[1]
+    postgres.psql(f"CREATE ROLE reader_{name} LOGIN PASSWORD 'reader-pw'")
+    reader = url.replace(f"aioudata:{PASSWORD}@", f"reader_{name}:reader-pw@")
+    code, err = _cli(reader, capsys)
+    assert code == 6 and "permission denied" in err and "reader-pw" not in err, err
+
+
+def test_the_password_comes_from_pgpassword_and_is_never_stored(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    url = postgres.url(password=None) + "?schema=pgpass_env"
+    config = MirrorConfig(db_url=url, rate=None)
+    assert PASSWORD not in repr(config)
+    with opened(url) as store:  # connects with PGPASSWORD
+        assert store.get_meta("application") == "aioudata"
+    with_password = MirrorConfig(db_url=postgres.url() + "?schema=pgpass_env", rate=None)
+    assert PASSWORD not in repr(with_password) and PASSWORD not in str(with_password.db_url)
+    assert "schema pgpass_env" in with_password.target
+
+
+def test_a_sqlite_url_or_path_stays_sqlite(tmp_path: Path) -> None:
+    config = MirrorConfig(db=tmp_path / "m.sqlite")
+    assert config.db_url is None and config.target == str(tmp_path / "m.sqlite")
+    from_text = MirrorConfig(db="postgresql://u:secret@h:5/d")  # type: ignore[arg-type]
+    assert from_text.db_url is not None and "secret" not in repr(from_text)
+    with pytest.raises(MirrorError, match="JSON Lines"):
+        MirrorConfig(db_url="postgresql://u@h/d", out=tmp_path)
+
+
+def test_sqlite_is_untouched_by_the_postgres_rows(tmp_path: Path) -> None:
+    """The SQLite DDL did not change: a database written before opens as it was."""
+    with opened(tmp_path / "m.sqlite") as store:
+        assert store.get_meta("schema_version") == "3"
+    tables = sqlite3.connect(tmp_path / "m.sqlite").execute("SELECT COUNT(*) FROM sqlite_master")
+    assert tables.fetchone()[0] > 10
