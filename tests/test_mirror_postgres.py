@@ -33,6 +33,8 @@ from tests.test_mirror_store import dataset
 
 __all__ = ["catalog"]
 
+ROOT = Path(__file__).resolve().parent.parent
+
 #: Columns that say when a row was written: they differ between any two runs.
 WHEN = {"written_at", "recorded_at", "updated_at", "started_at", "finished_at", "gone_at"}
 TABLES = (
@@ -351,3 +353,51 @@ def test_sqlite_is_untouched_by_the_postgres_rows(tmp_path: Path) -> None:
         assert store.get_meta("schema_version") == "3"
     tables = sqlite3.connect(tmp_path / "m.sqlite").execute("SELECT COUNT(*) FROM sqlite_master")
     assert tables.fetchone()[0] > 10
+
+
+def _layout_sqlite(path: Path) -> dict[str, list[str]]:
+    conn = sqlite3.connect(path)
+    names = [
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    ]
+    layout = {name: [r[1] for r in conn.execute(f"PRAGMA table_info({name})")] for name in names}
+    conn.close()
+    return layout
+
+
+def test_both_sinks_have_the_same_tables_and_columns(tmp_path: Path, pg_url: str) -> None:
+    with opened(tmp_path / "m.sqlite"):
+        pass
+    with opened(pg_url) as store:
+        rows = store.conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = ? ORDER BY table_name, ordinal_position",
+            (DatabaseURL.parse(pg_url).schema,),
+        ).fetchall()
+    layout: dict[str, list[str]] = {}
+    for table, column in rows:
+        layout.setdefault(table, []).append(column)
+    assert layout == _layout_sqlite(tmp_path / "m.sqlite")
+
+
+async def test_the_documented_postgresql_queries_run(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str
+) -> None:
+    catalog.items["datasets"][0]["tags"] = ["transport"]
+    await run_mirror(into(catalog, pg_url))
+    text = (ROOT / "docs" / "schema.md").read_text()
+    block = text.split("## PostgreSQL", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    statements = [s.strip() for s in block.split(";") if s.strip().strip("-")]
+    readme = (ROOT / "README.md").read_text().split('-- psql "$AIOUDATA_DB_URL"', 1)[1]
+    readme = readme.split("```", 1)[0]
+    statements += [s.strip() for s in readme.split(";") if s.strip()]
+    assert len(statements) >= 6
+    with opened(pg_url) as store:
+        for statement in statements:
+            sql = "\n".join(line for line in statement.splitlines() if not line.startswith("--"))
+            rows = store.conn.execute(sql).fetchall()
+            assert rows, sql
+        tagged = store.conn.execute(
+            'SELECT id FROM datasets WHERE json::jsonb @> \'{"tags": ["transport"]}\''
+        ).fetchall()
+    assert tagged == [(catalog.items["datasets"][0]["id"],)]
