@@ -18,8 +18,8 @@ Benchmarks (each a ``bench_<name>.py`` module with ``run(settings) -> rows``):
   datasets (issue 6).
 - resources: the resource checker vs the ideal schedule of its limits, hydra's batches and a
   naive gather, politeness from the servers' counts, peak RSS 100k vs 10k URLs (issue 15).
-- postgres: the same 10,000-dataset mirror into PostgreSQL and into SQLite, peak RSS of the
-  PostgreSQL mirror 10k vs 2.5k datasets (issue 16).
+- postgres: the same 10,000-dataset mirror into PostgreSQL and into SQLite, time and peak RSS
+  (issue 16).
 
 Every server is ``benchmarks/_server.py``'s synthetic catalog, in a child process on 127.0.0.1.
 """

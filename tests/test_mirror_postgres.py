@@ -24,7 +24,7 @@ from aioudata._cli import main
 from aioudata._mirror.pglock import AdvisoryLock
 from aioudata._mirror.pgurl import DatabaseURL
 from aioudata._mirror.postgres import PostgresStore
-from aioudata._mirror.store import Store
+from aioudata._mirror.store import PassState, Store
 from benchmarks._server import CatalogServer
 from tests.postgres_fixture import fresh_database, fresh_schema
 from tests.postgres_server import PASSWORD, PostgresServer
@@ -401,3 +401,45 @@ async def test_the_documented_postgresql_queries_run(
             'SELECT id FROM datasets WHERE json::jsonb @> \'{"tags": ["transport"]}\''
         ).fetchall()
     assert tagged == [(catalog.items["datasets"][0]["id"],)]
+
+
+async def test_entities_write_side_by_side_each_in_order(pg_url: str, tmp_path: Path) -> None:
+    """A run's store has a connection per entity (up to --concurrency): one entity's page
+    blocked in the server does not hold back another's."""
+    import psycopg
+
+    from aioudata._mirror.entities import ENTITIES
+    from aioudata._mirror.records import decode_records
+    from aioudata._mirror.sink import LanedStore, sink_for
+    from tests.test_mirror_store import raw, state
+
+    sink = sink_for(MirrorConfig(db_url=pg_url, concurrency=4), ["datasets", "organizations"])
+    assert sink.lanes == 2
+    assert sink_for(MirrorConfig(db_url=pg_url, concurrency=1), ["datasets", "reuses"]).lanes == 1
+    store = sink.store(tmp_path / "unused")
+    assert isinstance(store, LanedStore)
+    await store.open()
+    url = DatabaseURL.parse(pg_url)
+    blocker = psycopg.connect(url.url)  # holds datasets in a transaction
+    try:
+        blocker.execute(f"LOCK TABLE {url.schema}.datasets IN ACCESS EXCLUSIVE MODE")
+        datasets = ENTITIES["datasets"]
+        blocked = asyncio.ensure_future(
+            store.call(
+                store.sync.write_batch,
+                datasets,
+                decode_records(datasets, raw(dataset(1))),
+                1,
+                state(1),
+            )
+        )
+        orgs = PassState("organizations", pass_no=1, kind="full", page=3, finished=False)
+        await asyncio.wait_for(store.call(store.sync.save_state, orgs), timeout=10)
+        assert (await store.call(store.sync.load_state, "organizations")).page == 3
+        assert not blocked.done()
+        blocker.rollback()
+        counts = await asyncio.wait_for(blocked, timeout=10)
+        assert counts.new == 1
+    finally:
+        blocker.close()
+        await store.close()

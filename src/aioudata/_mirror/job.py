@@ -129,7 +129,7 @@ async def run_mirror(
     own_client = client is None
     client = client or make_client(config)
     sink = sink_for(config, [spec.name for spec in specs])
-    store = AsyncStore(config.database, sink.opener)
+    store = sink.store(config.database)
     run: Run | None = None
     run_id = 0
     status = "failed"

@@ -12,18 +12,24 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .config import MirrorConfig
+from .entities import ENTITIES
 from .pgurl import DatabaseURL
+from .store import AsyncStore, Store
 
 if TYPE_CHECKING:
     from .entities import EntitySpec
     from .records import Batch
-    from .store import Counts, PassState, Store
+    from .store import Counts, PassState
 
-__all__ = ["MirrorStore", "RunGuard", "Sink", "sink_for"]
+T = TypeVar("T")
+
+__all__ = ["LanedStore", "MirrorStore", "RunGuard", "Sink", "acquire", "sink_for"]
 
 
 class MirrorStore(Protocol):
@@ -74,6 +80,15 @@ class Sink:
     guard: RunGuard
     #: Refuses another application's database before anything is written (read only).
     check: Callable[[], None]
+    #: Writer threads, each with its connection (a server database: one per entity, up to
+    #: the run's concurrency; SQLite has one writer).
+    lanes: int = 1
+
+    def store(self, path: Path) -> AsyncStore:
+        """The store the run calls (not open yet)."""
+        if self.lanes > 1:
+            return LanedStore(path, self.opener, self.lanes)
+        return AsyncStore(path, self.opener)
 
 
 def sink_for(config: MirrorConfig, entities: Sequence[str]) -> Sink:
@@ -88,9 +103,9 @@ def sink_for(config: MirrorConfig, entities: Sequence[str]) -> Sink:
             functools.partial(PostgresStore, url),
             AdvisoryLock(url, entities),
             functools.partial(check_database, url),
+            lanes=min(config.concurrency, len(entities)),
         )
     from .lock import MirrorLock
-    from .store import Store
 
     path = config.database
     return Sink(
@@ -104,3 +119,52 @@ def sink_for(config: MirrorConfig, entities: Sequence[str]) -> Sink:
 async def acquire(sink: Sink) -> None:
     """Take the sink's run guard off the event loop (a server may take a moment)."""
     await asyncio.to_thread(sink.guard.acquire)
+
+
+class LanedStore(AsyncStore):
+    """An :class:`AsyncStore` with a writer thread and a connection per entity (up to
+    ``lanes``): the entities' pages write in parallel, each entity's in order (its checkpoints
+    never go back). Calls about no entity (meta, runs, totals) go to the first lane."""
+
+    def __init__(self, path: Path, opener: Callable[[], Store], lanes: int) -> None:
+        super().__init__(path, opener)
+        self._count = max(1, lanes)
+        self._lanes: list[tuple[ThreadPoolExecutor, Store]] = []
+        self._of: dict[str, int] = {}
+
+    async def open(self) -> LanedStore:
+        """Open the first lane's store (it creates the tables), then the others'."""
+        await super().open()
+        loop = asyncio.get_running_loop()
+        for number in range(1, self._count):
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"aioudata-store-{number}")
+            self._lanes.append((pool, await loop.run_in_executor(pool, self._opener)))
+        return self
+
+    def _lane(self, args: tuple[Any, ...]) -> tuple[ThreadPoolExecutor, Store] | None:
+        first = args[0] if args else None
+        # An EntitySpec (pages, stamps), a PassState (checkpoints) or an entity's name.
+        name = getattr(first, "name", getattr(first, "entity", first))
+        if not isinstance(name, str) or name not in ENTITIES:
+            return None
+        number = self._of.setdefault(name, len(self._of) % self._count)
+        return None if number == 0 else self._lanes[number - 1]
+
+    async def call(self, method: Callable[..., T], *args: Any) -> T:
+        lane = self._lane(args)
+        if lane is None or getattr(method, "__self__", None) is not self._store:
+            return await super().call(method, *args)
+        pool, store = lane
+        store.run_id = self.sync.run_id  # rows say in which run they changed
+        bound = getattr(store, getattr(method, "__name__", ""))
+        future = asyncio.get_running_loop().run_in_executor(pool, functools.partial(bound, *args))
+        return await asyncio.shield(future)  # a transaction under way always ends
+
+    async def close(self) -> None:
+        """Close every lane's store and thread, then the first's."""
+        loop = asyncio.get_running_loop()
+        lanes, self._lanes = self._lanes, []
+        for pool, store in lanes:
+            await loop.run_in_executor(pool, store.close)
+            pool.shutdown(wait=True)
+        await super().close()
