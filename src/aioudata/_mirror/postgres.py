@@ -12,6 +12,8 @@ is wrong in one line, never the password.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import logging
 import os
@@ -146,8 +148,12 @@ _UPDATE_WHERE = re.compile(
 )
 
 
+_MARK = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """``sql`` (SQLite's, ``?`` parameters) as PostgreSQL takes it (``%s`` parameters)."""
+    """``sql`` (SQLite's, ``?`` parameters) as PostgreSQL takes it (``$1``... parameters)."""
     found = _OR_IGNORE.match(sql)
     if found:
         sql = f"INSERT INTO {found.group(1)} ON CONFLICT DO NOTHING"
@@ -155,7 +161,8 @@ def translate(sql: str) -> str:
     if found:
         head, table, column, other = found.groups()
         sql = f"{head} {table}.{column} IS DISTINCT FROM excluded.{other}"
-    return sql.replace("%", "%%").replace("?", "%s")
+    numbers = itertools.count(1)
+    return _MARK.sub(lambda _: f"${next(numbers)}", sql)
 
 
 #: Parameters of one statement, at most (PostgreSQL's protocol counts them in 16 bits).
@@ -187,13 +194,19 @@ class BulkInsert:
 
     def statement(self, count: int, width: int) -> str:
         """The insert of ``count`` rows of ``width`` values (``$1``... parameters)."""
-        rows = (
-            "(" + ", ".join(f"${n}" for n in range(start + 1, start + width + 1)) + ")"
-            for start in range(0, count * width, width)
-        )
-        return f"{self.head} VALUES {', '.join(rows)}{self.tail.replace('%%', '%')}"
+        return _rows_statement(self.head or "", self.tail, count, width)
 
 
+@functools.lru_cache(maxsize=64)
+def _rows_statement(head: str, tail: str, count: int, width: int) -> str:
+    rows = (
+        "(" + ", ".join(f"${n}" for n in range(start + 1, start + width + 1)) + ")"
+        for start in range(0, count * width, width)
+    )
+    return f"{head} VALUES {', '.join(rows)}{tail}"
+
+
+@functools.lru_cache(maxsize=256)
 def bulk_insert(sql: str) -> BulkInsert:
     """How ``sql`` (SQLite's) runs as one multi-row statement, if it can."""
     pg = translate(sql)
@@ -205,7 +218,7 @@ def bulk_insert(sql: str) -> BulkInsert:
     key: tuple[int, ...] = ()
     if conflict is not None:
         key = tuple(columns.index(name.strip()) for name in conflict.group(1).split(","))
-    head, _, tail = pg.partition(" VALUES (")
+    head, _, tail = pg.partition(" VALUES ($")
     return BulkInsert(head, tail[tail.index(")") + 1 :], key)
 
 
@@ -221,19 +234,11 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
         self.raw = conn
         self.url = url
-        self._sql: dict[str, str] = {}
-        self._bulk: dict[str, BulkInsert] = {}
 
-    def _pg(self, sql: str) -> str:
-        text = self._sql.get(sql)
-        if text is None:
-            text = self._sql[sql] = translate(sql)
-        return text
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.RawCursor[Any]:
         """Run one statement; its cursor (rows, ``rowcount``)."""
         with self.failures():
-            return self.raw.execute(self._pg(sql), tuple(params))
+            return psycopg.RawCursor(self.raw).execute(translate(sql), tuple(params))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -241,18 +246,14 @@ class PgConnection:
         PostgreSQL's 65,535 parameters), any other statement pipelined."""
         if not rows:
             return
-        bulk = self._bulk.get(sql)
-        if bulk is None:
-            bulk = self._bulk[sql] = bulk_insert(sql)
-        if bulk.head is None:
-            with self.failures(), self.raw.cursor() as cursor:
-                cursor.executemany(self._pg(sql), rows)
-            return
-        unique = bulk.unique(rows)
-        width = len(unique[0])
-        step = _MAX_PARAMETERS // width
-        # PostgreSQL's own $n parameters: nothing to parse client-side in a long statement.
+        bulk = bulk_insert(sql)
         with self.failures(), psycopg.RawCursor(self.raw) as cursor:
+            if bulk.head is None:
+                cursor.executemany(translate(sql), rows)
+                return
+            unique = bulk.unique(rows)
+            width = len(unique[0])
+            step = _MAX_PARAMETERS // width
             for start in range(0, len(unique), step):
                 chunk = unique[start : start + step]
                 cursor.execute(bulk.statement(len(chunk), width), [v for r in chunk for v in r])
