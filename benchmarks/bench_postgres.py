@@ -83,7 +83,7 @@ def run_speed(settings: Settings, server: Any) -> list[dict[str, Any]]:
             group=GROUP,
             ratios=ratios,
             note=f"both stored {datasets:,} datasets and {resources:,} resources; PostgreSQL 15"
-            " on 127.0.0.1 (psycopg 3, pipelined upserts, synchronous_commit off)",
+            " on 127.0.0.1 (psycopg 3, one multi-row upsert per table and page, synchronous_commit off)",
         )
     ]
 
