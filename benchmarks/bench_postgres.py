@@ -82,8 +82,9 @@ def run_speed(settings: Settings, server: Any) -> list[dict[str, Any]]:
             target=1.5,
             group=GROUP,
             ratios=ratios,
-            note=f"both stored {datasets:,} datasets and {resources:,} resources; PostgreSQL 15"
-            " on 127.0.0.1 (psycopg 3, one multi-row upsert per table and page, synchronous_commit off)",
+            note=f"both stored {datasets:,} datasets and {resources:,} resources; PostgreSQL"
+            f" {server.version} on 127.0.0.1 (psycopg 3, one multi-row upsert per table and page,"
+            " synchronous_commit off)",
         )
     ]
 

@@ -161,6 +161,14 @@ class PostgresServer:
             time.sleep(0.2)
         raise PostgresUnavailable("the PostgreSQL server did not start in time")
 
+    @property
+    def version(self) -> str:
+        """The server's version, as ``postgres --version`` says it (``15.14``...)."""
+        out = subprocess.run(
+            [str(self.bindir / "postgres"), "--version"], capture_output=True, check=False
+        )
+        return out.stdout.decode().split()[-1] if out.returncode == 0 else "?"
+
     def url(self, dbname: str = "postgres", *, password: str | None = PASSWORD) -> str:
         """A ``postgresql://`` URL of ``dbname`` over TCP (with the password)."""
         auth = f"{USER}:{password}" if password is not None else USER
