@@ -443,3 +443,41 @@ async def test_entities_write_side_by_side_each_in_order(pg_url: str, tmp_path: 
     finally:
         blocker.close()
         await store.close()
+
+
+def test_the_password_may_come_from_a_pgpass_file(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{postgres.port}:*:aioudata:{PASSWORD}\n")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    with opened(postgres.url(password=None) + "?schema=pgpass_file") as store:
+        assert store.get_meta("schema_version") == "3"
+        stored = store.conn.execute("SELECT key, value FROM meta").fetchall()
+    assert all(PASSWORD not in value for _, value in stored)
+
+
+def test_the_resource_checker_refuses_a_postgresql_database(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["resources", "check", "--db", "postgresql://u:secret@127.0.0.1:9/d"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "SQLite only for now" in err and "secret" not in err
+
+
+def test_aioudata_db_url_is_the_default_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aioudata._cli import _database, build_parser
+
+    monkeypatch.setenv("AIOUDATA_DB_URL", "postgresql://u@h:5/d")
+    assert _database(build_parser().parse_args(["mirror"])) == {"db_url": "postgresql://u@h:5/d"}
+    given = build_parser().parse_args(["mirror", "--db", "local.sqlite"])
+    assert _database(given) == {"db": Path("local.sqlite")}
+    url = build_parser().parse_args(["mirror", "--db-url", "postgresql://x@y/z"])
+    assert _database(url) == {"db_url": "postgresql://x@y/z"}
+    with pytest.raises(MirrorError, match="not both"):
+        _database(
+            build_parser().parse_args(["mirror", "--db", "a", "--db-url", "postgresql://x@y/z"])
+        )
