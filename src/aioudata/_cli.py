@@ -214,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         "mirror",
         parents=[connection],
         allow_abbrev=False,
-        help="mirror the catalog into SQLite (or JSON Lines)",
-        description="Mirror a udata catalog into SQLite (default) or JSON Lines: resumable"
-        " after an interruption, incremental after a complete run.",
+        help="mirror the catalog into SQLite, PostgreSQL (or JSON Lines)",
+        description="Mirror a udata catalog into SQLite (default), PostgreSQL or JSON Lines:"
+        " resumable after an interruption, incremental after a complete run.",
     )
     mirror.add_argument(
         "--db",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from .config import MirrorError
 
@@ -62,7 +62,7 @@ class DatabaseURL:
                 code=2,
             )
         rest = urlencode([(key, value) for key, value in query if key != "schema"])
-        user = quote(parts.username or "", safe="")
+        user = quote(unquote(parts.username or ""), safe="")
         where = host or ""
         if ":" in where:  # IPv6
             where = f"[{where}]"
