@@ -28,8 +28,10 @@ from aioudata._mirror.store import PassState, Store
 from benchmarks._server import CatalogServer
 from tests.postgres_fixture import fresh_database, fresh_schema
 from tests.postgres_server import PASSWORD, PostgresServer
+from tests.test_e2e_mirror import cli
 from tests.test_mirror_job import FakeCatalog, catalog, config
 from tests.test_mirror_store import dataset
+from tests.udata_server.fixture import UdataServer
 
 __all__ = ["catalog"]
 
@@ -481,3 +483,21 @@ def test_aioudata_db_url_is_the_default_database(monkeypatch: pytest.MonkeyPatch
         _database(
             build_parser().parse_args(["mirror", "--db", "a", "--db-url", "postgresql://x@y/z"])
         )
+
+
+@pytest.mark.udata_server
+def test_the_real_udata_server_mirrored_into_both_gives_the_same_rows(
+    udata_server: UdataServer, tmp_path: Path, pg_url: str
+) -> None:
+    sqlite_db = tmp_path / "m.sqlite"
+    for db in (str(sqlite_db), pg_url):
+        done = cli("mirror", "--base-url", udata_server.base_url, "--db", db, "--rate", "0")
+        assert done.returncode == 0, done.stderr
+        assert PASSWORD not in done.stderr
+    assert_same(sqlite_db, pg_url)
+    public = set(udata_server.manifest["datasets"]["public"])
+    assert {row[0] for row in query(pg_url, "SELECT id FROM datasets")} == public
+    for db in (str(sqlite_db), pg_url):  # incremental: nothing changed, on both
+        again = cli("mirror", "--base-url", udata_server.base_url, "--db", db, "--rate", "0")
+        assert again.returncode == 0 and "[incremental]" in again.stderr, again.stderr
+    assert_same(sqlite_db, pg_url)
