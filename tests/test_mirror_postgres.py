@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Columns that say when a row was written: they differ between any two runs.
 WHEN = {"written_at", "recorded_at", "updated_at", "started_at", "finished_at", "gone_at"}
+#: What a resumed run's bookkeeping may hold otherwise: its run and pass numbers, and the mark
+#: of an entity that had finished before the interruption (the rerun is incremental for it).
+RESUMED = frozenset({"changed_run", "pass_no", "round", "since"})
 TABLES = (
     "meta",
     "datasets",
@@ -221,7 +224,7 @@ async def test_kill_9_then_resume_gives_the_rows_of_an_uninterrupted_run(
     summary = await run_mirror(config(catalog, tmp_path / "unused", db_url=pg_url, page_size=2))
     assert summary.entities["datasets"].mode.startswith("resumed full pass")
     assert query(pg_url, "SELECT status FROM runs ORDER BY id") == [("interrupted",), ("ok",)]
-    assert_same(reference, pg_url, frozenset({"changed_run", "pass_no", "round"}))
+    assert_same(reference, pg_url, RESUMED)
 
 
 async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
@@ -248,7 +251,7 @@ async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
     summary = await run_mirror(config(catalog, tmp_path / "unused", db_url=pg_url, page_size=2))
     assert summary.status == "ok"
     assert summary.entities["datasets"].mode.startswith("resumed full pass")
-    assert_same(reference, pg_url, frozenset({"changed_run", "pass_no", "round"}))
+    assert_same(reference, pg_url, RESUMED)
 
 
 async def test_one_run_per_entity_and_schema_others_side_by_side(
@@ -501,3 +504,20 @@ def test_the_real_udata_server_mirrored_into_both_gives_the_same_rows(
         again = cli("mirror", "--base-url", udata_server.base_url, "--db", db, "--rate", "0")
         assert again.returncode == 0 and "[incremental]" in again.stderr, again.stderr
     assert_same(sqlite_db, pg_url)
+
+
+def test_a_newer_mirror_and_a_user_who_may_not_write_it_are_refused(
+    postgres: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = fresh_database(postgres)
+    name = url.rsplit("/", 1)[1]
+    with opened(url):
+        pass  # an empty mirror, owned by the superuser
+    postgres.psql(f"CREATE ROLE viewer_{name} LOGIN PASSWORD 'viewer-pw'")
+    postgres.psql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO viewer_{name}", name)
+    viewer = url.replace(f"aioudata:{PASSWORD}@", f"viewer_{name}:viewer-pw@")
+    code, err = _cli(viewer, capsys)
+    assert code == 6 and "may not write" in err and "viewer-pw" not in err, err
+    postgres.psql("UPDATE meta SET value = '99' WHERE key = 'schema_version'", name)
+    code, err = _cli(url, capsys)
+    assert code == 2 and "schema version 99, newer" in err, err

@@ -333,8 +333,12 @@ def _check_privileges(conn: PgConnection, url: DatabaseURL) -> None:
         str(name)
         for (name,) in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = ? AND c.relkind = 'r' AND NOT has_table_privilege("
-            "current_user, c.oid, 'SELECT, INSERT, UPDATE, DELETE') ORDER BY 1",
+            " WHERE n.nspname = ? AND c.relkind = 'r' AND NOT ("  # each: a list means any
+            + " AND ".join(
+                f"has_table_privilege(current_user, c.oid, '{privilege}')"
+                for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE")
+            )
+            + ") ORDER BY 1",
             (url.schema,),
         )
     ]
