@@ -521,3 +521,13 @@ def test_a_newer_mirror_and_a_user_who_may_not_write_it_are_refused(
     postgres.psql("UPDATE meta SET value = '99' WHERE key = 'schema_version'", name)
     code, err = _cli(url, capsys)
     assert code == 2 and "schema version 99, newer" in err, err
+
+
+async def test_runs_creating_the_tables_at_once_do_not_collide(pg_url: str) -> None:
+    url = DatabaseURL.parse(pg_url)
+    stores = await asyncio.gather(*(asyncio.to_thread(PostgresStore, url) for _ in range(4)))
+    try:
+        assert {store.get_meta("schema_version") for store in stores} == {"3"}
+    finally:
+        for store in stores:
+            store.close()

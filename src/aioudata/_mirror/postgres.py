@@ -375,6 +375,9 @@ class PostgresStore(Store):
         try:
             refuse_foreign(self.pg, url)
             with self.pg.transaction() as conn:
+                # Runs of other entities may create the tables at the same moment: one at a
+                # time (IF NOT EXISTS does not cover a creation under way in another session).
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"ddl {url.schema}",))
                 for statement in ddl(POSTGRESQL):
                     conn.execute(statement)
                 for key, value in (
