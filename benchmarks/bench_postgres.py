@@ -136,7 +136,7 @@ def run(settings: Settings) -> list[dict[str, Any]]:
     except ImportError as error:
         return _skipped(f"psycopg is not installed ({error})")
     try:
-        server = PostgresServer().start()
+        server = PostgresServer(fsync=True).start()
     except (PostgresUnavailable, OSError) as error:
         return _skipped(f"no PostgreSQL server could start ({error})")
     try:

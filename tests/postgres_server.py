@@ -70,13 +70,17 @@ def _unprivileged() -> pwd.struct_passwd | None:
 class PostgresServer:
     """``with PostgresServer() as server:`` — ``server.url(dbname)`` names a database on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        #: False for the tests (nothing to keep); the benchmarks sync as a real server does.
+        self.fsync = fsync
         bindir = find_bindir()
         if bindir is None or not (bindir / "pg_isready").exists():
             raise PostgresUnavailable("no PostgreSQL server binaries (initdb) found")
         self.bindir = bindir
         self.user = _unprivileged()
-        self.dir = Path(tempfile.mkdtemp(prefix="aioudata-pg-"))
+        # As root, in /tmp: the server's user must reach it (TMPDIR may be below /root).
+        where = "/tmp" if self.user is not None and os.path.isdir("/tmp") else None
+        self.dir = Path(tempfile.mkdtemp(prefix="aioudata-pg-", dir=where))
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -93,8 +97,8 @@ class PostgresServer:
             *argv,
         ]
 
-    def start(self) -> PostgresServer:
-        """initdb, then start the server and wait until it answers."""
+    def _initdb(self) -> None:
+        """A new cluster in the temporary directory, owned by the user the server runs as."""
         if self.user is not None:
             os.chown(self.dir, self.user.pw_uid, self.user.pw_gid)
         self.dir.chmod(0o700)
@@ -118,6 +122,10 @@ class PostgresServer:
         done = subprocess.run(initdb, capture_output=True, timeout=START_TIMEOUT, check=False)
         if done.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {done.stderr.decode()[-500:]}")
+
+    def start(self) -> PostgresServer:
+        """initdb, then start the server and wait until it answers."""
+        self._initdb()
         log = (self.dir / "server.log").open("wb")
         self.process = subprocess.Popen(
             self._as_user(
@@ -131,7 +139,7 @@ class PostgresServer:
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "fsync=off",
+                f"fsync={'on' if self.fsync else 'off'}",
             ),
             stdout=log,
             stderr=subprocess.STDOUT,
