@@ -531,3 +531,20 @@ async def test_runs_creating_the_tables_at_once_do_not_collide(pg_url: str) -> N
     finally:
         for store in stores:
             store.close()
+
+
+def test_two_portals_in_two_schemas_run_side_by_side(postgres: PostgresServer) -> None:
+    first, second = (DatabaseURL.parse(fresh_schema(postgres)) for _ in range(2))
+    locks = [AdvisoryLock(first, ["datasets"]), AdvisoryLock(second, ["datasets"])]
+    for lock in locks:
+        lock.acquire()  # the same entity, another schema: allowed
+    again = AdvisoryLock(first, ["organizations", "datasets"])
+    try:
+        with pytest.raises(MirrorError, match="datasets of postgresql://"):
+            again.acquire()
+        assert not again.held
+    finally:
+        for lock in locks:
+            lock.release()
+    again.acquire()  # released: the next run goes
+    again.release()
