@@ -175,7 +175,8 @@ class PostgresServer:
         out = subprocess.run(
             [str(self.bindir / "postgres"), "--version"], capture_output=True, check=False
         )
-        return out.stdout.decode().split()[-1] if out.returncode == 0 else "?"
+        words = out.stdout.decode().split()  # postgres (PostgreSQL) 15.14 (Debian ...)
+        return words[2] if out.returncode == 0 and len(words) > 2 else "?"
 
     def url(self, dbname: str = "postgres", *, password: str | None = PASSWORD) -> str:
         """A ``postgresql://`` URL of ``dbname`` over TCP (with the password)."""
