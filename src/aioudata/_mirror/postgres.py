@@ -58,9 +58,15 @@ def _first_line(error: BaseException, secret: str | None) -> str:
 
 
 def database_error(
-    error: Exception, url: DatabaseURL, *, connected: bool, secret: str | None = None
+    error: Exception,
+    url: DatabaseURL,
+    *,
+    connected: bool,
+    lost: bool = False,
+    secret: str | None = None,
 ) -> DatabaseError:
-    """The one line for a driver's error (``connected``: it came after connecting)."""
+    """The one line for a driver's error (``connected``: it came after connecting; ``lost``:
+    the connection is no longer usable)."""
     state = getattr(error, "sqlstate", None) or ""
     text = _first_line(error, secret)
     if state == "42501":
@@ -69,7 +75,7 @@ def database_error(
             " (or own the mirror's), and to write them",
             kind="permission",
         )
-    if connected and (state.startswith(("08", "57P")) or _is_lost(error)):
+    if connected and (lost or state.startswith(("08", "57P"))):
         return DatabaseError(
             f"the connection to {url} was lost mid-run ({text}): every committed page is"
             " kept; run the same command again to resume",
@@ -92,10 +98,6 @@ def database_error(
             f"cannot reach the database server of {url}: {text}", kind="unreachable"
         )
     return DatabaseError(f"{url}: {text}", kind="failed")
-
-
-def _is_lost(error: Exception) -> bool:
-    return psycopg is not None and isinstance(error, psycopg.OperationalError)
 
 
 def _password(url: DatabaseURL) -> str | None:
@@ -264,7 +266,8 @@ class PgConnection:
         try:
             yield
         except psycopg.Error as error:
-            raise database_error(error, self.url, connected=True) from error
+            lost = self.raw.broken or self.raw.closed
+            raise database_error(error, self.url, connected=True, lost=lost) from error
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConnection]:
