@@ -548,3 +548,29 @@ def test_two_portals_in_two_schemas_run_side_by_side(postgres: PostgresServer) -
             lock.release()
     again.acquire()  # released: the next run goes
     again.release()
+
+
+@pytest.mark.parametrize("seed", [0, 7, 13])
+async def test_a_catalog_moving_during_the_crawl_loses_nothing_in_postgresql(
+    seed: int, postgres: PostgresServer
+) -> None:
+    """tests/test_mirror_moving.py's requirement, into PostgreSQL: full, then incremental."""
+    from tests.moving import MovingCatalog
+    from tests.test_mirror_moving import config as moving_config
+
+    url = fresh_schema(postgres)
+    catalog = MovingCatalog(300, seed=seed, mutations=30, horizon=20)
+    plan, catalog.plan = catalog.plan, {}
+    await catalog.start()
+    try:
+        first = await run_mirror(moving_config(catalog, Path("unused"), db_url=url))
+        live = "SELECT id FROM datasets WHERE gone_at IS NULL"
+        assert first.status == "ok" and {r[0] for r in query(url, live)} == catalog.initial
+        catalog.plan = plan
+        catalog.postpone(catalog.requests)
+        second = await run_mirror(moving_config(catalog, Path("unused"), db_url=url))
+    finally:
+        await catalog.stop()
+    stored = {row[0] for row in query(url, live)}
+    assert second.entities["datasets"].mode == "incremental" and catalog.log
+    assert catalog.stable <= stored and stored <= catalog.initial | catalog.added
