@@ -83,6 +83,8 @@ class Sink:
     #: Writer threads, each with its connection (a server database: one per entity, up to
     #: the run's concurrency; SQLite has one writer).
     lanes: int = 1
+    #: A database server (its guard connects to it), not a file.
+    remote: bool = False
 
     def store(self, path: Path) -> AsyncStore:
         """The store the run calls (not open yet)."""
@@ -104,6 +106,7 @@ def sink_for(config: MirrorConfig, entities: Sequence[str]) -> Sink:
             AdvisoryLock(url, entities),
             functools.partial(check_database, url),
             lanes=min(config.concurrency, len(entities)),
+            remote=True,
         )
     from .lock import MirrorLock
 
@@ -117,8 +120,18 @@ def sink_for(config: MirrorConfig, entities: Sequence[str]) -> Sink:
 
 
 async def acquire(sink: Sink) -> None:
-    """Take the sink's run guard off the event loop (a server may take a moment)."""
-    await asyncio.to_thread(sink.guard.acquire)
+    """Take the sink's run guard: a file lock at once, a server's off the event loop (it
+    may take a moment); cancelled meanwhile, it waits for the attempt to end, so that the
+    caller's ``release()`` releases what it took."""
+    if not sink.remote:
+        sink.guard.acquire()
+        return
+    attempt = asyncio.ensure_future(asyncio.to_thread(sink.guard.acquire))
+    try:
+        await asyncio.shield(attempt)
+    except asyncio.CancelledError:
+        await asyncio.gather(attempt, return_exceptions=True)
+        raise
 
 
 class LanedStore(AsyncStore):
