@@ -525,8 +525,12 @@ def test_a_newer_mirror_and_a_user_who_may_not_write_it_are_refused(
 
 async def test_runs_creating_the_tables_at_once_do_not_collide(pg_url: str) -> None:
     url = DatabaseURL.parse(pg_url)
-    stores = await asyncio.gather(*(asyncio.to_thread(PostgresStore, url) for _ in range(4)))
+    opened = await asyncio.gather(
+        *(asyncio.to_thread(PostgresStore, url) for _ in range(4)), return_exceptions=True
+    )
+    stores = [store for store in opened if isinstance(store, PostgresStore)]
     try:
+        assert len(stores) == 4, opened
         assert {store.get_meta("schema_version") for store in stores} == {"3"}
     finally:
         for store in stores:

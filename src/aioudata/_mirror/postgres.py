@@ -132,13 +132,24 @@ def connect(url: DatabaseURL, *, purpose: str = "mirror") -> psycopg.Connection[
         with contextlib.suppress(psycopg.Error):  # a server built without lz4 keeps pglz
             # Large JSON compressed with lz4: about a third less time than pglz per page.
             conn.execute("SET default_toast_compression TO lz4")
-        if url.schema != "public":
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {url.schema}")
+        _create_schema(conn, url.schema)
         conn.execute(f"SET search_path TO {url.schema}")
     except psycopg.Error as error:
         conn.close()
         raise database_error(error, url, connected=True) from None
     return conn
+
+
+def _create_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Create ``schema`` when missing: one session at a time (IF NOT EXISTS does not cover a
+    creation under way in another), and not asked of a user who finds it there."""
+    exists = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+    if conn.execute(exists, (schema,)).fetchone():
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ddl {schema}",))
+        if not conn.execute(exists, (schema,)).fetchone():
+            conn.execute(f"CREATE SCHEMA {schema}")
 
 
 # --- SQLite's idioms, the PostgreSQL way ------------------------------------------------------
