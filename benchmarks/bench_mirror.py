@@ -35,15 +35,21 @@ PAGE_SIZE = 100
 
 
 async def mirror_once(
-    base_url: str, db: Path, concurrency: int, page_size: int = PAGE_SIZE
+    base_url: str,
+    db: Path,
+    concurrency: int,
+    page_size: int = PAGE_SIZE,
+    db_url: str | None = None,
 ) -> dict[str, Any]:
-    """One mirror run of the datasets into ``db``: seconds, datasets and resources stored."""
+    """One mirror run of the datasets into ``db`` (or the PostgreSQL ``db_url``): seconds,
+    datasets and resources stored."""
     from aioudata._mirror import MirrorConfig, run_mirror
 
     config = MirrorConfig(
         base_url=base_url,
         api_key="",
         db=db,
+        db_url=db_url,
         entities=("datasets",),
         concurrency=concurrency,
         rate=None,
@@ -97,7 +103,12 @@ async def mirror_in_child(args: dict[str, Any]) -> dict[str, Any]:
     """``_child.py`` scenario "mirror": one run into a fresh temporary directory."""
     folder = Path(tempfile.mkdtemp(prefix="aioudata-bench-"))
     try:
-        return await mirror_once(args["base_url"], folder / "mirror.db", int(args["concurrency"]))
+        return await mirror_once(
+            args["base_url"],
+            folder / "mirror.db",
+            int(args["concurrency"]),
+            db_url=args.get("db_url"),
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

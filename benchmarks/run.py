@@ -18,6 +18,8 @@ Benchmarks (each a ``bench_<name>.py`` module with ``run(settings) -> rows``):
   datasets (issue 6).
 - resources: the resource checker vs the ideal schedule of its limits, hydra's batches and a
   naive gather, politeness from the servers' counts, peak RSS 100k vs 10k URLs (issue 15).
+- postgres: the same 10,000-dataset mirror into PostgreSQL and into SQLite, time and peak RSS
+  (issue 16).
 
 Every server is ``benchmarks/_server.py``'s synthetic catalog, in a child process on 127.0.0.1.
 """
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import Settings, machine  # noqa: E402
 
-BENCHMARKS = ("decode", "overhead", "pagination", "catalog", "mirror", "resources")
+BENCHMARKS = ("decode", "overhead", "pagination", "catalog", "mirror", "resources", "postgres")
 NOTES = ROOT / "benchmarks" / "FINDINGS.md"
 RATIO_NAMES = {"speedup": "speed-up", "fraction": "of ideal", "cost": "cost"}
 

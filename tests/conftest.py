@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.faults import FaultServer, fault_server
+from tests.postgres_fixture import postgres
 from tests.udata_server.fixture import udata_server
 
-__all__ = ["faults", "udata_server"]
+__all__ = ["faults", "postgres", "udata_server"]
 
 
 @pytest.fixture

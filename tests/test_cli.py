@@ -56,7 +56,8 @@ def test_connection_options_are_accepted_before_the_command_too() -> None:
 def test_mirror_options_and_defaults() -> None:
     args = build_parser().parse_args(["mirror"])
     assert args.entities == ("datasets", "organizations", "reuses")
-    assert str(args.db) == "udata-mirror.sqlite" and args.format is None  # sqlite, unless --out
+    # No --db: udata-mirror.sqlite, unless $AIOUDATA_DB_URL names a PostgreSQL database.
+    assert args.db is None and args.db_url is None and args.format is None
     assert (args.concurrency, args.rate, args.page_size, args.full) == (4, 5.0, 100, False)
     args = build_parser().parse_args(
         [

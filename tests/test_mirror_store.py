@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from aioudata._mirror.config import MirrorError
 from aioudata._mirror.entities import ENTITIES
 from aioudata._mirror.export import export_jsonl
 from aioudata._mirror.records import Batch, ErrorRow, decode_records
@@ -46,9 +48,23 @@ def state(page: int, pass_no: int = 1) -> PassState:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "mirror.sqlite")
+def open_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    """A new empty store: the SQLite file, or a schema of the test PostgreSQL server."""
+    if kind == "sqlite":
+        return Store(tmp_path / "mirror.sqlite")
+    from aioudata._mirror.pgurl import DatabaseURL
+    from aioudata._mirror.postgres import PostgresStore
+    from tests.postgres_fixture import fresh_schema
+
+    return PostgresStore(DatabaseURL.parse(fresh_schema(request.getfixturevalue("postgres"))))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same tests on both sinks."""
+    opened = open_store(request.param, tmp_path, request)
+    yield opened
+    opened.close()
 
 
 def rows(store: Store, table: str) -> list[tuple[Any, ...]]:
@@ -99,7 +115,7 @@ def test_a_failing_batch_leaves_neither_rows_nor_checkpoint(store: Store) -> Non
     batch = decode_records(DATASETS, raw(dataset(2), dataset(3)))
     # An error row without a reason violates NOT NULL: the whole page must roll back.
     batch.errors.append(ErrorRow("datasets", "k", None, "{}", None))  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, MirrorError)):  # PostgreSQL: DatabaseError
         store.write_batch(DATASETS, batch, 1, state(2))
     assert [r[0] for r in store.conn.execute("SELECT id FROM datasets")] == [dataset(1)["id"]]
     assert store.conn.execute("SELECT COUNT(*) FROM resources").fetchone() == (2,)
@@ -203,7 +219,10 @@ def _moved(item: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "scenario", ["same", "changed", "fewer", "moved within the page", "listed twice", "moved in"]
 )
-def test_resources_follow_their_datasets(tmp_path: Path, scenario: str) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_resources_follow_their_datasets(
+    tmp_path: Path, scenario: str, kind: str, request: pytest.FixtureRequest
+) -> None:
     first = [dataset(1, resources=3), dataset(2, resources=2), dataset(3, resources=1)]
     later = copy.deepcopy(first)
     if scenario == "changed":
@@ -218,7 +237,7 @@ def test_resources_follow_their_datasets(tmp_path: Path, scenario: str) -> None:
         other = dataset(9, resources=2)
         first.append(other)
         later[1] = _moved(later[1], other["resources"][0])
-    store = Store(tmp_path / "m.sqlite")
+    store = open_store(kind, tmp_path, request)
     store.write_batch(DATASETS, decode_records(DATASETS, raw(*first)), 1, state(1))
     counts = store.write_batch(DATASETS, decode_records(DATASETS, raw(*later)), 2, state(1, 2))
     expected: dict[str, tuple[str, dict[str, Any]]] = {}

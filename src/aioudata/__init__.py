@@ -58,7 +58,14 @@ from ._errors import (
 )
 from ._hooks import EventHooks, RequestEvent, ResponseEvent
 from ._limits import RateLimiter
-from ._mirror import EntitySummary, MirrorConfig, MirrorError, MirrorSummary, run_mirror
+from ._mirror import (
+    EntitySummary,
+    MirrorConfig,
+    MirrorDatabaseError,
+    MirrorError,
+    MirrorSummary,
+    run_mirror,
+)
 from ._mirror.progress import EntityStatus, ProgressCallback, ProgressUpdate
 from ._pagination import SEARCH_CAP, PaginationStats, Paginator
 from ._response import Response
@@ -95,6 +102,7 @@ __all__ = [
     "LockedError",
     "MalformedResponseError",
     "MirrorConfig",
+    "MirrorDatabaseError",
     "MirrorError",
     "MirrorSummary",
     "NotFoundError",

@@ -2,7 +2,9 @@
 
 Exit status: 0 ok, 1 failure, 2 bad usage, 3 cannot connect, 4 key refused, 5 partial (the
 mirror finished, but an entity was skipped or may lack objects its listing serves: the summary
-says which), 130 interrupted; every failure is one line on stderr. The API key is never printed.
+says which), 6 the PostgreSQL database cannot be reached or used (unreachable, password refused,
+missing, permissions, connection lost mid-run), 130 interrupted; every failure is one line on
+stderr. The API key and the database password are never printed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ._hooks import EventHooks, ResponseEvent
 from ._mirror.config import DEFAULT_DB, MAX_PAGE_SIZE, MirrorConfig, MirrorError
 from ._mirror.entities import DEFAULT_ENTITIES, ENTITIES, EntitySpec, RawPage, entity
 from ._mirror.job import run_mirror
+from ._mirror.pgurl import is_database_url
 from ._mirror.progress import Progress, progress_mode
 from ._mirror.run import v2_url
 from ._pagination import Paginator
@@ -207,13 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
         "mirror",
         parents=[connection],
         allow_abbrev=False,
-        help="mirror the catalog into SQLite (or JSON Lines)",
-        description="Mirror a udata catalog into SQLite (default) or JSON Lines: resumable"
-        " after an interruption, incremental after a complete run.",
+        help="mirror the catalog into SQLite, PostgreSQL (or JSON Lines)",
+        description="Mirror a udata catalog into SQLite (default), PostgreSQL or JSON Lines:"
+        " resumable after an interruption, incremental after a complete run.",
     )
     mirror.add_argument(
-        "--db", metavar="PATH", type=Path, default=DEFAULT_DB, help=f"(default {DEFAULT_DB})"
+        "--db",
+        metavar="PATH|URL",
+        help=f"the SQLite file (default {DEFAULT_DB}), or a PostgreSQL database:"
+        " postgresql://USER@HOST:PORT/DBNAME[?schema=NAME] (the password from the URL,"
+        " PGPASSWORD or ~/.pgpass; also $AIOUDATA_DB_URL)",
     )
+    mirror.add_argument("--db-url", metavar="URL", help="a PostgreSQL database (as --db URL)")
     mirror.add_argument(
         "--format",
         choices=("sqlite", "jsonl"),
@@ -382,11 +390,27 @@ def _event_hooks(args: argparse.Namespace) -> EventHooks | None:
     return {"response": [_log_response]} if _option(args, "verbose", False) else None
 
 
+#: The PostgreSQL database of ``aioudata mirror`` when neither --db nor --db-url is given.
+DB_URL_ENV = "AIOUDATA_DB_URL"
+
+
+def _database(args: argparse.Namespace) -> dict[str, Any]:
+    """``db`` (a file) or ``db_url`` (PostgreSQL) from --db, --db-url or $AIOUDATA_DB_URL."""
+    if args.db_url and args.db:
+        raise MirrorError("give --db or --db-url, not both", code=EXIT_USAGE)
+    url = args.db_url or (args.db if args.db and is_database_url(args.db) else None)
+    if url is None and args.db is None and args.format != "jsonl" and args.out is None:
+        url = os.environ.get(DB_URL_ENV) or None
+    if url is not None:
+        return {"db_url": url}
+    return {"db": Path(args.db) if args.db else DEFAULT_DB}
+
+
 async def _mirror(args: argparse.Namespace) -> int:
     config = MirrorConfig(
         base_url=_base_url(args),
         api_key=_api_key(args),
-        db=args.db,
+        **_database(args),
         format=args.format,
         out=args.out,
         event_hooks=_event_hooks(args),

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from .._client import DEFAULT_BASE_URL
 from .._mirror.config import DEFAULT_DB
+from .._mirror.pgurl import is_database_url
 from .config import CheckConfig, CheckError, CheckProgress, HostLimits
 from .run import run_checks
 
@@ -24,6 +25,15 @@ __all__ = ["add_commands", "run_command"]
 _DEFAULTS = CheckConfig()
 #: Seconds between two progress lines when stderr is not a terminal.
 _PLAIN_EVERY = 10.0
+
+
+def _sqlite_file(text: str) -> Path:
+    """``--db``: the SQLite file (the checker does not use a PostgreSQL mirror yet)."""
+    if is_database_url(text):
+        raise argparse.ArgumentTypeError(
+            "resources check keeps its results in SQLite only for now: give the SQLite file"
+        )
+    return Path(text)
 
 
 def _positive(text: str) -> int:
@@ -91,7 +101,11 @@ def add_commands(
         " everything); resumable: run it again after an interruption.",
     )
     check.add_argument(
-        "--db", metavar="PATH", type=Path, default=DEFAULT_DB, help=f"(default {DEFAULT_DB})"
+        "--db",
+        metavar="PATH",
+        type=_sqlite_file,
+        default=DEFAULT_DB,
+        help=f"the SQLite file (default {DEFAULT_DB})",
     )
     check.add_argument("--all", action="store_true", help="check every URL, due or not")
     selection = check.add_argument_group("selection (repeat, or separate with commas)")

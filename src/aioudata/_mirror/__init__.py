@@ -1,6 +1,13 @@
-"""The mirror job: a whole udata catalog into SQLite (or JSON Lines), resumable and incremental."""
+"""The mirror job: a whole udata catalog into SQLite, PostgreSQL (or JSON Lines), resumable and
+incremental."""
 
-from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
+from .config import (
+    EntitySummary,
+    MirrorConfig,
+    MirrorDatabaseError,
+    MirrorError,
+    MirrorSummary,
+)
 from .entities import DEFAULT_ENTITIES, ENTITIES
 from .job import run_mirror
 from .progress import Progress
@@ -10,6 +17,7 @@ __all__ = [
     "ENTITIES",
     "EntitySummary",
     "MirrorConfig",
+    "MirrorDatabaseError",
     "MirrorError",
     "MirrorSummary",
     "Progress",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from yarl import URL
 
@@ -15,7 +15,18 @@ from .._hooks import EventHooks
 from .._retry import RetryPolicy
 from .entities import DEFAULT_ENTITIES
 
-__all__ = ["DEFAULT_DB", "EntitySummary", "MirrorConfig", "MirrorError", "MirrorSummary"]
+if TYPE_CHECKING:
+    from .pgurl import DatabaseURL
+
+__all__ = [
+    "DEFAULT_DB",
+    "EXIT_DATABASE",
+    "EntitySummary",
+    "MirrorConfig",
+    "MirrorDatabaseError",
+    "MirrorError",
+    "MirrorSummary",
+]
 
 DEFAULT_DB = Path("udata-mirror.sqlite")
 #: Name of the state database kept next to the files of a JSON Lines mirror.
@@ -31,13 +42,31 @@ class MirrorError(UdataError):
         super().__init__(message)
 
 
+#: Exit status of the command line when the mirror's PostgreSQL database cannot be used.
+EXIT_DATABASE = 6
+
+
+class MirrorDatabaseError(MirrorError):
+    """The PostgreSQL database cannot be reached or used; ``kind`` says why.
+
+    ``unreachable``, ``auth`` (password refused), ``missing`` (no such database),
+    ``permission``, ``dropped`` (the connection was lost mid-run: every committed page is
+    kept, the same command resumes) or ``failed``. Never holds the password.
+    """
+
+    def __init__(self, message: str, *, kind: str, code: int = EXIT_DATABASE) -> None:
+        self.kind = kind
+        super().__init__(message, code=code)
+
+
 @dataclass(frozen=True, slots=True)
 class MirrorConfig:
     """Options of one mirror run; the defaults are polite to a public portal.
 
     ``api_key=None`` takes ``UDATA_API_KEY`` from the environment. ``rate`` is requests per
     second for the whole run (``None`` or 0: unlimited), ``concurrency`` the requests in flight.
-    ``format=None`` is JSON Lines when ``out`` is given, else SQLite. ``event_hooks`` are given
+    ``format=None`` is JSON Lines when ``out`` is given, else SQLite (the file ``db``), or
+    PostgreSQL when ``db_url`` (or ``db``) is a ``postgresql://`` URL. ``event_hooks`` are given
     to the run's clients (see :class:`~aioudata.Client`). Credentials in ``base_url`` are sent
     as Basic auth to that host only and never shown: not in the repr either.
     """
@@ -65,10 +94,14 @@ class MirrorConfig:
     #: Check the URL and the key with one ``GET /site/`` before anything else.
     preflight: bool = True
     event_hooks: EventHooks | None = field(default=None, repr=False, compare=False)
+    #: A PostgreSQL database instead of the SQLite file ``db``: ``postgresql://...``.
+    db_url: DatabaseURL | str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         shown["base_url"] = mask_credentials(self.base_url)
+        if self.db_url is not None:
+            shown["db_url"] = str(self.db_url)  # never the password
         return f"MirrorConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
@@ -101,6 +134,26 @@ class MirrorConfig:
             raise MirrorError("--format must be sqlite or jsonl", code=2)
         if self.format == "jsonl" and self.out is None:
             raise MirrorError("--format jsonl needs --out DIR", code=2)
+        self._database_url()
+
+    def _database_url(self) -> None:
+        """``db_url`` (or a ``db`` given as a URL) read once: a :class:`DatabaseURL`."""
+        from .pgurl import DatabaseURL, is_database_url
+
+        url = self.db_url
+        if url is None and isinstance(self.db, str) and is_database_url(self.db):
+            url = self.db
+            object.__setattr__(self, "db", DEFAULT_DB)
+        if isinstance(url, str):
+            url = DatabaseURL.parse(url)
+        object.__setattr__(self, "db_url", url)
+        if url is not None and self.format == "jsonl":
+            raise MirrorError("JSON Lines (--out) keep their state in SQLite: no --db URL", code=2)
+
+    @property
+    def target(self) -> str:
+        """The database as it is shown: the SQLite file, or the URL without its password."""
+        return str(self.db_url if self.db_url is not None else self.database)
 
     @property
     def database(self) -> Path:

@@ -22,10 +22,10 @@ from .._retry import RetryPolicy
 from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
 from .entities import EntitySpec, entity
 from .export import export_jsonl
-from .lock import MirrorLock
 from .progress import Progress, ProgressCallback, as_progress
 from .run import Run, make_client, v2_url
-from .store import AsyncStore, Counts, Store
+from .sink import acquire, sink_for
+from .store import AsyncStore, Counts
 from .sync import EntitySync
 from .walk import first_error
 
@@ -152,21 +152,21 @@ class _Job:
         self.progress = progress
         self.own_client = client is None
         self.client = client or make_client(config)
-        self.store = AsyncStore(config.database)
-        self.lock = MirrorLock(config.database)
+        self.sink = sink_for(config, [spec.name for spec in specs])
+        self.store = self.sink.store(config.database)
         self.run_state: Run | None = None
         self.run_id = 0
         #: ``ok``, ``partial``, ``interrupted``; ``failed`` until the run says otherwise.
         self.status = "failed"
-        self.summary = MirrorSummary(base_url=self.client.base_url, database=str(config.database))
+        self.summary = MirrorSummary(base_url=self.client.base_url, database=self.sink.shown)
 
     async def open(self) -> None:
         """Lock the database, check the portal and the database's scope, start the run."""
         config, store = self.config, self.store
         # One run per database, refused at once (before any request) when another holds it;
         # another application's database is refused before anything is written to it.
-        self.lock.acquire()
-        await asyncio.to_thread(Store.refuse_foreign, config.database)
+        await acquire(self.sink)
+        await asyncio.to_thread(self.sink.check)
         if config.preflight:
             # Its own clients unless given one: quick to fail on a wrong URL, patient with a
             # portal failing for now (see _preflight).
@@ -221,7 +221,7 @@ class _Job:
                     self.store.sync.finish_run, self.run_id, self.status, summary.to_dict()
                 )
         await self.store.close()
-        self.lock.release()
+        self.sink.guard.release()
         if self.own_client:
             await self.client.close()
 
@@ -277,13 +277,12 @@ async def _check_scope(store: AsyncStore, base_url: str, config: MirrorConfig) -
     filters = json.dumps(config.filters(), sort_keys=True)
     if stored_url is not None and stored_url != base_url:
         raise MirrorError(
-            f"{config.database} is a mirror of {stored_url}, not {base_url}: use another --db",
+            f"{config.target} is a mirror of {stored_url}, not {base_url}: use another --db",
             code=2,
         )
     if stored_filters is not None and stored_filters != filters:
         raise MirrorError(
-            f"{config.database} was mirrored with other filters ({stored_filters}):"
-            " use another --db",
+            f"{config.target} was mirrored with other filters ({stored_filters}): use another --db",
             code=2,
         )
     await store.call(store.sync.set_meta, {"base_url": base_url, "filters": filters})

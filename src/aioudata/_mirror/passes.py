@@ -26,7 +26,7 @@ from .config import EntitySummary
 from .entities import EntitySpec, RawPage
 from .records import Batch, ErrorRow, Undecoded, decode_records, stamps_of
 from .run import Run
-from .store import Counts, PassState
+from .store import Counts, PassState, Store
 from .walk import WalkOutcome, fetch_each, walk
 
 __all__ = [
@@ -227,8 +227,8 @@ class IdsPass(Pass):
         store = self.run.store
         # One call to the store's thread compares the page with what is stored and, when
         # nothing needs fetching (the usual case), writes its seen marks and checkpoint.
-        stale, unknown, written = await store.call(
-            self._verify, found, extra, dataclasses.replace(self.state)
+        stale, unknown, written = await store.apply(
+            self.spec.name, self._verify, found, extra, dataclasses.replace(self.state)
         )
         if written is not None:
             self.count(len(page.data), written)
@@ -243,13 +243,14 @@ class IdsPass(Pass):
 
     def _verify(
         self,
+        store: Store,
         found: list[tuple[str, dict[str, datetime | None]]],
         extra: list[ErrorRow],
         state: PassState,
     ) -> tuple[list[str], int, Counts | None]:
-        """In the store's thread: the page's ids to fetch (not stored, gone or changed), how
-        many were not stored, and the page's counts when nothing was to fetch (then written)."""
-        store = self.run.store.sync
+        """In the entity's store thread: the page's ids to fetch (not stored, gone or
+        changed), how many were not stored, and the page's counts when nothing was to fetch
+        (then written)."""
         stored = store.stamps(self.spec, [item_id for item_id, _ in found])
         stale: list[str] = []
         unknown = 0

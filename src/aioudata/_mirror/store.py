@@ -404,16 +404,21 @@ class Store:
 
 
 class AsyncStore:
-    """A :class:`Store` driven from asyncio: every call runs in one writer thread, in order."""
+    """A :class:`Store` driven from asyncio: every call runs in one writer thread, in order.
 
-    def __init__(self, path: str | Path) -> None:
+    ``opener`` opens another store than the SQLite file ``path`` (PostgreSQL: see
+    :mod:`.sink`), in the writer thread too.
+    """
+
+    def __init__(self, path: str | Path, opener: Callable[[], Store] | None = None) -> None:
         self.path = Path(path)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aioudata-sqlite")
+        self._opener = opener or functools.partial(Store, self.path)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aioudata-store")
         self._store: Store | None = None
 
     async def open(self) -> AsyncStore:
         """Open (and create) the database in the writer thread."""
-        self._store = await self._run(Store, self.path)
+        self._store = await self._run(self._opener)
         return self
 
     @property
@@ -426,6 +431,11 @@ class AsyncStore:
     async def call(self, method: Callable[..., T], *args: Any) -> T:
         """Run ``method(*args)`` in the writer thread; a cancelled caller lets it finish."""
         return await self._run(method, *args)
+
+    async def apply(self, entity: str, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(store, *args)`` where ``entity``'s pages are written (its thread and
+        connection), in order with them: several calls of the store as one."""
+        return await self._run(function, self.sync, *args)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
