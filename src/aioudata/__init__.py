@@ -16,8 +16,14 @@ from ._crawl import (
     CheckProgress,
     CheckProgressCallback,
     CheckSummary,
+    DiskSpaceError,
+    DownloadConfig,
+    DownloadProgress,
+    DownloadProgressCallback,
+    DownloadSummary,
     HostLimits,
     run_checks,
+    run_downloads,
 )
 from ._decoding import decode, unknown_fields
 from ._endpoint import Endpoint, Kind, Param, Requester
@@ -74,6 +80,11 @@ __all__ = [
     "ConnectError",
     "ConnectionLostError",
     "DecodeError",
+    "DiskSpaceError",
+    "DownloadConfig",
+    "DownloadProgress",
+    "DownloadProgressCallback",
+    "DownloadSummary",
     "Endpoint",
     "EntityStatus",
     "EntitySummary",
@@ -112,6 +123,7 @@ __all__ = [
     "decode",
     "models",
     "run_checks",
+    "run_downloads",
     "run_mirror",
     "unknown_fields",
 ]

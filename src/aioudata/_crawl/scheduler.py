@@ -28,14 +28,14 @@ from urllib.robotparser import RobotFileParser
 from yarl import URL
 
 from .._retry import parse_retry_after
-from .config import CheckConfig
+from .config import CheckConfig, CheckError
 from .hosts import HostState, Job
 from .probe import ROBOTS_AGENT, Answer, Prober, route
 from .results import Outcome, kind
 from .store import CheckStore, Recorded
 from .urls import classify, host_key
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "detail"]
 
 logger = logging.getLogger("aioudata.crawl")
 
@@ -230,7 +230,7 @@ class Scheduler:
         self.requests += 1
         try:
             answer = await self.prober.exchange(job, host.route)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CheckError):  # a CheckError ends the run
             host.in_flight -= 1
             self.in_flight -= 1
             raise
@@ -265,10 +265,10 @@ class Scheduler:
             label = classify(error)
             if label in _HOST_FAILURES:
                 host.failed(end, job.started, config, fatal=label == "dns")
-            detail = _detail(error)
+            why = detail(error)
             if label == "timeout":
-                detail = f"no answer within {config.timeout:g} s ({type(error).__name__})"
-            return self._outcome(job, error=label, detail=detail)
+                why = f"no answer within {config.timeout:g} s ({type(error).__name__})"
+            return self._outcome(job, error=label, detail=why)
         status, headers = answer.status, answer.headers
         if status in (429, 503):
             host.throttle(end, parse_retry_after(headers.get("Retry-After")), config)
@@ -300,7 +300,12 @@ class Scheduler:
             (job.head_status >= 400 and status < 400) or (status < 300 and size)
         ):
             host.contradicted()
-        if status == 304:
+        return self._answered(job, answer, size)
+
+    def _answered(self, job: Job, answer: Answer, size: int | None) -> Outcome:
+        """The outcome of a final answer (no redirect, no retry)."""
+        headers = answer.headers
+        if answer.status == 304:
             return self._outcome(
                 job,
                 etag=headers.get("ETag"),
@@ -309,7 +314,7 @@ class Scheduler:
             )
         return self._outcome(
             job,
-            status=status,
+            status=answer.status,
             content_type=headers.get("Content-Type"),
             length=size,
             etag=headers.get("ETag"),
@@ -331,16 +336,16 @@ class Scheduler:
             target = str(URL(job.current).join(URL(location)))
         except (ValueError, TypeError) as error:
             return self._outcome(job, error="invalid_url", detail=f"Location {location!r}: {error}")
-        detail = f"to {target}"
+        where = f"to {target}"
         if URL(target).scheme not in ("http", "https"):
-            return self._outcome(job, error="unsupported_scheme", detail=detail)
+            return self._outcome(job, error="unsupported_scheme", detail=where)
         if target == job.current or target in job.chain:
-            return self._outcome(job, error="redirect_loop", detail=detail)
+            return self._outcome(job, error="redirect_loop", detail=where)
         if job.redirects >= self.config.max_redirects:
-            return self._outcome(job, error="too_many_redirects", detail=detail)
+            return self._outcome(job, error="too_many_redirects", detail=where)
         job.chain.append(job.current)
         job.current = target
-        job.method = "HEAD"
+        job.method = job.FIRST
         job.head_status = None
         self._again(self._host(host_key(target)), job)
         return None
@@ -445,6 +450,6 @@ def _unrequestable(url: str) -> Outcome:
     return Outcome(error="invalid_url", detail="not an http(s) URL with a host" if url else "empty")
 
 
-def _detail(error: BaseException) -> str:
+def detail(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"[:300]
