@@ -73,18 +73,21 @@ class FileHost:
         return '"' + hashlib.sha1(self.files[path]).hexdigest()[:16] + '"'
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(Request(request.method, request.path, dict(request.headers)))
+        path = request.raw_path.split("?", 1)[0]  # as sent: %2F stays encoded
+        self.seen.append(Request(request.method, path, dict(request.headers)))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.gate is not None:
                 await self.gate.wait()
             return await self.answer(request)
+        except ConnectionResetError:  # the client went away (killed, or it stopped reading)
+            return web.Response(status=499)
         finally:
             self.in_flight -= 1
 
     async def answer(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
+        path = request.raw_path.split("?", 1)[0]
         if path not in self.files:
             return web.Response(status=404)
         full = self.files[path]
@@ -113,7 +116,7 @@ class FileHost:
             end = min(len(body), sent + self.chunk)
             if cut is not None and end >= cut:
                 await response.write(body[sent:cut])
-                await asyncio.sleep(0.05)  # the bytes sent arrive, then the line drops
+                await asyncio.sleep(0.2)  # the bytes sent arrive and are read, then the line drops
                 assert request.transport is not None
                 request.transport.close()  # the connection drops mid-transfer
                 return response

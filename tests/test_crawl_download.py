@@ -4,10 +4,17 @@ limited in size, stopped when the disk is nearly full; the key stays with the AP
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-from aioudata._crawl import run_downloads
-from aioudata._crawl.files import PART, PART_INFO
+import pytest
+
+from aioudata._crawl import HostLimits, run_downloads
+from aioudata._crawl.files import PART, PART_INFO, file_name, resource_dir, safe_name
 from tests.download_web import (
     Files,
     digest,
@@ -170,3 +177,275 @@ async def test_a_part_longer_than_the_file_gets_416_and_a_fetch_from_zero(
     assert [s.headers.get("Range") for s in host.seen] == [None, "bytes=90000-", None]
     assert summary.outcomes == {"downloaded": 1} and summary.refetched == 1
     assert list(files_under(out).values()) == [b"short"]
+
+
+async def test_unchanged_files_are_not_fetched_again(filehosts: Files, tmp_path: Path) -> None:
+    host = await filehosts.host()
+    with_sum = host.add("/sum.csv", b"1" * 100)
+    without = host.add("/plain.csv", b"2" * 100)
+    removed = host.add("/removed.csv", b"3" * 100)
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    mirror_with_checksums(
+        db,
+        [
+            (with_sum, "sha256", digest(b"1" * 100)),
+            (without, None, None),
+            (removed, "sha256", digest(b"3" * 100)),
+        ],
+    )
+    await run_downloads(download_config(db, out))
+    (out / downloads(db)[removed]["path"]).unlink()  # someone deleted it
+    host.seen.clear()
+    summary = await run_downloads(download_config(db, out))
+
+    # The published checksum is the file's: not requested at all. Without one, a
+    # conditional GET answered 304. A file gone from the disk is fetched again.
+    assert summary.skipped == 1 and summary.total == 2
+    assert summary.outcomes == {"not_modified": 1, "downloaded": 1}
+    seen = {s.path: s.headers for s in host.seen}
+    assert set(seen) == {"/plain.csv", "/removed.csv"}
+    assert seen["/plain.csv"]["If-None-Match"] == host.etag("/plain.csv")
+    assert "If-None-Match" not in seen["/removed.csv"]
+    rows = downloads(db)
+    assert rows[without]["result"] == "not_modified" and rows[without]["path"]
+    assert len(files_under(out)) == 3
+    # --all fetches everything again, without conditions.
+    host.seen.clear()
+    again = await run_downloads(download_config(db, out, all=True))
+    assert again.outcomes == {"downloaded": 3} and again.skipped == 0
+    assert not any("If-None-Match" in s.headers for s in host.seen)
+
+
+async def test_max_size_skips_large_files_even_without_a_length(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    host = await filehosts.host()
+    small = host.add("/small.csv", b"s" * 1000)
+    large = host.add("/large.csv", BODY)
+    streamed = host.add("/streamed.csv", BODY)
+    host.chunked.add("/streamed.csv")  # no Content-Length: found out while streaming
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    ids = mirror_with_checksums(
+        db, [(small, None, None), (large, None, None), (streamed, None, None)]
+    )
+    summary = await run_downloads(download_config(db, out, max_size=50_000))
+
+    assert summary.outcomes == {"downloaded": 1, "too_large": 2}
+    assert files_under(out) == {f"{ids[0][:2]}/{ids[0]}/small.csv": b"s" * 1000}
+    rows = downloads(db)
+    assert rows[large]["result"] == "too_large" and rows[large]["bytes"] == 0
+    assert "over --max-size" in rows[large]["detail"]
+    assert rows[streamed]["result"] == "too_large" and rows[streamed]["bytes"] <= 50_000
+    assert rows[streamed]["path"] is None
+
+
+class Disk:
+    """A disk whose free space shrinks by what is measured: ``free`` bytes left, minus
+    ``step`` at each measure."""
+
+    def __init__(self, free: int, step: int) -> None:
+        self.free, self.step, self.calls = free, step, 0
+
+    def __call__(self, path: Path) -> int:
+        assert path.exists()
+        self.calls += 1
+        self.free -= self.step
+        return self.free
+
+
+async def test_a_nearly_full_disk_stops_the_run_cleanly_and_it_resumes(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    host = await filehosts.host(chunk=16 * 1024)
+    urls = [host.add(f"/f{n}.csv", BODY) for n in range(4)]
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    mirror_with_checksums(db, [(url, "sha256", digest(BODY)) for url in urls])
+    disk = Disk(free=10 * 2**20, step=2**20)  # under 5 MiB after a few measures
+    config = download_config(db, out, min_free=5 * 2**20, free_space=disk, chunk_size=16 * 1024)
+    summary = await run_downloads(config)
+
+    assert summary.status == "no_space" and summary.stopped is not None
+    assert "--min-free" in summary.stopped and "resumes" in summary.stopped
+    assert summary.done < 4
+    # What stopped mid-way is a dot file; every file under its name is whole and verified.
+    named = [n for n in files_under(out).items() if not n[0].rsplit("/", 1)[-1].startswith(".")]
+    assert len(named) == summary.outcomes.get("downloaded", 0)
+    assert all(body == BODY for _, body in named)
+    assert query(db, "SELECT status FROM download_runs") == [("no_space",)]
+
+    # Room again: the same command resumes the run and finishes it.
+    resumed = await run_downloads(download_config(db, out))
+    assert resumed.resumed_run and resumed.status == "ok"
+    assert sorted(files_under(out).values()) == [BODY] * 4
+    assert query(db, "SELECT COUNT(*) FROM download_results WHERE result = 'downloaded'") == [(4,)]
+
+
+async def test_requests_in_flight_stay_within_the_host_limits(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    busy = await filehosts.host(pause=0.005, chunk=8 * 1024)
+    other = await filehosts.host(pause=0.005, chunk=8 * 1024)
+    urls = [busy.add(f"/b{n}.csv", BODY[:40_000]) for n in range(10)]
+    urls += [other.add(f"/o{n}.csv", BODY[:40_000]) for n in range(10)]
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    mirror_with_checksums(db, [(url, None, None) for url in urls])
+    config = download_config(
+        db,
+        out,
+        per_host=HostLimits(2, None),
+        host_limits={f"127.0.0.1:{other.port}": HostLimits(3, None)},
+    )
+    summary = await run_downloads(config)
+
+    assert summary.outcomes == {"downloaded": 20}
+    # Measured by the servers, over whole transfers (a slot is held until the last byte).
+    assert busy.max_in_flight == 2 and other.max_in_flight == 3
+
+
+async def test_a_large_file_is_never_held_whole_in_memory(filehosts: Files, tmp_path: Path) -> None:
+    import tracemalloc
+
+    size = 24 * 2**20
+    body = hashlib.sha256(b"seed").digest() * (size // 32)
+    host = await filehosts.host(chunk=256 * 1024)
+    url = host.add("/huge.bin", body)
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    mirror_with_checksums(db, [(url, "sha256", digest(body))])
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        baseline = tracemalloc.get_traced_memory()[0]
+        summary = await run_downloads(download_config(db, out, chunk_size=64 * 1024))
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert summary.outcomes == {"downloaded": 1}
+    assert next(out.rglob("huge.bin")).stat().st_size == size
+    # Server and client together hold a few chunks at a time, never the 24 MiB body.
+    assert peak < 4 * 2**20, f"{peak:,} bytes at the peak"
+
+
+async def test_names_from_servers_and_urls_never_leave_the_directory(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    host = await filehosts.host()
+    for path, name in [
+        ("/a", "../../escape.sh"),
+        ("/b", "/etc/passwd"),
+        ("/c", ".."),
+        ("/d", "..\\..\\win.bat"),
+        ("/e", "x" * 400 + ".csv"),
+    ]:
+        host.add(path, path.encode())
+        host.names[path] = name
+    host.add("/%2E%2E%2F%2E%2E%2Fup.csv", b"encoded")
+    urls = [host.url(p) for p in ("/a", "/b", "/c", "/d", "/e", "/%2E%2E%2F%2E%2E%2Fup.csv")]
+    db, out = tmp_path / "m.sqlite", tmp_path / "deep" / "files"
+    ids = mirror_with_checksums(db, [(url, None, None) for url in urls])
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE resource_rows SET id = '../../../outside' WHERE id = ?", (ids[0],))
+    conn.close()
+    summary = await run_downloads(download_config(db, out))
+
+    assert summary.outcomes == {"downloaded": 6}
+    outside = set(files_under(tmp_path)) - {f"deep/files/{name}" for name in files_under(out)}
+    assert all(name.startswith("m.sqlite") for name in outside), outside
+    assert [p.name for p in (tmp_path / "deep").iterdir()] == ["files"]
+    names = sorted(Path(name).name for name in files_under(out))
+    assert names == sorted(["escape.sh", "passwd", "file", "win.bat", "x" * 196 + ".csv", "up.csv"])
+    for name in files_under(out):
+        assert (out / name).resolve().is_relative_to(out.resolve())
+        assert len(Path(name).parts) == 3  # <2 characters>/<resource>/<file>
+    rows = downloads(db)
+    assert rows[urls[0]]["path"].startswith("x") and "/" in rows[urls[0]]["path"]
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("data.csv", "data.csv"),
+        ("../../etc/passwd", "passwd"),
+        ("/abs/path.txt", "path.txt"),
+        ("..", "file"),
+        (".", "file"),
+        ("", "file"),
+        (".hidden", "hidden"),
+        ("a\x00b\nc.csv", "a_b_c.csv"),
+        ("C:\\dir\\x.txt", "x.txt"),
+        ("con.txt", "file_con.txt"),
+        ("NUL", "file_NUL"),
+        ("a\u202egpj.exe", "agpj.exe"),
+        ("é" * 150 + ".csv", "é" * 98 + ".csv"),
+    ],
+)
+def test_safe_names(name: str, safe: str) -> None:
+    assert safe_name(name) == safe
+    assert len(safe.encode()) <= 200
+
+
+def test_file_names_come_from_the_server_or_the_url() -> None:
+    assert file_name('"quoted".csv', "http://h/x") == "_quoted_.csv"
+    assert file_name(None, "http://h/a/b%2F..%2Fc.csv?x=1") == "c.csv"
+    assert file_name(None, "http://h/") == "file"
+    assert file_name(None, "http://h/dir/") == "dir"
+
+
+def test_resource_directories() -> None:
+    root = Path("/r")
+    assert resource_dir(root, "0a1b-c") == Path("/r/0a/0a1b-c")
+    odd = resource_dir(root, "../x")
+    assert odd.parent.parent == root and odd.name.startswith("x") and len(odd.name) == 41
+
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from aioudata._crawl import DownloadConfig, HostLimits, run_downloads
+config = DownloadConfig(
+    db=Path(sys.argv[1]), dir=Path(sys.argv[2]), per_host=HostLimits(4, None), min_free=0,
+    timeout=60, chunk_size=4096,
+)
+asyncio.run(run_downloads(config))
+"""
+
+
+async def test_killed_mid_transfer_nothing_passes_for_complete_and_a_rerun_resumes(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    host = await filehosts.host(chunk=4096, pause=0.002)  # ~2 MB/s a file: slow enough
+    bodies = {f"/f{n}.bin": hashlib.sha256(bytes([n])).digest() * 3000 for n in range(12)}
+    urls = [host.add(path, body) for path, body in bodies.items()]
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    mirror_with_checksums(db, [(host.url(p), "sha256", digest(b)) for p, b in bodies.items()])
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, str(db), str(out), stdout=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(1000):  # 10 s at most: until some files are whole, others under way
+            found = files_under(out) if out.exists() else {}
+            whole = [n for n in found if not Path(n).name.startswith(".")]
+            begun = [n for n, body in found.items() if Path(n).name == PART and body]
+            if (len(whole) >= 4 and begun) or child.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        child.kill()  # SIGKILL: no cleanup of any kind
+        await child.wait()
+    assert child.returncode == -9
+    found = files_under(out)
+    whole = {n: b for n, b in found.items() if not Path(n).name.startswith(".")}
+    parts = [n for n in found if Path(n).name == PART]
+    assert whole and parts
+    assert all(body in bodies.values() for body in whole.values())  # whole means verified
+    host.seen.clear()
+
+    summary = await run_downloads(download_config(db, out, per_host=HostLimits(4, None)))
+
+    assert summary.resumed_run and summary.status == "ok"
+    assert sorted(files_under(out).values()) == sorted(bodies.values())
+    assert len(downloads(db)) == len(urls)
+    ranged = [s for s in host.seen if "Range" in s.headers]
+    assert ranged and summary.resumed == len(ranged)  # the parts were continued, not redone
+    # Nothing recorded is fetched again: only what was under way or not started.
+    assert summary.total == len(host.seen) == len(urls) - len(whole)

@@ -183,7 +183,7 @@ class Fetcher(Prober):
             await asyncio.to_thread(_hash_file, part, hasher, start)
         limit = self.config.max_size
         written = 0
-        out = await asyncio.to_thread(_open_part, part, start)
+        out = _open_part(part, start)  # not in a thread: a cancelled wait would leak it
         with out:
             try:
                 async for chunk in response.content.iter_chunked(self.config.chunk_size):
