@@ -17,7 +17,9 @@ Benchmarks (each a ``bench_<name>.py`` module with ``run(settings) -> rows``):
 - mirror: the mirror vs a sequential walker storing the same rows, peak RSS 100k vs 10k
   datasets (issue 6).
 - resources: the resource checker vs the ideal schedule of its limits, hydra's batches and a
-  naive gather, politeness from the servers' counts, peak RSS 100k vs 10k URLs (issue 15).
+  naive gather, politeness from the servers' counts, peak RSS 1M vs 100k URLs (issue 15);
+- downloads: 1,000 files with checksums, some corrupted or cut (every fault found, every cut
+  file resumed or fetched again), throughput vs a plain aiohttp download (issue 15).
 
 Every server is ``benchmarks/_server.py``'s synthetic catalog, in a child process on 127.0.0.1.
 """
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import Settings, machine  # noqa: E402
 
-BENCHMARKS = ("decode", "overhead", "pagination", "catalog", "mirror", "resources")
+BENCHMARKS = ("decode", "overhead", "pagination", "catalog", "mirror", "resources", "downloads")
 NOTES = ROOT / "benchmarks" / "FINDINGS.md"
 RATIO_NAMES = {"speedup": "speed-up", "fraction": "of ideal", "cost": "cost"}
 

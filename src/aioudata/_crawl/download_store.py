@@ -16,7 +16,7 @@ from .download_config import DownloadConfig
 from .fetch import DownloadJob
 from .hosts import Job
 from .results import Outcome, stamp
-from .store import DDL, CheckStore, Recorded
+from .store import CHECKSUMS, DDL, MIRROR_SOURCE, CheckStore, Recorded
 
 __all__ = ["DOWNLOAD_DDL", "DOWNLOAD_TABLES", "DownloadStore"]
 
@@ -86,6 +86,7 @@ class DownloadStore(CheckStore):
     ddl = (*DDL, *DOWNLOAD_DDL)
     frontier = "download_frontier"
     runs = "download_runs"
+    mirror_source = MIRROR_SOURCE.format(CHECKSUMS)
     config: DownloadConfig
 
     def _functions(self, conn: sqlite3.Connection) -> None:

@@ -30,7 +30,16 @@ from .hosts import Job
 from .results import RESULT_COLUMNS, SIGNATURE, Outcome, kind, merge, stamp
 from .urls import host_key, host_matches
 
-__all__ = ["DDL", "TABLES", "WALKED_DDL", "CheckStore", "Recorded", "Resource"]
+__all__ = [
+    "CHECKSUMS",
+    "DDL",
+    "MIRROR_SOURCE",
+    "TABLES",
+    "WALKED_DDL",
+    "CheckStore",
+    "Recorded",
+    "Resource",
+]
 
 logger = logging.getLogger("aioudata.crawl")
 T = TypeVar("T")
@@ -68,12 +77,13 @@ WALKED_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS walked (id TEXT PRIMARY KEY, dataset_id TEXT, url TEXT,"
     " format TEXT, organization_id TEXT, checksum_type TEXT, checksum_value TEXT)"
 )
-_MIRROR_SOURCE = (
+#: The mirror's live resources, with (for downloads) their published checksums.
+MIRROR_SOURCE = (
     "SELECT r.id AS id, r.dataset_id AS dataset_id, r.url AS url, r.format AS format,"
-    " d.organization_id AS organization_id, r.checksum_type AS checksum_type,"
-    " r.checksum_value AS checksum_value FROM resources r"
+    " d.organization_id AS organization_id{} FROM resources r"
     " LEFT JOIN datasets d ON d.id = r.dataset_id WHERE r.gone_at IS NULL"
 )
+CHECKSUMS = ", r.checksum_type AS checksum_type, r.checksum_value AS checksum_value"
 _WALKED_SOURCE = (
     "SELECT id, dataset_id, url, format, organization_id, checksum_type, checksum_value"
     " FROM temp.walked"
@@ -154,6 +164,8 @@ class CheckStore:
     ddl: Sequence[str] = DDL
     frontier = "check_frontier"
     runs = "check_runs"
+    #: What a check reads of the mirror's resources (no checksum: not needed).
+    mirror_source = MIRROR_SOURCE.format("")
 
     def __init__(self, path: Path, config: CheckConfig, now: Callable[[], datetime]) -> None:
         self.path = path
@@ -388,7 +400,7 @@ class CheckStore:
         """The run's resources (``s``) as a FROM clause with its filters (the selection
         options), and the parameters."""
         config = self.config
-        base = _MIRROR_SOURCE if source == "mirror" else _WALKED_SOURCE
+        base = self.mirror_source if source == "mirror" else _WALKED_SOURCE
         where: list[str] = []
         params: list[Any] = []
         if config.organization:
