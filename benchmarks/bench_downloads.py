@@ -248,7 +248,8 @@ def faults_row(server: FileServer, spec: dict[str, Any], tmp: Path) -> dict[str,
         detail=(
             f"{len(mismatched & corrupt)}/{len(corrupt)} mismatches found"
             f" ({len(mismatched - corrupt)} false); cut files: {summary.resumed} resumed with"
-            f" Range, {summary.refetched} fetched again from zero ({cut_on_no_range} were on the host ignoring Range);"
+            f" Range, {summary.refetched} fetched again from zero ({cut_on_no_range} were on"
+            " the host ignoring Range);"
             f" {good:,} files whole and verified, {bad} wrong; results {by_result}"
         ),
         group=GROUP,
