@@ -260,7 +260,7 @@ async def test_a_nearly_full_disk_stops_the_run_cleanly_and_it_resumes(
     urls = [host.add(f"/f{n}.csv", BODY) for n in range(4)]
     db, out = tmp_path / "m.sqlite", tmp_path / "files"
     mirror_with_checksums(db, [(url, "sha256", digest(BODY)) for url in urls])
-    disk = Disk(free=10 * 2**20, step=2**20)  # under 5 MiB after a few measures
+    disk = Disk(free=8 * 2**20, step=2**20)  # under 5 MiB at the third measure
     config = download_config(db, out, min_free=5 * 2**20, free_space=disk, chunk_size=16 * 1024)
     summary = await run_downloads(config)
 

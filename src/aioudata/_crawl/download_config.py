@@ -39,11 +39,12 @@ class DownloadConfig(CheckConfig):
     Files go under ``dir`` (see docs/schema.md, "Downloaded files"). ``max_size`` (bytes):
     larger files are not downloaded (recorded ``too_large``), also when the server does not
     say the size and the stream passes it. ``min_free`` (bytes): the run stops (exit status
-    6) when the disk holding ``dir`` has less free space, checked before each file and every
-    ``chunk_size`` written. ``attempts``: tries of a file whose transfer is cut, each resuming
-    where the last stopped. ``timeout`` is the longest wait for a byte (not for a whole
-    file). ``all``: download again even what is known unchanged. ``free_space`` measures the
-    free bytes of a directory (``os.statvfs`` when None; tests pass their own).
+    6) when the disk holding ``dir`` has less free space, measured before the first file,
+    then after every 8 ``chunk_size`` written (0: never measured). ``attempts``: tries of a
+    file whose transfer is cut, each resuming where the last stopped. ``timeout`` is the
+    longest wait for a byte (not for a whole file). ``all``: download again even what is
+    known unchanged. ``free_space`` measures the free bytes of a directory (``os.statvfs``
+    when None; tests pass their own).
     """
 
     dir: Path = Path("udata-files")

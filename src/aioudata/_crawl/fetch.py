@@ -72,7 +72,9 @@ class Fetcher(Prober):
 
     def __init__(self, config: DownloadConfig) -> None:
         super().__init__(config)
-        self.space = FreeSpace(config.dir, config.min_free, config.free_space)
+        self.space = FreeSpace(
+            config.dir, config.min_free, config.free_space, every=8 * config.chunk_size
+        )
         #: Bytes received in all (progress).
         self.received = 0
 
@@ -153,10 +155,12 @@ class Fetcher(Prober):
         if limit is not None and total is not None and total > limit:
             file.result, file.detail = "too_large", f"{total:,} bytes, over --max-size"
             return Fetched(status, headers, file)
+        info = None
         if start == 0:
             info = Partial(job.current, headers.get("ETag"), headers.get("Last-Modified"), total)
-            await asyncio.to_thread(_begin, directory, info)
-        file = await self._stream(job, response, directory, file, total)
+        out = await _opened(directory, info, start)
+        with out:
+            file = await self._stream(job, response, out, directory, file, total)
         if file.result == "mismatch" and start and not refetched:
             return _AGAIN  # the resumed part may be of an older version: once from zero
         if file.result == "downloaded":
@@ -169,11 +173,12 @@ class Fetcher(Prober):
         self,
         job: DownloadJob,
         response: aiohttp.ClientResponse,
+        out: BinaryIO,
         directory: Path,
         file: FileResult,
         total: int | None,
     ) -> FileResult:
-        """Append the body to the part file, hashing it; ``file`` completed."""
+        """Append the body to the part file ``out``, hashing it; ``file`` completed."""
         published = (job.checksum_type or "").lower()
         algorithm = ALGORITHMS.get(published, "sha256")
         hasher = hashlib.new(algorithm)
@@ -181,23 +186,9 @@ class Fetcher(Prober):
         start = file.resumed_from
         if start:
             await asyncio.to_thread(_hash_file, part, hasher, start)
-        limit = self.config.max_size
-        written = 0
-        out = _open_part(part, start)  # not in a thread: a cancelled wait would leak it
-        with out:
-            try:
-                async for chunk in response.content.iter_chunked(self.config.chunk_size):
-                    if limit is not None and start + written + len(chunk) > limit:
-                        file.result, file.detail = "too_large", f"over --max-size ({limit:,})"
-                        break
-                    _write(out, chunk, self.space)
-                    hasher.update(chunk)
-                    written += len(chunk)
-                    self.received += len(chunk)
-                    self.space.check()
-            except (aiohttp.ClientError, TimeoutError) as error:
-                job.received += written
-                raise TransferCut(written, error) from error
+        written, over = await self._copy(job, response, out, hasher, start)
+        if over:
+            file.result, file.detail = "too_large", f"over --max-size ({self.config.max_size:,})"
         file.bytes, file.size = written, start + written
         if file.result == "too_large":
             _discard(directory)
@@ -215,16 +206,55 @@ class Fetcher(Prober):
             _discard(directory)  # never kept: nothing may take it for the file
         return file
 
+    async def _copy(
+        self,
+        job: DownloadJob,
+        response: aiohttp.ClientResponse,
+        out: BinaryIO,
+        hasher: Any,
+        start: int,
+    ) -> tuple[int, bool]:
+        """Bytes copied from the body to ``out`` (and ``hasher``), and whether the body
+        passed ``max_size`` (the copy then stops)."""
+        limit = self.config.max_size
+        written = 0
+        try:
+            async for chunk in response.content.iter_chunked(self.config.chunk_size):
+                if limit is not None and start + written + len(chunk) > limit:
+                    return written, True
+                _write(out, chunk, self.space)
+                hasher.update(chunk)
+                written += len(chunk)
+                self.received += len(chunk)
+                self.space.check(len(chunk))
+        except (aiohttp.ClientError, TimeoutError) as error:
+            job.received += written
+            raise TransferCut(written, error) from error
+        return written, False
 
-def _begin(directory: Path, info: Partial) -> None:
-    """A new part file: its directory, and what it starts with (before any byte)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    info.save(directory)
+
+async def _opened(directory: Path, info: Partial | None, start: int) -> BinaryIO:
+    """The part file open to write from byte ``start`` (a new one, ``info`` saved first,
+    when ``start`` is 0), opened in a thread; closed if the caller is cancelled meanwhile."""
+    work = asyncio.ensure_future(asyncio.to_thread(_open_part, directory, info, start))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        work.add_done_callback(_close_result)
+        raise
 
 
-def _open_part(part: Path, start: int) -> BinaryIO:
-    """The part file, open to write from byte ``start`` (what follows is dropped)."""
-    out = open(part, "r+b" if start else "wb")  # noqa: SIM115 (closed by the caller)
+def _close_result(work: asyncio.Future[BinaryIO]) -> None:
+    if not work.cancelled() and work.exception() is None:
+        work.result().close()
+
+
+def _open_part(directory: Path, info: Partial | None, start: int) -> BinaryIO:
+    """See :func:`_opened`."""
+    if info is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        info.save(directory)
+    out = open(directory / PART, "r+b" if start else "wb")  # noqa: SIM115 (the caller's)
     out.truncate(start)
     out.seek(start)
     return out
@@ -241,6 +271,8 @@ def _write(out: BinaryIO, chunk: bytes, space: FreeSpace) -> None:
 
 def _partial(directory: Path, url: str) -> tuple[Partial, int] | None:
     """The part file of ``directory`` and its size, when it may be resumed for ``url``."""
+    if not (directory / PART_INFO).exists():  # the common case, without an open()
+        return None
     info = Partial.load(directory)
     if info is None or info.url != url or not info.validator():
         return None

@@ -125,19 +125,36 @@ def statvfs_free(path: Path) -> int:
 
 
 class FreeSpace:
-    """Stops the run when the disk under the download directory gets nearly full."""
+    """Stops the run when the disk under the download directory gets nearly full.
 
-    def __init__(self, root: Path, minimum: int, measure: Callable[[Path], int] | None) -> None:
+    Measured at the first check, then again once ``every`` bytes were written since the last
+    measure (or sooner when what was written may have brought it under the minimum); a
+    minimum of 0 is never checked."""
+
+    def __init__(
+        self, root: Path, minimum: int, measure: Callable[[Path], int] | None, every: int
+    ) -> None:
         self.root = root
         self.minimum = minimum
         self.measure = measure or statvfs_free
+        self.every = every
+        self.free: int | None = None
+        self.written = 0
 
-    def check(self) -> None:
-        """Raises :class:`DiskSpaceError` when free space is under the minimum."""
+    def check(self, written: int = 0) -> None:
+        """``written`` more bytes are on the disk; raises :class:`DiskSpaceError` when free
+        space is under the minimum."""
+        if self.minimum <= 0:
+            return
+        self.written += written
+        known = self.free is not None and self.written < self.every
+        if known and self.free - self.written >= self.minimum:  # type: ignore[operator]
+            return
         where = self.root
         while not where.exists() and where.parent != where:
             where = where.parent  # not created yet: the disk it will be on
-        free = self.measure(where)
+        free = self.free = self.measure(where)
+        self.written = 0
         if free < self.minimum:
             raise DiskSpaceError(
                 f"only {free / 2**20:,.0f} MiB free on the disk of {self.root}, under"

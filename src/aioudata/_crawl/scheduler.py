@@ -43,6 +43,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Failures that say something about the host rather than one file.
 _HOST_FAILURES = frozenset({"timeout", "refused", "connection", "dns", "tls", "protocol"})
 _GATEWAY_FAILURES = frozenset({502, 503, 504})
+#: Seconds of a breaker's pause worth waiting for at the end of a run (see _only_paused).
+_PATIENCE = 1.0
 
 
 class Scheduler:
@@ -140,6 +142,8 @@ class Scheduler:
                     raise self._failure
                 if not self._later and not self._ready and not self._tasks:
                     return
+                if not self._ready and not self._tasks and self._only_paused():
+                    continue  # given up: their URLs are being recorded
                 timeout = None
                 if self._later and self.in_flight < self.config.concurrency:
                     timeout = max(0.0, self._later[0][0] - self._loop.time())
@@ -151,6 +155,25 @@ class Scheduler:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _only_paused(self) -> bool:
+        """When nothing is under way and every host left has its breaker open for more than
+        ``_PATIENCE`` seconds, give those hosts up now rather than wait for their pauses (a
+        dead host would hold the end of the run for minutes); True when it did."""
+        now = self._loop.time()
+        hosts = [host for _, _, host in self._later]
+        if not all(host.probing and host.open_until - now > _PATIENCE for host in hosts):
+            return False
+        self._later.clear()
+        for host in hosts:
+            host.queued = False
+            host.down = "host_down"
+            host.why = (
+                f"its circuit breaker was open ({host.trips} times) when nothing else was"
+                " left to do"
+            )
+            self._give_up(host)
+        return True
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
