@@ -3,8 +3,6 @@ fetching files instead of asking about them."""
 
 from __future__ import annotations
 
-import time
-
 from .download_config import (
     DownloadConfig,
     DownloadProgress,
@@ -16,7 +14,7 @@ from .fetch import DownloadJob, Fetched, Fetcher, TransferCut
 from .hosts import HostState, Job
 from .probe import Answer
 from .results import FileResult, Outcome
-from .run import Reporter, drive, opened
+from .run import Reporter, drive, opened, tally
 from .scheduler import Scheduler, detail
 from .urls import classify
 
@@ -101,14 +99,9 @@ async def run_downloads(
         async def finish(status: str, stopped: str | None) -> None:
             summary.status, summary.stopped = status, stopped  # type: ignore[assignment]
             summary.done = scheduler.done
-            summary.requests = scheduler.requests
             summary.bytes = fetcher.received
             summary.resumed, summary.refetched = scheduler.resumed, scheduler.refetched
-            summary.outcomes = dict(scheduler.kinds)
-            summary.hosts = sum(1 for host in scheduler.hosts.values() if host.name)
-            summary.hosts_down = sorted(scheduler.hosts_down)
-            summary.hosts_throttled = sorted(scheduler.hosts_throttled)
-            summary.elapsed = time.monotonic() - run.began
+            tally(summary, scheduler, run.began)
             await run.store.finish_run(status, summary.to_dict())
 
         reporter = _DownloadReporter(scheduler, progress, run.began) if progress else None

@@ -23,7 +23,7 @@ from .scheduler import Scheduler
 from .source import walk_api
 from .store import CheckStore
 
-__all__ = ["Opened", "Reporter", "drive", "opened", "run_checks"]
+__all__ = ["Opened", "Reporter", "drive", "opened", "run_checks", "tally"]
 
 logger = logging.getLogger("aioudata.crawl")
 
@@ -95,6 +95,21 @@ async def drive(
             reporter.report(final=True)
 
 
+def tally(summary: object, scheduler: Scheduler, began: float) -> None:
+    """Set what every run's summary says of its scheduler: requests, outcomes by kind,
+    hosts (down, throttled), time."""
+    values = {
+        "requests": scheduler.requests,
+        "outcomes": dict(scheduler.kinds),
+        "hosts": sum(1 for host in scheduler.hosts.values() if host.name),
+        "hosts_down": sorted(scheduler.hosts_down),
+        "hosts_throttled": sorted(scheduler.hosts_throttled),
+        "elapsed": time.monotonic() - began,
+    }
+    for name, value in values.items():
+        setattr(summary, name, value)
+
+
 async def run_checks(
     config: CheckConfig | None = None,
     *,
@@ -126,13 +141,8 @@ async def run_checks(
         async def finish(status: str, stopped: str | None) -> None:
             summary.status = status  # type: ignore[assignment]
             summary.checked = scheduler.done
-            summary.requests = scheduler.requests
             summary.changed = scheduler.changed
-            summary.outcomes = dict(scheduler.kinds)
-            summary.hosts = sum(1 for host in scheduler.hosts.values() if host.name)
-            summary.hosts_down = sorted(scheduler.hosts_down)
-            summary.hosts_throttled = sorted(scheduler.hosts_throttled)
-            summary.elapsed = time.monotonic() - run.began
+            tally(summary, scheduler, run.began)
             await run.store.finish_run(status, summary.to_dict())
 
         reporter = _CheckReporter(scheduler, progress, run.began) if progress else None
