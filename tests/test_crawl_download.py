@@ -449,3 +449,46 @@ async def test_killed_mid_transfer_nothing_passes_for_complete_and_a_rerun_resum
     assert ranged and summary.resumed == len(ranged)  # the parts were continued, not redone
     # Nothing recorded is fetched again: only what was under way or not started.
     assert summary.total == len(host.seen) == len(urls) - len(whole)
+
+
+async def test_without_a_mirror_the_api_gives_the_checksums_and_keeps_the_key(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    from tests.test_crawl_check import FakeApi
+    from tests.test_crawl_web import resource_id
+
+    host = await filehosts.host()
+    good, bad = host.add("/good.csv", b"g" * 500), host.add("/bad.csv", b"b" * 500)
+    host.corrupt["/bad.csv"] = b"x" * 500
+    api = FakeApi(
+        [
+            {
+                "id": f"{n:024x}",
+                "organization": {"id": "org"},
+                "resources": [
+                    {
+                        "id": resource_id(n),
+                        "url": url,
+                        "format": "csv",
+                        "checksum": {"type": "sha1", "value": digest(body, "sha1")},
+                    }
+                ],
+            }
+            for n, (url, body) in enumerate([(good, b"g" * 500), (bad, b"b" * 500)])
+        ]
+    )
+    await api.start()
+    try:
+        db, out = tmp_path / "fresh.sqlite", tmp_path / "files"
+        options = download_config(
+            db, out, base_url=f"http://127.0.0.1:{api.port}/api/1", api_key="s3cret-key"
+        )
+        summary = await run_downloads(options)
+    finally:
+        assert api.runner is not None
+        await api.runner.cleanup()
+
+    assert summary.source == "api" and summary.outcomes == {"downloaded": 1, "mismatch": 1}
+    assert downloads(db)[good]["checksum_expected"] == digest(b"g" * 500, "sha1")
+    assert all(h.get("X-API-KEY") == "s3cret-key" for h in api.seen)
+    assert not any("s3cret-key" in v for s in host.seen for v in s.headers.values())
