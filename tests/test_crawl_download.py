@@ -492,3 +492,27 @@ async def test_without_a_mirror_the_api_gives_the_checksums_and_keeps_the_key(
     assert downloads(db)[good]["checksum_expected"] == digest(b"g" * 500, "sha1")
     assert all(h.get("X-API-KEY") == "s3cret-key" for h in api.seen)
     assert not any("s3cret-key" in v for s in host.seen for v in s.headers.values())
+
+
+async def test_after_a_mismatch_the_file_is_asked_for_whole_again(
+    filehosts: Files, tmp_path: Path
+) -> None:
+    host = await filehosts.host()
+    url = host.add("/data.csv", b"v1" * 100)
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    (rid,) = mirror_with_checksums(db, [(url, None, None)])
+    await run_downloads(download_config(db, out))  # v1, no checksum published yet
+    conn = sqlite3.connect(db)
+    with conn:  # the portal now publishes the checksum of a v2 the host does not serve yet
+        conn.execute(
+            "UPDATE resource_rows SET checksum_type = 'sha256', checksum_value = ? WHERE id = ?",
+            (digest(b"v2" * 100), rid),
+        )
+    conn.close()
+    first = await run_downloads(download_config(db, out))
+    second = await run_downloads(download_config(db, out))
+
+    assert first.outcomes == second.outcomes == {"mismatch": 1}
+    # Not a 304 to the validators of the v1 on disk: the mismatch is seen each time.
+    assert [("If-None-Match" in s.headers) for s in host.seen] == [False, False, False]
+    assert files_under(out) == {downloads(db)[url]["path"]: b"v1" * 100}  # the last good one

@@ -141,12 +141,13 @@ class DownloadStore(CheckStore):
 
     def load(self, host: str, after: int, limit: int) -> list[Job]:
         """The next ``limit`` downloads of ``host``; conditional (the validators of the file
-        on disk) when that file is of the same URL and published checksum."""
+        on disk) when that file is of the same URL and published checksum, and the last
+        attempt found it good."""
         assert self.reader is not None
         rows = self.reader.execute(
             "SELECT f.seq, f.resource_id, f.dataset_id, f.url, f.checksum_type,"
             " f.checksum_value, d.url, d.etag, d.last_modified, d.path, d.size,"
-            " d.checksum_expected FROM download_frontier f"
+            " d.checksum_expected, d.result FROM download_frontier f"
             " LEFT JOIN download_results d ON d.resource_id = f.resource_id"
             " WHERE f.host = ? AND f.seq > ? ORDER BY f.seq LIMIT ?",
             (host, after, limit),
@@ -155,9 +156,10 @@ class DownloadStore(CheckStore):
         for seq, rid, dataset_id, url, ctype, cvalue, *last in rows:
             job = DownloadJob(seq, rid, dataset_id, url, host)
             job.checksum_type, job.checksum_value = ctype, cvalue
-            last_url, etag, last_modified, path, size, expected = last
+            last_url, etag, last_modified, path, size, expected, result = last
             if (
                 not self.config.all
+                and result in ("downloaded", "not_modified")  # not after a mismatch
                 and last_url == url
                 and expected == cvalue
                 and self._file_ok(path, size)
