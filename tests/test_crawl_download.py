@@ -516,3 +516,28 @@ async def test_after_a_mismatch_the_file_is_asked_for_whole_again(
     # Not a 304 to the validators of the v1 on disk: the mismatch is seen each time.
     assert [("If-None-Match" in s.headers) for s in host.seen] == [False, False, False]
     assert files_under(out) == {downloads(db)[url]["path"]: b"v1" * 100}  # the last good one
+
+
+async def test_the_check_filters_select_the_files(filehosts: Files, tmp_path: Path) -> None:
+    from tests.test_crawl_web import make_mirror
+
+    one, two = await filehosts.host(), await filehosts.host()
+    entries: list[tuple[str, str | None, str | None]] = [
+        (one.add("/a.csv", b"a"), "csv", "org-a"),
+        (one.add("/b.json", b"b"), "JSON ", "org-a"),
+        (two.add("/c.csv", b"c"), "csv", "org-b"),
+        (two.add("/d.csv", b"d"), "csv", "org-b"),
+    ]
+    db, out = tmp_path / "m.sqlite", tmp_path / "files"
+    make_mirror(db, entries, per_dataset=2)
+    conn = sqlite3.connect(db)
+    with conn:  # the fixture's made-up checksums
+        conn.execute("UPDATE resource_rows SET checksum_type = NULL, checksum_value = NULL")
+    conn.close()
+    await run_downloads(download_config(db, out, format=("json",)))
+    assert set(downloads(db)) == {one.url("/b.json")}
+    await run_downloads(download_config(db, out, organization=("org-b",)))
+    assert set(downloads(db)) == {one.url("/b.json"), two.url("/c.csv"), two.url("/d.csv")}
+    await run_downloads(download_config(db, out, host=(f"127.0.0.1:{one.port}",)))
+    assert set(downloads(db)) == {e[0] for e in entries}
+    assert sorted(files_under(out).values()) == [b"a", b"b", b"c", b"d"]
