@@ -95,6 +95,10 @@ async def run_downloads(
         scheduler = DownloadScheduler(
             config, run.store, fetcher, run.hosts, run.store.blocked_hosts()
         )
+        # A file's slot is not held while its row waits for the group commit: at loopback
+        # speed that wait is longer than the transfer. A kill -9 may then fetch again up to
+        # twice the files in flight (each is whole on disk or a part: never wrong).
+        scheduler.commit_slack = config.concurrency
 
         async def finish(status: str, stopped: str | None) -> None:
             summary.status, summary.stopped = status, stopped  # type: ignore[assignment]

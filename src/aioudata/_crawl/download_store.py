@@ -157,6 +157,7 @@ class DownloadStore(CheckStore):
             job = DownloadJob(seq, rid, dataset_id, url, host)
             job.checksum_type, job.checksum_value = ctype, cvalue
             last_url, etag, last_modified, path, size, expected, result = last
+            job.previous = path
             if (
                 not self.config.all
                 and result in ("downloaded", "not_modified")  # not after a mismatch

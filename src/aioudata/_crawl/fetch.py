@@ -22,7 +22,7 @@ import aiohttp
 from yarl import URL
 
 from .download_config import DiskSpaceError, DownloadConfig
-from .files import PART, PART_INFO, FreeSpace, Partial, file_name, resource_dir
+from .files import FreeSpace, Partial, Place, file_name, place_of
 from .hosts import Job
 from .probe import Answer, Prober, encoded
 from .results import FileResult
@@ -34,6 +34,8 @@ __all__ = ["ALGORITHMS", "DownloadJob", "Fetched", "Fetcher", "TransferCut"]
 ALGORITHMS = {"sha1": "sha1", "sha2": "sha256", "sha256": "sha256", "md5": "md5"}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _AGAIN = object()
+#: Files larger (or of unknown length) may be resumed after a kill -9 (see _receive).
+_RESUMABLE = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class DownloadJob(Job):
     attempts: int = 0
     #: Bytes received by the attempts before the last one.
     received: int = 0
+    #: The path of its file on disk, from an earlier download (removed when replaced).
+    previous: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,8 @@ class Fetcher(Prober):
         )
         #: Bytes received in all (progress).
         self.received = 0
+        #: Folders of the layout known to exist.
+        self.folders: set[Path] = set()
 
     def timeout(self) -> aiohttp.ClientTimeout:
         """No limit on a whole file, only on connecting and on each wait for bytes."""
@@ -90,10 +96,10 @@ class Fetcher(Prober):
         :class:`TransferCut` (the part file is kept)."""
         assert isinstance(job, DownloadJob)
         self.space.check()
-        directory = resource_dir(self.config.dir, job.resource_id)
+        place = place_of(self.config.dir, job.resource_id)
         refetched = False
         while True:
-            partial = _partial(directory, job.current)
+            partial = _partial(place, job.current)
             headers = self._headers_for(job, partial)
             response = await self.session.get(
                 URL(job.current, encoded=encoded(job.current)),
@@ -102,13 +108,13 @@ class Fetcher(Prober):
                 **proxy,
             )
             try:
-                answer = await self._receive(job, response, directory, partial, refetched)
+                answer = await self._receive(job, response, place, partial, refetched)
             finally:
                 response.close()
             if answer is not _AGAIN:
                 assert isinstance(answer, Answer)
                 return answer
-            _discard(directory)  # so the next request has no Range: it cannot come back here
+            _discard(place)  # so the next request has no Range: it cannot come back here
             refetched = True
 
     def _headers_for(self, job: DownloadJob, partial: tuple[Partial, int] | None) -> dict[str, str]:
@@ -126,7 +132,7 @@ class Fetcher(Prober):
         self,
         job: DownloadJob,
         response: aiohttp.ClientResponse,
-        directory: Path,
+        place: Place,
         partial: tuple[Partial, int] | None,
         refetched: bool,
     ) -> object:
@@ -158,15 +164,25 @@ class Fetcher(Prober):
         info = None
         if start == 0:
             info = Partial(job.current, headers.get("ETag"), headers.get("Last-Modified"), total)
-        out = await _opened(directory, info, start)
-        with out:
-            file = await self._stream(job, response, out, directory, file, total)
+        # Small files are fetched again rather than resumed after a kill -9: their part
+        # gets its .json only if their transfer is cut (one file less to write each).
+        early = info is not None and (total is None or total > _RESUMABLE)
+        if place.folder not in self.folders:  # one mkdir per folder and run, not per file
+            place.folder.mkdir(parents=True, exist_ok=True)
+            self.folders.add(place.folder)
+        with _open_part(place, info if early else None, start) as out:
+            try:
+                file = await self._stream(job, response, out, place, file, total)
+            except TransferCut:
+                if info is not None and not early:
+                    info.save(place)  # the next attempt resumes
+                raise
         if file.result == "mismatch" and start and not refetched:
             return _AGAIN  # the resumed part may be of an older version: once from zero
         if file.result == "downloaded":
             disposition = response.content_disposition
             name = file_name(disposition.filename if disposition else None, job.current)
-            file.path = await asyncio.to_thread(_complete, directory, name, self.config.dir)
+            file.path = _complete(place, name, self.config.dir, job.previous)
         return Fetched(status, headers, file)
 
     async def _stream(
@@ -174,7 +190,7 @@ class Fetcher(Prober):
         job: DownloadJob,
         response: aiohttp.ClientResponse,
         out: BinaryIO,
-        directory: Path,
+        place: Place,
         file: FileResult,
         total: int | None,
     ) -> FileResult:
@@ -182,16 +198,15 @@ class Fetcher(Prober):
         published = (job.checksum_type or "").lower()
         algorithm = ALGORITHMS.get(published, "sha256")
         hasher = hashlib.new(algorithm)
-        part = directory / PART
         start = file.resumed_from
         if start:
-            await asyncio.to_thread(_hash_file, part, hasher, start)
+            await asyncio.to_thread(_hash_file, place.part, hasher, start)
         written, over = await self._copy(job, response, out, hasher, start)
         if over:
             file.result, file.detail = "too_large", f"over --max-size ({self.config.max_size:,})"
         file.bytes, file.size = written, start + written
         if file.result == "too_large":
-            _discard(directory)
+            _discard(place)
             return file
         if total is not None and file.size != total:
             job.received += written
@@ -203,7 +218,7 @@ class Fetcher(Prober):
         if verified and file.checksum_actual != file.checksum_expected:
             file.result = "mismatch"
             file.detail = f"{published} {file.checksum_actual}, not the published one"
-            _discard(directory)  # never kept: nothing may take it for the file
+            _discard(place)  # never kept: nothing may take it for the file
         return file
 
     async def _copy(
@@ -233,28 +248,13 @@ class Fetcher(Prober):
         return written, False
 
 
-async def _opened(directory: Path, info: Partial | None, start: int) -> BinaryIO:
-    """The part file open to write from byte ``start`` (a new one, ``info`` saved first,
-    when ``start`` is 0), opened in a thread; closed if the caller is cancelled meanwhile."""
-    work = asyncio.ensure_future(asyncio.to_thread(_open_part, directory, info, start))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        work.add_done_callback(_close_result)
-        raise
-
-
-def _close_result(work: asyncio.Future[BinaryIO]) -> None:
-    if not work.cancelled() and work.exception() is None:
-        work.result().close()
-
-
-def _open_part(directory: Path, info: Partial | None, start: int) -> BinaryIO:
-    """See :func:`_opened`."""
+def _open_part(place: Place, info: Partial | None, start: int) -> BinaryIO:
+    """The part file open to write from byte ``start`` (``info`` saved first, if any). In
+    the loop, not a thread: a few quick system calls, which the default executor's few
+    threads only queued."""
     if info is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        info.save(directory)
-    out = open(directory / PART, "r+b" if start else "wb")  # noqa: SIM115 (the caller's)
+        info.save(place)
+    out = open(place.part, "r+b" if start else "wb")  # noqa: SIM115 (the caller's)
     out.truncate(start)
     out.seek(start)
     return out
@@ -269,15 +269,15 @@ def _write(out: BinaryIO, chunk: bytes, space: FreeSpace) -> None:
         raise
 
 
-def _partial(directory: Path, url: str) -> tuple[Partial, int] | None:
-    """The part file of ``directory`` and its size, when it may be resumed for ``url``."""
-    if not (directory / PART_INFO).exists():  # the common case, without an open()
+def _partial(place: Place, url: str) -> tuple[Partial, int] | None:
+    """The part file of ``place`` and its size, when it may be resumed for ``url``."""
+    if not place.info.exists():  # the common case, without an open()
         return None
-    info = Partial.load(directory)
+    info = Partial.load(place)
     if info is None or info.url != url or not info.validator():
         return None
     try:
-        size = (directory / PART).stat().st_size
+        size = place.part.stat().st_size
     except OSError:
         return None
     if size == 0 or (info.length is not None and size >= info.length):
@@ -285,25 +285,28 @@ def _partial(directory: Path, url: str) -> tuple[Partial, int] | None:
     return info, size
 
 
-def _discard(directory: Path) -> None:
-    for name in (PART, PART_INFO):
+def _discard(place: Place) -> None:
+    for path in (place.part, place.info):
         with contextlib.suppress(FileNotFoundError):
-            (directory / name).unlink()
+            path.unlink()
 
 
-def _complete(directory: Path, name: str, root: Path) -> str:
-    """Rename the part file to ``name`` (the resource's only file); its path under ``root``."""
-    target = directory / name
-    if target.parent != directory:  # safe_name() makes this impossible: say so loudly
+def _complete(place: Place, name: str, root: Path, previous: str | None) -> str:
+    """Rename the part file to ``name``; its path under ``root``. The resource's file of an
+    earlier download (``previous``, under another name) is removed."""
+    target = place.final(name)
+    if target.parent != place.folder:  # safe_name() makes this impossible: say so loudly
         raise ValueError(f"file name {name!r} leaves its directory")
-    os.replace(directory / PART, target)
+    os.replace(place.part, target)
     with contextlib.suppress(FileNotFoundError):
-        (directory / PART_INFO).unlink()
-    for other in directory.iterdir():
-        if other.name != name and not other.name.startswith("."):
+        place.info.unlink()
+    path = target.relative_to(root).as_posix()
+    if previous and previous != path:
+        old = root / previous
+        if old.parent == place.folder and old.name.startswith(place.stem + "_"):
             with contextlib.suppress(OSError):
-                other.unlink()  # an earlier version under another name
-    return target.relative_to(root).as_posix()
+                old.unlink()
+    return path
 
 
 def _hash_file(path: Path, hasher: Any, size: int) -> None:

@@ -1,11 +1,13 @@
 """Where downloaded files go on disk, and names that cannot leave their directory.
 
-Layout under the download directory: ``<id[:2]>/<id>/<name>`` per resource, ``id`` its
+Layout under the download directory: ``<id[:2]>/<id>_<name>`` per resource, ``id`` its
 resource id (a UUID; anything else becomes ``x`` + its SHA-1), ``name`` the file's name (the
-server's ``Content-Disposition`` file name, else the last segment of the URL, sanitised; never
-starting with a dot). While a file is being written it is ``.part`` in that directory, with
-what the server said about it in ``.part.json`` (for ``Range`` resumption): a name starting
-with a dot is never a complete file. A complete and verified file is renamed to its name.
+server's ``Content-Disposition`` file name, else the last segment of the URL, sanitised). While
+a file is being written it is ``.<id>.part`` in that directory, with what the server said about
+it in ``.<id>.part.json`` (for ``Range`` resumption; written at the start for files over 1 MiB
+or of unknown length, else when a transfer is cut): a name starting with a dot is never a
+complete file. A complete and verified file is renamed to its name. (Not a directory per
+resource: creating one costs as much as writing a small file.)
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from urllib.parse import unquote, urlsplit
 
 from .download_config import DiskSpaceError
 
-__all__ = ["PART", "PART_INFO", "FreeSpace", "Partial", "file_name", "resource_dir", "safe_name"]
+__all__ = ["FreeSpace", "Partial", "Place", "file_name", "place_of", "safe_name"]
 
-PART = ".part"
-PART_INFO = ".part.json"
-#: Bytes of a file name at most (most file systems allow 255).
-_NAME_BYTES = 200
+#: Bytes of a file's own name at most: with its ``<id>_`` prefix (65 at most), within the
+#: 255 most file systems allow.
+_NAME_BYTES = 180
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 _RESERVED = frozenset(
@@ -35,19 +36,40 @@ _RESERVED = frozenset(
 )
 
 
-def resource_dir(root: Path, resource_id: str) -> Path:
-    """The directory of a resource's file under ``root``."""
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where one resource's file goes: ``folder/<stem>_<name>``, written as
+    ``folder/.<stem>.part`` (``stem``: the resource id, made safe)."""
+
+    folder: Path
+    stem: str
+
+    @property
+    def part(self) -> Path:
+        return self.folder / f".{self.stem}.part"
+
+    @property
+    def info(self) -> Path:
+        return self.folder / f".{self.stem}.part.json"
+
+    def final(self, name: str) -> Path:
+        """The complete file called ``name`` (made safe by :func:`safe_name`)."""
+        return self.folder / f"{self.stem}_{name}"
+
+
+def place_of(root: Path, resource_id: str) -> Place:
+    """Where the file of ``resource_id`` goes under ``root``."""
     if _SAFE_ID.fullmatch(resource_id):
         safe = resource_id
     else:
         safe = "x" + hashlib.sha1(resource_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return root / safe[:2] / safe
+    return Place(root / safe[:2], safe)
 
 
 def safe_name(name: str) -> str:
     """``name`` as a file name that stays in its directory: no separator, no control
     character or NUL, no leading dot (``..`` included), no name reserved by Windows, at most
-    200 bytes of UTF-8 (the extension kept); ``file`` when nothing is left."""
+    180 bytes of UTF-8 (the extension kept); ``file`` when nothing is left."""
     name = unicodedata.normalize("NFC", name)
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", name).strip(" .")
@@ -91,17 +113,17 @@ class Partial:
             return self.etag
         return self.last_modified
 
-    def save(self, directory: Path) -> None:
-        """Write it next to the part file (before any byte of the file)."""
-        temporary = directory / (PART_INFO + ".new")
+    def save(self, place: Place) -> None:
+        """Write it next to the part file."""
+        temporary = place.info.with_name(place.info.name + ".new")
         temporary.write_text(json.dumps(_fields(self)), "utf-8")
-        os.replace(temporary, directory / PART_INFO)
+        os.replace(temporary, place.info)
 
     @classmethod
-    def load(cls, directory: Path) -> Partial | None:
-        """What a part file in ``directory`` started with; None when unknown."""
+    def load(cls, place: Place) -> Partial | None:
+        """What the part file of ``place`` started with; None when unknown."""
         try:
-            data = json.loads((directory / PART_INFO).read_text("utf-8"))
+            data = json.loads(place.info.read_text("utf-8"))
             return cls(
                 str(data["url"]), data.get("etag"), data.get("last_modified"), data.get("length")
             )

@@ -73,6 +73,10 @@ class Scheduler:
         self.kinds: Counter[str] = Counter()
         self.hosts_down: list[str] = []
         self.hosts_throttled: list[str] = []
+        #: Results waiting for their commit without a slot, and how many may: 0 for checks
+        #: (a kill -9 then redoes no more than the requests in flight).
+        self.committing = 0
+        self.commit_slack = 0
         #: Jobs taken from a queue and not recorded yet, by frontier row.
         self.under_way: dict[int, Job] = {}
         #: Hosts that may start a request at a later time, by that time; hosts that may start
@@ -384,11 +388,20 @@ class Scheduler:
         return None
 
     async def _record(self, job: Job, outcome: Outcome) -> None:
-        """Commit a result, then give its global slot back."""
+        """Commit a result, then give its global slot back (up to ``commit_slack`` results
+        may wait for their commit without one)."""
+        early = self.committing < self.commit_slack
+        if early:
+            self.committing += 1
+            self.in_flight -= 1
+            self._wake.set()
         try:
             changed = await self.store.record(job, outcome)
         finally:
-            self.in_flight -= 1
+            if early:
+                self.committing -= 1
+            else:
+                self.in_flight -= 1
             self.under_way.pop(job.seq, None)
             self._wake.set()
         self.done += 1
