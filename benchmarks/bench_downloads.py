@@ -253,6 +253,7 @@ def faults_row(server: FileServer, spec: dict[str, Any], tmp: Path) -> dict[str,
             f" {good:,} files whole and verified, {bad} wrong; results {by_result}"
         ),
         group=GROUP,
+        target="every mismatch found, every cut file resumed or fetched again, 0 wrong",
     )
 
 

@@ -455,6 +455,7 @@ def run(settings: Settings) -> list[dict[str, Any]]:
                 f" Retry-After ({throttled} 429 sent)"
             ),
             group=GROUP,
+            target="in flight within the limits, 0 requests during a back-off",
         ),
     ]
     small, large = measure_rss(scale), measure_rss(scale * 10)

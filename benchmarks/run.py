@@ -62,7 +62,8 @@ def fmt_measure(r: dict[str, Any], side: str) -> str:
 def table_row(r: dict[str, Any]) -> str:
     met = {True: "yes", False: "**NO**", None: "–"}[r["met"]]
     if r["direction"] == "check":
-        cells = [r["benchmark"], r["check"], "–", "–", "0 lost, 0 duplicated", met]
+        target = r.get("target_text", "0 lost, 0 duplicated")
+        cells = [r["benchmark"], r["check"], "–", "–", target, met]
     else:
         ratio = f"{r['ratio']:.2f} {RATIO_NAMES[r['direction']]}"
         if r.get("ratio_spread"):
