@@ -20,7 +20,7 @@ from aiohttp import web
 
 from aioudata._crawl import DownloadConfig, HostLimits
 from tests.faults import serve_local
-from tests.test_crawl_web import LAST_MODIFIED, Resolver, make_mirror
+from tests.test_crawl_web import LAST_MODIFIED, Resolver, Web, make_mirror
 
 _RANGE = re.compile(r"bytes=(\d+)-$")
 
@@ -128,26 +128,16 @@ class FileHost:
         return response
 
 
-class Files:
-    """The file hosts of one test."""
+class Files(Web):
+    """The file hosts of one test (closed as the checker's web hosts are)."""
 
-    def __init__(self) -> None:
-        self.hosts: list[FileHost] = []
-
-    async def host(self, **behaviour: Any) -> FileHost:
+    async def host(self, **behaviour: Any) -> FileHost:  # type: ignore[override]
         host = FileHost(**behaviour)
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", host.handle)
         host.runner, host.port = await serve_local(app)
-        self.hosts.append(host)
+        self.hosts.append(host)  # type: ignore[arg-type]
         return host
-
-    async def close(self) -> None:
-        for host in self.hosts:
-            if host.gate is not None:
-                host.gate.set()
-            if host.runner is not None:
-                await host.runner.cleanup()
 
 
 @pytest.fixture
