@@ -161,6 +161,19 @@ class Fetcher(Prober):
         if limit is not None and total is not None and total > limit:
             file.result, file.detail = "too_large", f"{total:,} bytes, over --max-size"
             return Fetched(status, headers, file)
+        return await self._write_file(job, response, place, file, total)
+
+    async def _write_file(
+        self,
+        job: DownloadJob,
+        response: aiohttp.ClientResponse,
+        place: Place,
+        file: FileResult,
+        total: int | None,
+    ) -> object:
+        """Stream the body to the part file, then rename it when complete and verified; the
+        answer, or ``_AGAIN`` to fetch the file from zero."""
+        status, headers, start = response.status, response.headers, file.resumed_from
         info = None
         if start == 0:
             info = Partial(job.current, headers.get("ETag"), headers.get("Last-Modified"), total)
@@ -177,7 +190,7 @@ class Fetcher(Prober):
                 if info is not None and not early:
                     info.save(place)  # the next attempt resumes
                 raise
-        if file.result == "mismatch" and start and not refetched:
+        if file.result == "mismatch" and start and not file.refetched:
             return _AGAIN  # the resumed part may be of an older version: once from zero
         if file.result == "downloaded":
             disposition = response.content_disposition
