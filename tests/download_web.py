@@ -195,9 +195,12 @@ def downloads(db: Path) -> dict[str, dict[str, Any]]:
 
 
 def files_under(directory: Path) -> dict[str, bytes]:
-    """Every file under ``directory`` (relative POSIX path → bytes)."""
-    return {
-        path.relative_to(directory).as_posix(): path.read_bytes()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
+    """Every file under ``directory`` (relative POSIX path → bytes); one renamed or removed
+    meanwhile (by a run in another process) is left out."""
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        try:
+            found[path.relative_to(directory).as_posix()] = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+    return found
