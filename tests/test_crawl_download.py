@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aioudata._crawl import HostLimits, run_downloads
-from aioudata._crawl.files import Place, file_name, place_of, safe_name
+from aioudata._crawl.files import file_name, place_of, safe_name
 from tests.download_web import (
     Files,
     digest,
@@ -398,7 +398,7 @@ def test_file_names_come_from_the_server_or_the_url() -> None:
 def test_where_files_go() -> None:
     root = Path("/r")
     place = place_of(root, "0a1b-c")
-    assert place == Place(Path("/r/0a"), "0a1b-c")
+    assert (place.folder, place.stem) == (Path("/r/0a"), "0a1b-c")
     assert (place.part, place.info) == (Path("/r/0a/.0a1b-c.part"), Path("/r/0a/.0a1b-c.part.json"))
     assert place.final("data.csv") == Path("/r/0a/0a1b-c_data.csv")
     odd = place_of(root, "../x")

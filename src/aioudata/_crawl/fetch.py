@@ -313,7 +313,7 @@ def _complete(place: Place, name: str, root: Path, previous: str | None) -> str:
     os.replace(place.part, target)
     with contextlib.suppress(FileNotFoundError):
         place.info.unlink()
-    path = target.relative_to(root).as_posix()
+    path = f"{place.folder.name}/{target.name}"  # under root
     if previous and previous != path:
         old = root / previous
         if old.parent == place.folder and old.name.startswith(place.stem + "_"):

@@ -43,14 +43,8 @@ class Place:
 
     folder: Path
     stem: str
-
-    @property
-    def part(self) -> Path:
-        return self.folder / f".{self.stem}.part"
-
-    @property
-    def info(self) -> Path:
-        return self.folder / f".{self.stem}.part.json"
+    part: Path
+    info: Path
 
     def final(self, name: str) -> Path:
         """The complete file called ``name`` (made safe by :func:`safe_name`)."""
@@ -63,7 +57,8 @@ def place_of(root: Path, resource_id: str) -> Place:
         safe = resource_id
     else:
         safe = "x" + hashlib.sha1(resource_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return Place(root / safe[:2], safe)
+    folder = root / safe[:2]
+    return Place(folder, safe, folder / f".{safe}.part", folder / f".{safe}.part.json")
 
 
 def safe_name(name: str) -> str:
