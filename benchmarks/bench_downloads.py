@@ -295,7 +295,8 @@ def run(settings: Settings) -> list[dict[str, Any]]:
             " aiohttp download",
             ours=ours,
             theirs=plain,
-            baseline=f"gather + Semaphore({GLOBAL}), bodies streamed to files, nothing verified",
+            baseline=f"the loopback's pace: gather + Semaphore({GLOBAL}), bodies streamed to"
+            " files, nothing verified",
             unit="s",
             direction="fraction",
             target=0.8,
