@@ -268,8 +268,9 @@ def _open_part(place: Place, info: Partial | None, start: int) -> BinaryIO:
     if info is not None:
         info.save(place)
     out = open(place.part, "r+b" if start else "wb")  # noqa: SIM115 (the caller's)
-    out.truncate(start)
-    out.seek(start)
+    if start:  # a new file ("wb") is empty already
+        out.truncate(start)
+        out.seek(start)
     return out
 
 
