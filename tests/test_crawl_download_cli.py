@@ -46,6 +46,9 @@ def test_options_make_the_config(tmp_path: Path) -> None:
     assert config.max_size == int(1.5 * 2**30) and config.min_free == 200 * 2**20
     assert config.format == ("csv",) and config.timeout == 30.0
     assert config.limits("static.data.gouv.fr") == HostLimits(8, 40.0)
+    shown = repr(DownloadConfig(api_key="s3cret-key", max_size=5))
+    assert shown.startswith("DownloadConfig(") and "max_size=5" in shown
+    assert "s3cret" not in shown
     defaults = config_from(parse())
     assert isinstance(defaults, DownloadConfig)
     assert defaults.max_size is None and defaults.min_free == 2**30

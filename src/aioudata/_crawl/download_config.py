@@ -65,7 +65,7 @@ class DownloadConfig(CheckConfig):
         object.__setattr__(self, "dir", Path(self.dir))
 
     def __repr__(self) -> str:
-        return "Download" + CheckConfig.__repr__(self)
+        return "DownloadConfig" + CheckConfig.__repr__(self).removeprefix("CheckConfig")
 
     def options(self) -> dict[str, Any]:
         """What selects the run's files: a run resumes only with the same ones."""
