@@ -104,7 +104,9 @@ def test_the_readme_example_uses_public_names() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index("\n## Resource files\n")
     section = readme[start : readme.index("\n## ", start + 1)]
-    (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    compile(example, "README.md", "exec")
-    for name in re.findall(r"aioudata\.(\w+)", example):
-        assert name in aioudata.__all__, name
+    examples = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert len(examples) == 2  # run_checks, run_downloads
+    for example in examples:
+        compile(example, "README.md", "exec")
+        for name in re.findall(r"aioudata\.(\w+)", example):
+            assert name in aioudata.__all__, name

@@ -8,8 +8,10 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aioudata._crawl.download_store import DOWNLOAD_TABLES, DownloadStore
 from aioudata._crawl.store import TABLES, CheckStore
 from aioudata._crawl.urls import ERROR_CLASSES
+from tests.download_web import download_config
 from tests.test_crawl_web import config
 from tests.test_mirror_schema import documented as mirror_documented
 
@@ -39,26 +41,41 @@ def documented() -> dict[str, set[str]]:
     return found
 
 
-async def test_every_checker_table_and_column_is_documented(tmp_path: Path) -> None:
-    db = tmp_path / "fresh.sqlite"
-    store = await CheckStore(db, config(db), lambda: datetime.now(UTC)).open()
-    await store.close()
+def created(db: Path, prefix: str) -> dict[str, set[str]]:
     conn = sqlite3.connect(db)
     try:
-        created = {
+        return {
             name: {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
             for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'check_%'"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?",
+                (prefix + "%",),
             )
         }
     finally:
         conn.close()
-    assert set(created) == set(TABLES)
-    assert documented() == created
+
+
+async def test_every_checker_table_and_column_is_documented(tmp_path: Path) -> None:
+    db = tmp_path / "fresh.sqlite"
+    store = await CheckStore(db, config(db), lambda: datetime.now(UTC)).open()
+    await store.close()
+    tables = created(db, "check_")
+    assert set(tables) == set(TABLES)
+    assert {k: v for k, v in documented().items() if k.startswith("check_")} == tables
+
+
+async def test_every_download_table_and_column_is_documented(tmp_path: Path) -> None:
+    db = tmp_path / "fresh.sqlite"
+    store = DownloadStore(db, download_config(db, tmp_path), lambda: datetime.now(UTC))
+    await (await store.open()).close()
+    tables = created(db, "download_")
+    assert set(tables) == set(DOWNLOAD_TABLES)
+    assert {k: v for k, v in documented().items() if k.startswith("download_")} == tables
+    assert set(created(db, "check_")) == set(TABLES)  # and the checker's, which it shares
 
 
 def test_the_mirror_documentation_test_does_not_see_them() -> None:
-    assert not any(name.startswith("check_") for name in mirror_documented())
+    assert not any(name.startswith(("check_", "download_")) for name in mirror_documented())
 
 
 def test_every_error_class_is_documented() -> None:

@@ -172,3 +172,24 @@ async def test_robots_txt_is_respected_when_asked(webhosts: Web, tmp_path: Path)
     host.seen.clear()
     await run_checks(config(db, all=True))  # not asked: no robots.txt, every URL
     assert sorted(s.path for s in host.seen) == ["/b.csv", "/private/secret.csv", "/public.csv"]
+
+
+async def test_a_run_left_with_dead_hosts_only_ends_instead_of_waiting(
+    webhosts: Web, tmp_path: Path
+) -> None:
+    fine = await webhosts.host("fine", delay=0.05)
+    refusing = f"http://127.0.0.1:{closed_port()}"
+    urls = [fine.add(f"/f{n}") for n in range(10)] + [f"{refusing}/r{n}" for n in range(8)]
+    db = tmp_path / "m.sqlite"
+    make_mirror(db, urls)
+    # An hour's pause after 2 failures: waiting for it would hold the run for an hour.
+    options = config(db, per_host=HostLimits(1, None), breaker_failures=2, breaker_cooldown=3600)
+    summary = await asyncio.wait_for(run_checks(options), 60)
+
+    found = results(db)
+    refused = [found[url]["error"] for url in urls[10:]]
+    assert refused.count("refused") == 2 and refused.count("host_down") == 6
+    assert "nothing else was left" in found[urls[-1]]["detail"]
+    assert summary.status == "ok" and summary.checked == 18
+    assert summary.hosts_down == [refusing.removeprefix("http://")]
+    assert len(fine.seen) == 10  # the live host's URLs were all checked first

@@ -471,6 +471,10 @@ def test_the_resource_checker_refuses_a_postgresql_database(
         main(["resources", "check", "--db", "postgresql://u:secret@127.0.0.1:9/d"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "SQLite only for now" in err and "secret" not in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["resources", "download", "--db", "postgresql://u:secret@127.0.0.1:9/d"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "SQLite only for now" in err and "secret" not in err
 
 
 def test_aioudata_db_url_is_the_default_database(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,8 +24,14 @@ from ._crawl import (
     CheckProgress,
     CheckProgressCallback,
     CheckSummary,
+    DiskSpaceError,
+    DownloadConfig,
+    DownloadProgress,
+    DownloadProgressCallback,
+    DownloadSummary,
     HostLimits,
     run_checks,
+    run_downloads,
 )
 from ._decoding import decode, unknown_fields
 from ._endpoint import Endpoint, Kind, Param, Requester
@@ -91,6 +97,11 @@ __all__ = [
     "ConnectError",
     "ConnectionLostError",
     "DecodeError",
+    "DiskSpaceError",
+    "DownloadConfig",
+    "DownloadProgress",
+    "DownloadProgressCallback",
+    "DownloadSummary",
     "Endpoint",
     "EntityStatus",
     "EntitySummary",
@@ -132,6 +143,7 @@ __all__ = [
     "decode",
     "models",
     "run_checks",
+    "run_downloads",
     "run_mirror",
     "unknown_fields",
 ]

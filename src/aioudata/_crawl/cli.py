@@ -17,21 +17,27 @@ from typing import Any, TextIO
 from .._client import DEFAULT_BASE_URL
 from .._mirror.config import DEFAULT_DB
 from .._mirror.pgurl import is_database_url
-from .config import CheckConfig, CheckError, CheckProgress, HostLimits
+from .config import CheckConfig, CheckError, CheckProgress, CheckSummary, HostLimits
+from .download_config import EXIT_NO_SPACE, DownloadConfig, DownloadProgress, DownloadSummary
+from .download_run import run_downloads
 from .run import run_checks
 
 __all__ = ["add_commands", "run_command"]
 
 _DEFAULTS = CheckConfig()
+_DOWNLOADS = DownloadConfig()
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 #: Seconds between two progress lines when stderr is not a terminal.
 _PLAIN_EVERY = 10.0
 
 
 def _sqlite_file(text: str) -> Path:
-    """``--db``: the SQLite file (the checker does not use a PostgreSQL mirror yet)."""
+    """``--db``: the SQLite file (resources check and download do not use a PostgreSQL
+    mirror yet)."""
     if is_database_url(text):
         raise argparse.ArgumentTypeError(
-            "resources check keeps its results in SQLite only for now: give the SQLite file"
+            "resources check and download keep their results in SQLite only for now:"
+            " give the SQLite file"
         )
     return Path(text)
 
@@ -54,6 +60,20 @@ def _number(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {value}")
     return value
+
+
+def _size(text: str) -> int:
+    """Bytes: a number, or with K, M, G or T (binary: 1K is 1024 bytes)."""
+    number, unit = text.strip().upper().removesuffix("B").removesuffix("I"), ""
+    if number and number[-1] in _UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 2G)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return int(value)
 
 
 def _host_limit(text: str) -> tuple[str, HostLimits]:
@@ -83,8 +103,9 @@ def add_commands(
         "resources",
         parents=list(parents),
         allow_abbrev=False,
-        help="check the files of the resources",
-        description="The files of a catalog's resources: check every URL, politely.",
+        help="check or download the files of the resources",
+        description="The files of a catalog's resources: check every URL, or download"
+        " every file, politely.",
     )
     commands = resources.add_subparsers(
         dest="resources_command", metavar="COMMAND", parser_class=type(resources)
@@ -100,15 +121,61 @@ def add_commands(
         " errors in its check_* tables. Incremental: only what is due is checked (--all:"
         " everything); resumable: run it again after an interruption.",
     )
-    check.add_argument(
+    check.add_argument("--all", action="store_true", help="check every URL, due or not")
+    _crawl_options(check, _DEFAULTS.timeout, "seconds per request")
+    download = commands.add_parser(
+        "download",
+        parents=list(parents),
+        allow_abbrev=False,
+        help="download the resource files (streamed, resumed, checksums verified)",
+        description="Download the file of every resource of the mirror in --db (or of the"
+        " API when it holds none) into --dir, politely (the same per-host limits as check),"
+        " resuming partial files with Range and verifying published checksums; results in"
+        " its download_* tables. Files whose published checksum is the one of the file"
+        " already there are not requested. Exit status 6: stopped because the disk is"
+        " nearly full (run it again once there is room: it resumes).",
+    )
+    download.add_argument(
+        "--dir",
+        metavar="PATH",
+        type=Path,
+        default=_DOWNLOADS.dir,
+        help=f"where the files go (default {_DOWNLOADS.dir})",
+    )
+    download.add_argument(
+        "--all", action="store_true", help="download again even the files known unchanged"
+    )
+    download.add_argument(
+        "--max-size", type=_size, metavar="SIZE", help="skip larger files (e.g. 500M, 2G)"
+    )
+    download.add_argument(
+        "--min-free",
+        type=_size,
+        metavar="SIZE",
+        default=_DOWNLOADS.min_free,
+        help="stop when the disk has less free space (default 1G)",
+    )
+    download.add_argument(
+        "--attempts",
+        type=_positive,
+        metavar="N",
+        default=_DOWNLOADS.attempts,
+        help=f"tries of a file cut mid-transfer, each resuming (default {_DOWNLOADS.attempts})",
+    )
+    _crawl_options(download, _DOWNLOADS.timeout, "seconds to wait for a byte")
+    return resources
+
+
+def _crawl_options(parser: argparse.ArgumentParser, timeout: float, what: str) -> None:
+    """The options check and download share: database, selection, politeness."""
+    parser.add_argument(
         "--db",
         metavar="PATH",
         type=_sqlite_file,
         default=DEFAULT_DB,
         help=f"the SQLite file (default {DEFAULT_DB})",
     )
-    check.add_argument("--all", action="store_true", help="check every URL, due or not")
-    selection = check.add_argument_group("selection (repeat, or separate with commas)")
+    selection = parser.add_argument_group("selection (repeat, or separate with commas)")
     selection.add_argument(
         "--organization", metavar="ID", action="append", help="only these organizations' datasets"
     )
@@ -118,7 +185,7 @@ def add_commands(
     selection.add_argument(
         "--host", metavar="HOST", action="append", help="only URLs on these hosts (and subdomains)"
     )
-    polite = check.add_argument_group("politeness")
+    polite = parser.add_argument_group("politeness")
     polite.add_argument(
         "--concurrency",
         type=_positive,
@@ -154,27 +221,39 @@ def add_commands(
         metavar="URL_OR_EMAIL",
         help="added to the User-Agent, for site owners to reach you",
     )
-    check.add_argument(
+    parser.add_argument(
         "--timeout",
         type=_number,
-        default=_DEFAULTS.timeout,
+        default=timeout,
         metavar="S",
-        help=f"seconds per request (default {_DEFAULTS.timeout:g})",
+        help=f"{what} (default {timeout:g})",
     )
-    check.add_argument(
+    parser.add_argument(
         "--max-redirects",
         type=int,
         default=_DEFAULTS.max_redirects,
         metavar="N",
         help=f"(default {_DEFAULTS.max_redirects})",
     )
-    return resources
 
 
 def config_from(args: argparse.Namespace) -> CheckConfig:
-    """The :class:`CheckConfig` of parsed ``resources check`` arguments."""
+    """The :class:`CheckConfig` (``download``: :class:`DownloadConfig`) of parsed
+    ``resources`` arguments."""
     api_key = getattr(args, "api_key", None) or os.environ.get("UDATA_API_KEY") or None
-    return CheckConfig(
+    if args.resources_command == "download":
+        return DownloadConfig(
+            dir=args.dir,
+            max_size=args.max_size,
+            min_free=args.min_free,
+            attempts=args.attempts,
+            **_common(args, api_key),
+        )
+    return CheckConfig(**_common(args, api_key))
+
+
+def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
+    return dict(
         db=args.db,
         base_url=getattr(args, "base_url", None) or DEFAULT_BASE_URL,
         api_key=api_key,
@@ -200,7 +279,7 @@ class _Lines:
         self.tty = stream.isatty() and not os.environ.get("CI")
         self.last = 0.0
 
-    def __call__(self, update: CheckProgress) -> None:
+    def __call__(self, update: CheckProgress | DownloadProgress) -> None:
         if self.tty:
             end = "\n" if update.final else ""
             self.stream.write("\r\x1b[2K" + update.line() + end)
@@ -213,12 +292,22 @@ class _Lines:
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    """Run ``aioudata resources COMMAND``; the exit status (0 when the run ended)."""
-    if args.resources_command != "check":
+    """Run ``aioudata resources COMMAND``; the exit status: 0 when the run ended, 6 when a
+    download stopped because the disk is nearly full."""
+    if args.resources_command not in ("check", "download"):
         raise CheckError(f"unknown command {args.resources_command!r}", code=2)
     quiet = bool(getattr(args, "quiet", False))
-    summary = await run_checks(config_from(args), progress=None if quiet else _Lines(sys.stderr))
+    lines = None if quiet else _Lines(sys.stderr)
+    config = config_from(args)
+    summary: CheckSummary | DownloadSummary
+    if isinstance(config, DownloadConfig):
+        summary = await run_downloads(config, progress=lines)
+    else:
+        summary = await run_checks(config, progress=lines)
     if not quiet:
         for line in summary.lines():
             print(line, file=sys.stderr)
+    if isinstance(summary, DownloadSummary) and summary.status == "no_space":
+        print(f"aioudata: {summary.stopped}", file=sys.stderr)
+        return EXIT_NO_SPACE
     return 0

@@ -189,15 +189,15 @@ class CheckProgress:
     def line(self) -> str:
         """One line for a log or a terminal."""
         speed = f"{self.urls_per_second:.1f} URLs/s" if self.urls_per_second else "- URLs/s"
-        eta = f" ETA {_clock(self.eta)}" if self.eta is not None else ""
+        eta = f" ETA {clock(self.eta)}" if self.eta is not None else ""
         return (
             f"checked {self.done:,}/{self.total:,}  {speed}  {self.requests:,} requests"
             f"  hosts: {self.hosts_active} active, {self.hosts_waiting} backing off,"
-            f" {self.hosts_down} down  {_clock(self.elapsed)}{eta}"
+            f" {self.hosts_down} down  {clock(self.elapsed)}{eta}"
         )
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     if hours:
@@ -252,14 +252,20 @@ class CheckSummary:
         out = [
             f"{head} of {self.total:,} URLs in {self.database} ({self.source}): {self.status}",
             f"  {self.checked:,} checked with {self.requests:,} requests on {self.hosts:,} hosts"
-            f" in {_clock(self.elapsed)}; {self.changed:,} changed, {self.broken:,} broken",
+            f" in {clock(self.elapsed)}; {self.changed:,} changed, {self.broken:,} broken",
         ]
         if self.outcomes:
             kinds = sorted(self.outcomes.items(), key=lambda kv: (-kv[1], kv[0]))
             out.append("  " + ", ".join(f"{kind} {count:,}" for kind, count in kinds))
-        for label, hosts in (("down", self.hosts_down), ("throttled", self.hosts_throttled)):
-            if hosts:
-                more = f" and {len(hosts) - 8} more" if len(hosts) > 8 else ""
-                shown = ", ".join(hosts[:8]) + more
-                out.append(f"  hosts {label} (retried by a later run): {shown}")
-        return out
+        return out + host_lines(self.hosts_down, self.hosts_throttled)
+
+
+def host_lines(down: list[str], throttled: list[str]) -> list[str]:
+    """The summary's lines naming the hosts given up."""
+    out = []
+    for label, hosts in (("down", down), ("throttled", throttled)):
+        if hosts:
+            more = f" and {len(hosts) - 8} more" if len(hosts) > 8 else ""
+            shown = ", ".join(hosts[:8]) + more
+            out.append(f"  hosts {label} (retried by a later run): {shown}")
+    return out

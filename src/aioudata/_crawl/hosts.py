@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.robotparser import RobotFileParser
 
 from .config import CheckConfig, HostLimits
@@ -21,6 +21,9 @@ __all__ = ["HostState", "Job"]
 @dataclass(slots=True)
 class Job:
     """One resource's check, from its first request to its recorded result."""
+
+    #: The method of a first request (and of each redirect's).
+    FIRST: ClassVar[Literal["HEAD", "GET"]] = "HEAD"
 
     seq: int
     resource_id: str
@@ -44,6 +47,7 @@ class Job:
     def __post_init__(self) -> None:
         if not self.current:
             self.current = self.url
+        self.method = self.FIRST
 
     @property
     def redirects(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.robotparser import RobotFileParser
 
 import aiohttp
@@ -21,7 +21,7 @@ from .._proxy import route_for
 from .config import CheckConfig, user_agent
 from .hosts import Job
 
-__all__ = ["Answer", "Prober", "route"]
+__all__ = ["Answer", "Prober", "encoded", "route"]
 
 logger = logging.getLogger("aioudata.crawl")
 
@@ -65,7 +65,7 @@ class Prober:
         }
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Prober:
+    async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(
             limit=0,  # the scheduler limits requests, globally and per host
             limit_per_host=0,
@@ -74,9 +74,7 @@ class Prober:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=self.config.timeout, sock_connect=self.config.connect_timeout
-            ),
+            timeout=self.timeout(),
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
             auto_decompress=False,
@@ -88,6 +86,12 @@ class Prober:
             session, self._session = self._session, None
             await session.close()
 
+    def timeout(self) -> aiohttp.ClientTimeout:
+        """A check's exchange takes ``config.timeout`` seconds at most."""
+        return aiohttp.ClientTimeout(
+            total=self.config.timeout, sock_connect=self.config.connect_timeout
+        )
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -97,14 +101,10 @@ class Prober:
     async def exchange(self, job: Job, proxy: dict[str, Any]) -> Answer:
         """``job.method`` to ``job.current``, conditional when the job has validators; the
         body of a GET is not read (the connection is closed after the headers)."""
-        headers = dict(self._headers)
-        if job.etag:
-            headers["If-None-Match"] = job.etag
-        if job.last_modified:
-            headers["If-Modified-Since"] = job.last_modified
+        headers = self.headers(job)
         response = await self.session.request(
             job.method,
-            URL(job.current, encoded=_encoded(job.current)),
+            URL(job.current, encoded=encoded(job.current)),
             headers=headers,
             allow_redirects=False,
             **proxy,
@@ -113,6 +113,22 @@ class Prober:
         if job.method == "HEAD":
             response.release()
             return answer
+        await self.close_early(response)
+        return answer
+
+    def headers(self, job: Job) -> dict[str, str]:
+        """The request's headers: conditional when the job has validators."""
+        headers = dict(self._headers)
+        if job.etag:
+            headers["If-None-Match"] = job.etag
+        if job.last_modified:
+            headers["If-Modified-Since"] = job.last_modified
+        return headers
+
+    @staticmethod
+    async def close_early(response: aiohttp.ClientResponse) -> None:
+        """Done with ``response`` after its headers: a small body is read (so that the
+        connection is kept), a larger one is not."""
         length = response.content_length
         if length is not None and length <= _SMALL_BODY:
             # A small body (an error page...) is read, so that the connection is kept.
@@ -124,7 +140,6 @@ class Prober:
                 response.release()
         else:
             response.close()  # the headers were enough: not a byte more of the file
-        return answer
 
     async def robots(self, origin: str, proxy: dict[str, Any]) -> RobotFileParser:
         """The robots.txt of ``origin`` (``scheme://host[:port]``); allowing everything when
@@ -152,7 +167,7 @@ class Prober:
         return parser
 
 
-def _encoded(url: str) -> bool:
+def encoded(url: str) -> bool:
     """Send a URL as it is written when it is already percent-encoded ASCII (re-encoding
     would change it); otherwise let yarl encode it."""
     return url.isascii() and " " not in url

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["RESULT_COLUMNS", "Outcome", "kind", "merge", "stamp"]
+__all__ = ["RESULT_COLUMNS", "FileResult", "Outcome", "kind", "merge", "stamp"]
 
 #: Columns of ``check_results``, in order.
 RESULT_COLUMNS = (
@@ -52,6 +52,27 @@ def stamp(moment: datetime) -> str:
 
 
 @dataclass(slots=True)
+class FileResult:
+    """What a download wrote: ``result`` is ``downloaded`` (complete, and verified when a
+    checksum is published), ``mismatch``, ``too_large`` or ``incomplete`` (cut: the part file
+    is kept for the next attempt); ``path`` is relative to the download directory."""
+
+    result: str
+    path: str | None = None
+    size: int | None = None
+    #: Bytes received by this attempt.
+    bytes: int = 0
+    checksum_type: str | None = None
+    checksum_expected: str | None = None
+    checksum_actual: str | None = None
+    #: The byte a resumed transfer started from (0: from the start).
+    resumed_from: int = 0
+    #: A partial file was dropped and the file fetched again from zero.
+    refetched: bool = False
+    detail: str | None = None
+
+
+@dataclass(slots=True)
 class Outcome:
     """The result of one resource's check: an HTTP answer, or an error class."""
 
@@ -68,12 +89,17 @@ class Outcome:
     detail: str | None = None
     #: A 304: the file is as the validators sent describe it.
     not_modified: bool = False
+    #: What a download wrote, if anything.
+    file: FileResult | None = None
 
 
 def kind(outcome: Outcome) -> str:
-    """The summary's label of an outcome: ``2xx``... ``not_modified``, or the error class."""
+    """The summary's label of an outcome: ``2xx``... ``not_modified``, what a download
+    wrote (``downloaded``, ``mismatch``...), or the error class."""
     if outcome.not_modified:
         return "not_modified"
+    if outcome.file is not None:  # a download's: downloaded, mismatch, too_large...
+        return outcome.file.result
     if outcome.error is not None:
         return outcome.error
     if outcome.status is None:

@@ -1,4 +1,7 @@
-"""``run_checks``: open the database, resume or start a run, check its URLs, record the end."""
+"""``run_checks``: open the database, resume or start a run, check its URLs, record the end.
+
+The parts a download run shares (:func:`opened`, :func:`drive`, :class:`Reporter`) are here.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +10,104 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from .config import CheckConfig, CheckProgress, CheckProgressCallback, CheckSummary
+from .download_config import DiskSpaceError
 from .lock import CheckLock
 from .probe import Prober
 from .scheduler import Scheduler
 from .source import walk_api
 from .store import CheckStore
 
-__all__ = ["run_checks"]
+__all__ = ["Opened", "Reporter", "drive", "opened", "run_checks", "tally"]
 
 logger = logging.getLogger("aioudata.crawl")
 
 #: Seconds of recent progress a speed (and the ETA) is measured over.
 _WINDOW = 30.0
+S = TypeVar("S", bound=CheckStore)
+P = TypeVar("P")
+
+
+@dataclass(slots=True)
+class Opened(Generic[S]):
+    """A run's store, where its resources come from, and whether it resumes another."""
+
+    store: S
+    source: Literal["mirror", "api"]
+    run_id: int
+    resumed: bool
+    hosts: dict[str, int]
+    began: float
+
+
+@contextlib.asynccontextmanager
+async def opened(config: CheckConfig, store_type: type[S]) -> AsyncIterator[Opened[S]]:
+    """The run lock, the store open, the run resumed or started with its frontier built."""
+    now: Callable[[], datetime] = config.now or (lambda: datetime.now(UTC))
+    began = time.monotonic()
+    with CheckLock(config.db):
+        store = await store_type(config.db, config, now).open()
+        try:
+            source: Literal["mirror", "api"] = "mirror" if store.has_mirror() else "api"
+            run_id, resumed, ready = await store.open_run(source)
+            if resumed:
+                logger.info("resuming run %d", run_id)
+            if not ready:
+                if source == "api":
+                    await walk_api(config, store)
+                await store.build_frontier(source)
+            yield Opened(store, source, run_id, resumed, store.frontier_hosts(), began)
+        finally:
+            await store.close()
+
+
+async def drive(
+    scheduler: Scheduler,
+    reporter: Reporter[Any] | None,
+    interval: float,
+    finish: Callable[[str, str | None], Awaitable[None]],
+) -> None:
+    """Run ``scheduler`` with progress reports; ``finish(status, why stopped)`` at its end,
+    however it ends. A full disk ends it as ``no_space`` (not an error)."""
+    watcher = asyncio.ensure_future(reporter.loop(interval)) if reporter else None
+    status, stopped = "failed", None
+    try:
+        await scheduler.run()
+        status = "ok"
+    except DiskSpaceError as error:
+        status, stopped = "no_space", str(error)
+        logger.warning("%s", error)
+    except asyncio.CancelledError:
+        status = "interrupted"
+        raise
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await finish(status, stopped)
+        if reporter is not None:
+            reporter.report(final=True)
+
+
+def tally(summary: object, scheduler: Scheduler, began: float) -> None:
+    """Set what every run's summary says of its scheduler: requests, outcomes by kind,
+    hosts (down, throttled), time."""
+    values = {
+        "requests": scheduler.requests,
+        "outcomes": dict(scheduler.kinds),
+        "hosts": sum(1 for host in scheduler.hosts.values() if host.name),
+        "hosts_down": sorted(scheduler.hosts_down),
+        "hosts_throttled": sorted(scheduler.hosts_throttled),
+        "elapsed": time.monotonic() - began,
+    }
+    for name, value in values.items():
+        setattr(summary, name, value)
 
 
 async def run_checks(
@@ -44,102 +128,88 @@ async def run_checks(
         CheckError: the database is another application's, or another check run holds it.
     """
     config = config or CheckConfig()
-    now: Callable[[], datetime] = config.now or (lambda: datetime.now(UTC))
-    began = time.monotonic()
-    with CheckLock(config.db):
-        store = await CheckStore(config.db, config, now).open()
-        try:
-            source: Literal["mirror", "api"] = "mirror" if store.has_mirror() else "api"
-            run_id, resumed, ready = await store.open_run(source)
-            if resumed:
-                logger.info("resuming check run %d", run_id)
-            if not ready:
-                if source == "api":
-                    await walk_api(config, store)
-                await store.build_frontier(source)
-            hosts = store.frontier_hosts()
-            summary = CheckSummary(
-                database=str(config.db),
-                source=source,
-                run_id=run_id,
-                resumed=resumed,
-                total=sum(hosts.values()),
-            )
-            async with Prober(config) as prober:
-                scheduler = Scheduler(config, store, prober, hosts, store.blocked_hosts())
-                reporter = _Reporter(scheduler, progress, began)
-                watcher = asyncio.ensure_future(reporter.loop(interval)) if progress else None
-                status = "failed"
-                try:
-                    await scheduler.run()
-                    status = "ok"
-                except asyncio.CancelledError:
-                    status = "interrupted"
-                    raise
-                finally:
-                    if watcher is not None:
-                        watcher.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await watcher
-                    summary.status = status  # type: ignore[assignment]
-                    summary.checked = scheduler.done
-                    summary.requests = scheduler.requests
-                    summary.changed = scheduler.changed
-                    summary.outcomes = dict(scheduler.kinds)
-                    summary.hosts = sum(1 for host in scheduler.hosts.values() if host.name)
-                    summary.hosts_down = sorted(scheduler.hosts_down)
-                    summary.hosts_throttled = sorted(scheduler.hosts_throttled)
-                    summary.elapsed = time.monotonic() - began
-                    await store.finish_run(status, summary.to_dict())
-                    reporter.report(final=True)
-        finally:
-            await store.close()
+    async with opened(config, CheckStore) as run, Prober(config) as prober:
+        summary = CheckSummary(
+            database=str(config.db),
+            source=run.source,
+            run_id=run.run_id,
+            resumed=run.resumed,
+            total=sum(run.hosts.values()),
+        )
+        scheduler = Scheduler(config, run.store, prober, run.hosts, run.store.blocked_hosts())
+
+        async def finish(status: str, stopped: str | None) -> None:
+            summary.status = status  # type: ignore[assignment]
+            summary.checked = scheduler.done
+            summary.changed = scheduler.changed
+            tally(summary, scheduler, run.began)
+            await run.store.finish_run(status, summary.to_dict())
+
+        reporter = _CheckReporter(scheduler, progress, run.began) if progress else None
+        await drive(scheduler, reporter, interval, finish)
     return summary
 
 
-class _Reporter:
-    """Samples the scheduler into :class:`CheckProgress` updates for a callback."""
+class Reporter(Generic[P]):
+    """Samples a scheduler into progress updates for a callback (about once a second)."""
 
-    def __init__(
-        self, scheduler: Scheduler, callback: CheckProgressCallback | None, began: float
-    ) -> None:
+    def __init__(self, scheduler: Scheduler, callback: Callable[[P], object], began: float):
         self.scheduler = scheduler
-        self.callback = callback
+        self.callback: Callable[[P], object] | None = callback
         self.began = began
-        self.samples: deque[tuple[float, int]] = deque()
+        self.samples: deque[tuple[float, float]] = deque()
 
     async def loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             self.report()
 
+    def measure(self) -> float:
+        """The quantity whose speed is shown."""
+        return float(self.scheduler.done)
+
+    def build(self, now: float, speed: float | None, final: bool) -> P:
+        raise NotImplementedError
+
     def report(self, final: bool = False) -> None:
         if self.callback is None:
             return
-        scheduler = self.scheduler
         now = time.monotonic()
-        self.samples.append((now, scheduler.done))
+        self.samples.append((now, self.measure()))
         while len(self.samples) > 2 and self.samples[0][0] < now - _WINDOW:
             self.samples.popleft()
         (first, start), (last, end) = self.samples[0], self.samples[-1]
         speed = (end - start) / (last - first) if last - first >= 1.0 and end > start else None
-        left = max(0, scheduler.total - scheduler.done)
-        update = CheckProgress(
-            total=scheduler.total,
-            done=scheduler.done,
-            requests=scheduler.requests,
-            in_flight=scheduler.in_flight,
-            hosts=len(scheduler.hosts),
-            hosts_active=scheduler.hosts_active(),
-            hosts_waiting=scheduler.hosts_waiting(),
-            hosts_down=len(scheduler.hosts_down),
-            elapsed=now - self.began,
-            urls_per_second=speed,
-            eta=left / speed if speed else (0.0 if final else None),
-            final=final,
-        )
+        update = self.build(now, speed, final)
         try:
             self.callback(update)
         except Exception:  # a display must never end the run
             logger.exception("progress callback failed; not called again")
             self.callback = None
+
+    def hosts(self) -> dict[str, int]:
+        """The host counts every progress update has."""
+        scheduler = self.scheduler
+        return {
+            "hosts": len(scheduler.hosts),
+            "hosts_active": scheduler.hosts_active(),
+            "hosts_waiting": scheduler.hosts_waiting(),
+            "hosts_down": len(scheduler.hosts_down),
+        }
+
+
+class _CheckReporter(Reporter[CheckProgress]):
+    def build(self, now: float, speed: float | None, final: bool) -> CheckProgress:
+        scheduler = self.scheduler
+        left = max(0, scheduler.total - scheduler.done)
+        return CheckProgress(
+            total=scheduler.total,
+            done=scheduler.done,
+            requests=scheduler.requests,
+            in_flight=scheduler.in_flight,
+            elapsed=now - self.began,
+            urls_per_second=speed,
+            eta=left / speed if speed else (0.0 if final else None),
+            final=final,
+            **self.hosts(),
+        )

@@ -28,14 +28,14 @@ from urllib.robotparser import RobotFileParser
 from yarl import URL
 
 from .._retry import parse_retry_after
-from .config import CheckConfig
+from .config import CheckConfig, CheckError
 from .hosts import HostState, Job
 from .probe import ROBOTS_AGENT, Answer, Prober, route
 from .results import Outcome, kind
 from .store import CheckStore, Recorded
 from .urls import classify, host_key
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "detail"]
 
 logger = logging.getLogger("aioudata.crawl")
 
@@ -43,6 +43,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Failures that say something about the host rather than one file.
 _HOST_FAILURES = frozenset({"timeout", "refused", "connection", "dns", "tls", "protocol"})
 _GATEWAY_FAILURES = frozenset({502, 503, 504})
+#: Seconds of a breaker's pause worth waiting for at the end of a run (see _only_paused).
+_PATIENCE = 1.0
 
 
 class Scheduler:
@@ -71,6 +73,10 @@ class Scheduler:
         self.kinds: Counter[str] = Counter()
         self.hosts_down: list[str] = []
         self.hosts_throttled: list[str] = []
+        #: Results waiting for their commit without a slot, and how many may: 0 for checks
+        #: (a kill -9 then redoes no more than the requests in flight).
+        self.committing = 0
+        self.commit_slack = 0
         #: Jobs taken from a queue and not recorded yet, by frontier row.
         self.under_way: dict[int, Job] = {}
         #: Hosts that may start a request at a later time, by that time; hosts that may start
@@ -140,6 +146,8 @@ class Scheduler:
                     raise self._failure
                 if not self._later and not self._ready and not self._tasks:
                     return
+                if not self._ready and not self._tasks and self._only_paused():
+                    continue  # given up: their URLs are being recorded
                 timeout = None
                 if self._later and self.in_flight < self.config.concurrency:
                     timeout = max(0.0, self._later[0][0] - self._loop.time())
@@ -151,6 +159,25 @@ class Scheduler:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _only_paused(self) -> bool:
+        """When nothing is under way and every host left has its breaker open for more than
+        ``_PATIENCE`` seconds, give those hosts up now rather than wait for their pauses (a
+        dead host would hold the end of the run for minutes); True when it did."""
+        now = self._loop.time()
+        hosts = [host for _, _, host in self._later]
+        if not all(host.probing and host.open_until - now > _PATIENCE for host in hosts):
+            return False
+        self._later.clear()
+        for host in hosts:
+            host.queued = False
+            host.down = "host_down"
+            host.why = (
+                f"its circuit breaker was open ({host.trips} times) when nothing else was"
+                " left to do"
+            )
+            self._give_up(host)
+        return True
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -230,7 +257,7 @@ class Scheduler:
         self.requests += 1
         try:
             answer = await self.prober.exchange(job, host.route)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CheckError):  # a CheckError ends the run
             host.in_flight -= 1
             self.in_flight -= 1
             raise
@@ -265,10 +292,10 @@ class Scheduler:
             label = classify(error)
             if label in _HOST_FAILURES:
                 host.failed(end, job.started, config, fatal=label == "dns")
-            detail = _detail(error)
+            why = detail(error)
             if label == "timeout":
-                detail = f"no answer within {config.timeout:g} s ({type(error).__name__})"
-            return self._outcome(job, error=label, detail=detail)
+                why = f"no answer within {config.timeout:g} s ({type(error).__name__})"
+            return self._outcome(job, error=label, detail=why)
         status, headers = answer.status, answer.headers
         if status in (429, 503):
             host.throttle(end, parse_retry_after(headers.get("Retry-After")), config)
@@ -300,7 +327,12 @@ class Scheduler:
             (job.head_status >= 400 and status < 400) or (status < 300 and size)
         ):
             host.contradicted()
-        if status == 304:
+        return self._answered(job, answer, size)
+
+    def _answered(self, job: Job, answer: Answer, size: int | None) -> Outcome:
+        """The outcome of a final answer (no redirect, no retry)."""
+        headers = answer.headers
+        if answer.status == 304:
             return self._outcome(
                 job,
                 etag=headers.get("ETag"),
@@ -309,7 +341,7 @@ class Scheduler:
             )
         return self._outcome(
             job,
-            status=status,
+            status=answer.status,
             content_type=headers.get("Content-Type"),
             length=size,
             etag=headers.get("ETag"),
@@ -331,16 +363,16 @@ class Scheduler:
             target = str(URL(job.current).join(URL(location)))
         except (ValueError, TypeError) as error:
             return self._outcome(job, error="invalid_url", detail=f"Location {location!r}: {error}")
-        detail = f"to {target}"
+        where = f"to {target}"
         if URL(target).scheme not in ("http", "https"):
-            return self._outcome(job, error="unsupported_scheme", detail=detail)
+            return self._outcome(job, error="unsupported_scheme", detail=where)
         if target == job.current or target in job.chain:
-            return self._outcome(job, error="redirect_loop", detail=detail)
+            return self._outcome(job, error="redirect_loop", detail=where)
         if job.redirects >= self.config.max_redirects:
-            return self._outcome(job, error="too_many_redirects", detail=detail)
+            return self._outcome(job, error="too_many_redirects", detail=where)
         job.chain.append(job.current)
         job.current = target
-        job.method = "HEAD"
+        job.method = job.FIRST
         job.head_status = None
         self._again(self._host(host_key(target)), job)
         return None
@@ -356,11 +388,20 @@ class Scheduler:
         return None
 
     async def _record(self, job: Job, outcome: Outcome) -> None:
-        """Commit a result, then give its global slot back."""
+        """Commit a result, then give its global slot back (up to ``commit_slack`` results
+        may wait for their commit without one)."""
+        early = self.committing < self.commit_slack
+        if early:
+            self.committing += 1
+            self.in_flight -= 1
+            self._wake.set()
         try:
             changed = await self.store.record(job, outcome)
         finally:
-            self.in_flight -= 1
+            if early:
+                self.committing -= 1
+            else:
+                self.in_flight -= 1
             self.under_way.pop(job.seq, None)
             self._wake.set()
         self.done += 1
@@ -445,6 +486,6 @@ def _unrequestable(url: str) -> Outcome:
     return Outcome(error="invalid_url", detail="not an http(s) URL with a host" if url else "empty")
 
 
-def _detail(error: BaseException) -> str:
+def detail(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}"[:300]

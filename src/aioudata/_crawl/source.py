@@ -10,7 +10,10 @@ from .store import CheckStore, Resource
 __all__ = ["MASK", "walk_api"]
 
 #: What the walk asks of each dataset.
-MASK = "data{id,organization{id},resources{id,url,format}},page,page_size,total,next_page"
+MASK = (
+    "data{id,organization{id},resources{id,url,format,checksum{type,value}}},"
+    "page,page_size,total,next_page"
+)
 #: Resources staged per write.
 _STAGE = 5000
 
@@ -34,8 +37,17 @@ async def walk_api(config: CheckConfig, store: CheckStore) -> int:
                 for resource in dataset.resources or ():
                     if not resource.id:
                         continue
+                    checksum = resource.checksum
                     staged.append(
-                        Resource(resource.id, dataset.id, resource.url, resource.format, owner)
+                        Resource(
+                            resource.id,
+                            dataset.id,
+                            resource.url,
+                            resource.format,
+                            owner,
+                            checksum.type if checksum is not None else None,
+                            checksum.value if checksum is not None else None,
+                        )
                     )
                     listed += 1
                 if len(staged) >= _STAGE:

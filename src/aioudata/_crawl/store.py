@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from .._mirror.store import Store
 from .config import CheckConfig, CheckError
@@ -30,7 +30,16 @@ from .hosts import Job
 from .results import RESULT_COLUMNS, SIGNATURE, Outcome, kind, merge, stamp
 from .urls import host_key, host_matches
 
-__all__ = ["DDL", "TABLES", "WALKED_DDL", "CheckStore", "Recorded", "Resource"]
+__all__ = [
+    "CHECKSUMS",
+    "DDL",
+    "MIRROR_SOURCE",
+    "TABLES",
+    "WALKED_DDL",
+    "CheckStore",
+    "Recorded",
+    "Resource",
+]
 
 logger = logging.getLogger("aioudata.crawl")
 T = TypeVar("T")
@@ -66,14 +75,19 @@ DDL = [
 #: Resources walked from the API (when there is no mirror), staged for the frontier.
 WALKED_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS walked (id TEXT PRIMARY KEY, dataset_id TEXT, url TEXT,"
-    " format TEXT, organization_id TEXT)"
+    " format TEXT, organization_id TEXT, checksum_type TEXT, checksum_value TEXT)"
 )
-_MIRROR_SOURCE = (
+#: The mirror's live resources, with (for downloads) their published checksums.
+MIRROR_SOURCE = (
     "SELECT r.id AS id, r.dataset_id AS dataset_id, r.url AS url, r.format AS format,"
-    " d.organization_id AS organization_id FROM resources r"
+    " d.organization_id AS organization_id{} FROM resources r"
     " LEFT JOIN datasets d ON d.id = r.dataset_id WHERE r.gone_at IS NULL"
 )
-_WALKED_SOURCE = "SELECT id, dataset_id, url, format, organization_id FROM temp.walked"
+CHECKSUMS = ", r.checksum_type AS checksum_type, r.checksum_value AS checksum_value"
+_WALKED_SOURCE = (
+    "SELECT id, dataset_id, url, format, organization_id, checksum_type, checksum_value"
+    " FROM temp.walked"
+)
 _UPSERT = (
     f"INSERT INTO check_results ({', '.join(RESULT_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))}) ON CONFLICT(resource_id) DO UPDATE SET"
@@ -96,6 +110,8 @@ class Resource:
     url: str | None
     format: str | None
     organization_id: str | None
+    checksum_type: str | None = None
+    checksum_value: str | None = None
 
 
 @dataclass(slots=True)
@@ -140,7 +156,16 @@ def _settle_all(settled: list[tuple[_Op[Any], Any, BaseException | None]]) -> No
 
 
 class CheckStore:
-    """The checker's side of the database: a writer thread and a reader for the event loop."""
+    """The checker's side of the database: a writer thread and a reader for the event loop.
+
+    The downloader's store is this one on its own tables (``ddl``, ``frontier``, ``runs``),
+    with its own frontier selection, job loading and result rows."""
+
+    ddl: Sequence[str] = DDL
+    frontier = "check_frontier"
+    runs = "check_runs"
+    #: What a check reads of the mirror's resources (no checksum: not needed).
+    mirror_source = MIRROR_SOURCE.format("")
 
     def __init__(self, path: Path, config: CheckConfig, now: Callable[[], datetime]) -> None:
         self.path = path
@@ -161,7 +186,7 @@ class CheckStore:
         conn.execute("PRAGMA busy_timeout=10000")
         return conn
 
-    async def open(self) -> CheckStore:
+    async def open(self) -> Self:
         """Refuse another application's database, create the checker's tables, start the
         writer thread."""
         try:
@@ -176,17 +201,10 @@ class CheckStore:
         # needs); only an OS crash or a power loss may lose the last ones.
         writer.execute("PRAGMA journal_mode=WAL")
         writer.execute("PRAGMA synchronous=NORMAL")
-        patterns = self.config.host
-        writer.create_function("aioudata_host", 1, _host_of, deterministic=True)
-        writer.create_function(
-            "aioudata_host_wanted",
-            1,
-            lambda host: int(bool(host) and host_matches(host, patterns)),
-            deterministic=True,
-        )
+        self._functions(writer)
         writer.execute("BEGIN IMMEDIATE")
         try:
-            for statement in DDL:
+            for statement in self.ddl:
                 writer.execute(statement)
             writer.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('application', ?)", ("aioudata",)
@@ -204,6 +222,17 @@ class CheckStore:
         )
         self._thread.start()
         return self
+
+    def _functions(self, conn: sqlite3.Connection) -> None:
+        """SQL functions the writer's statements use."""
+        patterns = self.config.host
+        conn.create_function("aioudata_host", 1, _host_of, deterministic=True)
+        conn.create_function(
+            "aioudata_host_wanted",
+            1,
+            lambda host: int(bool(host) and host_matches(host, patterns)),
+            deterministic=True,
+        )
 
     async def close(self) -> None:
         """Let the pending writes commit, then close."""
@@ -310,25 +339,24 @@ class CheckStore:
         ``(run id, resumed, frontier ready)``."""
         options = json.dumps(self.config.options(), sort_keys=True)
         when = stamp(self.now())
+        runs, frontier = self.runs, self.frontier
 
         def work(conn: sqlite3.Connection) -> tuple[int, bool, bool]:
             last = conn.execute(
-                "SELECT id, status, options, source, frontier_ready FROM check_runs"
+                f"SELECT id, status, options, source, frontier_ready FROM {runs}"
                 " ORDER BY id DESC LIMIT 1"
             ).fetchone()
-            if last is not None and last[1] in ("running", "interrupted"):
+            if last is not None and last[1] in ("running", "interrupted", "no_space"):
                 if last[2] == options and last[3] == source:
-                    conn.execute(
-                        "UPDATE check_runs SET status = 'running' WHERE id = ?", (last[0],)
-                    )
+                    conn.execute(f"UPDATE {runs} SET status = 'running' WHERE id = ?", (last[0],))
                     return int(last[0]), True, bool(last[4])
                 conn.execute(
-                    "UPDATE check_runs SET status = 'abandoned', finished_at = ? WHERE id = ?",
+                    f"UPDATE {runs} SET status = 'abandoned', finished_at = ? WHERE id = ?",
                     (when, last[0]),
                 )
-            conn.execute("DELETE FROM check_frontier")
+            conn.execute(f"DELETE FROM {frontier}")
             cursor = conn.execute(
-                "INSERT INTO check_runs (started_at, status, source, options) VALUES"
+                f"INSERT INTO {runs} (started_at, status, source, options) VALUES"
                 " (?, 'running', ?, ?)",
                 (when, source, options),
             )
@@ -341,12 +369,13 @@ class CheckStore:
     async def finish_run(self, status: str, summary: dict[str, Any]) -> None:
         """Record how the run ended; a finished run leaves no frontier."""
         when, run_id = stamp(self.now()), self.run_id
+        runs, frontier = self.runs, self.frontier
 
         def work(conn: sqlite3.Connection) -> None:
             if status == "ok":
-                conn.execute("DELETE FROM check_frontier")
+                conn.execute(f"DELETE FROM {frontier}")
             conn.execute(
-                "UPDATE check_runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
+                f"UPDATE {runs} SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
                 (status, when, json.dumps(summary, sort_keys=True), run_id),
             )
 
@@ -356,17 +385,22 @@ class CheckStore:
 
     async def stage(self, resources: Sequence[Resource]) -> None:
         """Resources walked from the API, staged for :meth:`build_frontier`."""
-        rows = [(r.id, r.dataset_id, r.url, r.format, r.organization_id) for r in resources]
+        rows = [
+            (r.id, r.dataset_id, r.url, r.format, r.organization_id, *_checksum(r))
+            for r in resources
+        ]
+        insert = "INSERT OR REPLACE INTO temp.walked VALUES (?, ?, ?, ?, ?, ?, ?)"
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR REPLACE INTO temp.walked VALUES (?, ?, ?, ?, ?)", rows)
+            conn.executemany(insert, rows)
 
         await self.call(work)
 
-    async def build_frontier(self, source: str) -> int:
-        """Put the resources due for a check in the frontier; how many there are."""
+    def selection(self, source: str) -> tuple[str, list[Any]]:
+        """The run's resources (``s``) as a FROM clause with its filters (the selection
+        options), and the parameters."""
         config = self.config
-        base = _MIRROR_SOURCE if source == "mirror" else _WALKED_SOURCE
+        base = self.mirror_source if source == "mirror" else _WALKED_SOURCE
         where: list[str] = []
         params: list[Any] = []
         if config.organization:
@@ -377,23 +411,35 @@ class CheckStore:
             params.extend(config.format)
         if config.host:
             where.append("aioudata_host_wanted(aioudata_host(s.url))")
-        if not config.all:
-            where.append("(c.resource_id IS NULL OR c.url IS NOT s.url OR c.next_check_at <= ?)")
+        sql = f"({base}) s" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return sql, params
+
+    def frontier_sql(self, source: str) -> tuple[str, list[Any]]:
+        """The statement filling the frontier with the resources due, and its parameters."""
+        selected, params = self.selection(source)
+        due = "(c.resource_id IS NULL OR c.url IS NOT s.url OR c.next_check_at <= ?)"
+        if not self.config.all:
             params.append(stamp(self.now()))
         sql = (
             "INSERT OR IGNORE INTO check_frontier (host, resource_id, dataset_id, url)"
             " SELECT aioudata_host(s.url), s.id, s.dataset_id, COALESCE(s.url, '')"
-            f" FROM ({base}) s LEFT JOIN check_results c ON c.resource_id = s.id"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
+            f" FROM (SELECT * FROM {selected}) s"
+            " LEFT JOIN check_results c ON c.resource_id = s.id"
+            + ("" if self.config.all else f" WHERE {due}")
         )
-        run_id = self.run_id
+        return sql, params
+
+    async def build_frontier(self, source: str) -> int:
+        """Put the resources due in the frontier; how many there are."""
+        sql, params = self.frontier_sql(source)
+        run_id, runs, frontier = self.run_id, self.runs, self.frontier
 
         def work(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM check_frontier")
+            conn.execute(f"DELETE FROM {frontier}")
             conn.execute(sql, params)
             conn.execute("DELETE FROM temp.walked")
-            conn.execute("UPDATE check_runs SET frontier_ready = 1 WHERE id = ?", (run_id,))
-            return int(conn.execute("SELECT COUNT(*) FROM check_frontier").fetchone()[0])
+            conn.execute(f"UPDATE {runs} SET frontier_ready = 1 WHERE id = ?", (run_id,))
+            return int(conn.execute(f"SELECT COUNT(*) FROM {frontier}").fetchone()[0])
 
         return await self.call(work)
 
@@ -403,7 +449,7 @@ class CheckStore:
         return {
             str(host): int(count)
             for host, count in self.reader.execute(
-                "SELECT host, COUNT(*) FROM check_frontier GROUP BY host"
+                f"SELECT host, COUNT(*) FROM {self.frontier} GROUP BY host"
             )
         }
 
@@ -468,7 +514,7 @@ class CheckStore:
         conn.execute(_UPSERT, [row[c] for c in RESULT_COLUMNS])
         if changed:
             conn.execute(_HISTORY_INSERT, [row[c] for c in _HISTORY])
-        conn.execute("DELETE FROM check_frontier WHERE seq = ?", (job.seq,))
+        conn.execute(f"DELETE FROM {self.frontier} WHERE seq = ?", (job.seq,))
         done.add(outcome, changed)
 
     async def record(self, job: Job, outcome: Outcome) -> bool:
@@ -485,12 +531,13 @@ class CheckStore:
         as ``outcome``, without a request; the next check waits ``wait`` seconds at least."""
         kept = set(keep)
         done = Recorded()
+        frontier = self.frontier
 
         def work(conn: sqlite3.Connection) -> Recorded:
             after = 0
             while True:
                 rows = conn.execute(
-                    "SELECT seq, resource_id, dataset_id, url FROM check_frontier"
+                    f"SELECT seq, resource_id, dataset_id, url FROM {frontier}"
                     " WHERE host = ? AND seq > ? ORDER BY seq LIMIT 1000",
                     (host, after),
                 ).fetchall()
@@ -519,6 +566,10 @@ class CheckStore:
             )
 
         await self.call(work)
+
+
+def _checksum(resource: Resource) -> tuple[str | None, str | None]:
+    return resource.checksum_type, resource.checksum_value
 
 
 def _host_of(url: object) -> str:
