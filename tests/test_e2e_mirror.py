@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.summaries import summary_rows
 from tests.udata_server.fixture import UdataServer, running_server
 
 pytestmark = pytest.mark.udata_server
@@ -116,7 +117,7 @@ def test_the_mirror_holds_exactly_the_seeded_public_objects(
     before = dump(db)
     again = mirror(udata_server, db, "--page-size", "7")
     assert again.returncode == 0, again.stderr
-    assert "[incremental]" in again.stderr
+    assert summary_rows(again.stderr)["datasets"]["mode"] == "incremental"
     assert dump(db) == before
 
 
@@ -192,7 +193,7 @@ def test_an_incremental_run_picks_up_exactly_the_changes(
 
     second = mirror(own_server, db)
     assert second.returncode == 0, second.stderr
-    assert "[incremental]" in second.stderr
+    assert summary_rows(second.stderr)["datasets"]["mode"] == "incremental"
     after = rows(db, "datasets")
     changed = {key for key in after if after[key] != before.get(key)}
     assert changed == {modified, added, removed}
@@ -204,13 +205,13 @@ def test_an_incremental_run_picks_up_exactly_the_changes(
     assert gone_at  # marked with a timestamp, not dropped
     resources = own_server.manifest["resources"][removed]
     assert ids(db, "resources", "gone_at IS NOT NULL") == set(resources)
-    line = next(line for line in second.stderr.splitlines() if line.strip().startswith("datasets"))
-    assert " 1 new" in line and " 1 updated" in line and " 1 deleted" in line
+    counted = summary_rows(second.stderr)["datasets"]
+    assert (counted["new"], counted["updated"], counted["deleted"]) == ("1", "1", "1")
 
     # --full: a complete pass that finds nothing more to change.
     full = mirror(own_server, db, "--full")
     assert full.returncode == 0, full.stderr
-    assert "[full]" in full.stderr
+    assert summary_rows(full.stderr)["datasets"]["mode"] == "full"
     assert rows(db, "datasets") == after
 
 

@@ -10,6 +10,7 @@ import pytest
 from aioudata import EntityStatus, ProgressCallback, ProgressUpdate
 from aioudata._mirror.config import EntitySummary, MirrorSummary
 from aioudata._mirror.progress import PLAIN_INTERVAL, Progress, as_progress, progress_mode
+from tests.summaries import summary_rows
 
 
 class _Terminal(io.StringIO):
@@ -211,6 +212,47 @@ def test_the_summary_counts_per_entity() -> None:
     summary.retries, summary.requests = 5, 6
     lines = summary.lines()
     assert lines[0].endswith(": ok")
-    assert "1 new" in lines[1] and "2 updated" in lines[1] and "3 deleted" in lines[1]
-    assert "4 quarantined" in lines[1] and "[incremental]" in lines[1]
-    assert "5 retries" in lines[2] and summary.quarantined == 4
+    header, row = lines[1].split(), lines[2].split()
+    assert header == ["stored", "new", "updated", "deleted", "errors", "pages"]
+    assert row == ["datasets", "10", "1", "2", "3", "4", "0", "incremental"]
+    assert "5 retries" in lines[3] and summary.quarantined == 4
+
+
+def test_the_summary_fits_80_columns() -> None:
+    summary = MirrorSummary(base_url="http://127.0.0.1:1/api/1", database="m.sqlite")
+    big = 10**7  # numbers as large as data.gouv.fr's
+    for name, mode in (
+        ("datasets", "resumed full pass at page 16 (round 2)"),
+        ("harvest_sources", "incremental"),
+        ("organizations", "full"),
+    ):
+        summary.entities[name] = EntitySummary(
+            name,
+            mode=mode,
+            new=big,
+            updated=big,
+            deleted=big,
+            errors=99_999,
+            stored=big,
+            pages=7_400,
+        )
+    summary.entities["harvest_sources"] = EntitySummary(
+        "harvest_sources", mode="incremental", new=12, stored=1_500, pages=2
+    )
+    summary.requests = 123_456
+    lines = summary.lines()
+    assert all(len(line) <= 80 for line in lines[1:]), [len(line) for line in lines]
+    at = lines.index(next(line for line in lines if line.lstrip().startswith("datasets")))
+    assert lines[at + 1].strip() == "resumed full pass at page 16 (round 2)"  # its own line
+    assert next(line for line in lines if "harvest_sources" in line).endswith("  incremental")
+    rows = summary_rows("\n".join(lines))  # and the tests read it back as printed
+    assert rows["datasets"]["mode"] == "resumed full pass at page 16 (round 2)"
+    assert rows["harvest_sources"] == {
+        "stored": "1500",
+        "new": "12",
+        "updated": "0",
+        "deleted": "0",
+        "errors": "0",
+        "pages": "2",
+        "mode": "incremental",
+    }

@@ -227,19 +227,29 @@ class MirrorSummary:
         return asdict(self)
 
     def lines(self) -> list[str]:
-        """A human summary, one entity per line."""
+        """A human summary: a table, one entity per row, that fits 80 columns (a long mode
+        such as "resumed full pass at page 16" goes on a line of its own); ``errors`` counts
+        the records this run quarantined (put in the ``errors`` table)."""
         out = [f"mirror of {self.base_url} into {self.database}: {self.status}"]
         width = max((len(name) for name in self.entities), default=8)
+        out.append(
+            f"  {'':<{width}}  {'stored':>8} {'new':>7} {'updated':>7} {'deleted':>7}"
+            f" {'errors':>7} {'pages':>6}"
+        )
         for item in self.entities.values():
-            mode = f" [{item.mode}]" if item.mode else ""
             if item.status == "skipped":
                 out.append(f"  {item.name:<{width}}  skipped: {item.note}")
                 continue
-            out.append(
-                f"  {item.name:<{width}}  {item.stored:>8} stored  {item.new:>6} new"
-                f"  {item.updated:>6} updated  {item.deleted:>6} deleted"
-                f"  {item.errors:>4} quarantined  {item.pages:>5} pages{mode}"
+            row = (
+                f"  {item.name:<{width}}  {item.stored:>8} {item.new:>7} {item.updated:>7}"
+                f" {item.deleted:>7} {item.errors:>7} {item.pages:>6}"
             )
+            if item.mode and len(row) + 2 + len(item.mode) <= 80:
+                out.append(f"{row}  {item.mode}")
+            else:
+                out.append(row)
+                if item.mode:
+                    out.append(f"  {'':<{width}}  {item.mode}")
             if item.warned:
                 out.append(f"  {'':<{width}}  {item.warned} stored with schema warnings")
             if item.repaired:
@@ -250,9 +260,8 @@ class MirrorSummary:
             if item.status == "partial":
                 out.append(f"  {'':<{width}}  partial: {item.note}")
         out.append(
-            f"  {self.requests} requests, {self.retries} retries,"
-            f" {self.quarantined} quarantined this run ({self.errors_stored} in errors),"
-            f" {self.elapsed:.1f}s"
+            f"  {self.requests} requests, {self.retries} retries, {self.quarantined} quarantined"
+            f" this run ({self.errors_stored} in errors), {self.elapsed:.1f}s"
         )
         if self.files:
             shown = ", ".join(f"{name}: {count}" for name, count in self.files.items())
