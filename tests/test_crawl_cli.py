@@ -93,7 +93,7 @@ async def test_the_command_checks_and_sums_up(
     err = capsys.readouterr().err
     assert f"check of 6 URLs in {db} (mirror): ok" in err
     assert "6 checked with 7 requests on 1 hosts" in err and "2xx 5, 4xx 1" in err
-    assert "checked 6/6" in err  # the last progress line
+    assert "check: 100%, 6/6 URLs" in err and "results: 2xx 5, 4xx 1" in err  # last progress
     assert set(results(db)) == set(urls)
     args = parse("--db", str(db), "--quiet")
     assert await run_command(args) == 0

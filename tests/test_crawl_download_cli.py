@@ -85,7 +85,7 @@ async def test_the_command_downloads_sums_up_and_says_when_the_disk_is_full(
     err = capsys.readouterr().err
     assert f"download of 2 files from {db} (mirror) into {out}: ok" in err
     assert "downloaded 1, mismatch 1" in err and "1 checksum mismatches" in err
-    assert "downloaded 2/2" in err  # the last progress line
+    assert "download: 100%, 2/2 files" in err  # the last progress line
     assert downloads(db)[bad]["result"] == "mismatch" and len(files_under(out)) == 1
 
     monkeypatch.setattr(files_module, "statvfs_free", lambda path: 10 * 2**20)

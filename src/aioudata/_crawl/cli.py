@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .._client import DEFAULT_BASE_URL
 from .._mirror.config import DEFAULT_DB
 from .._mirror.pgurl import is_database_url
-from .config import CheckConfig, CheckError, CheckProgress, CheckSummary, HostLimits
-from .download_config import EXIT_NO_SPACE, DownloadConfig, DownloadProgress, DownloadSummary
+from .config import CheckConfig, CheckError, CheckSummary, HostLimits
+from .download_config import EXIT_NO_SPACE, DownloadConfig, DownloadSummary
 from .download_run import run_downloads
+from .progress import CrawlDisplay
 from .run import run_checks
 
 __all__ = ["add_commands", "run_command"]
@@ -27,8 +27,6 @@ __all__ = ["add_commands", "run_command"]
 _DEFAULTS = CheckConfig()
 _DOWNLOADS = DownloadConfig()
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-#: Seconds between two progress lines when stderr is not a terminal.
-_PLAIN_EVERY = 10.0
 
 
 def _sqlite_file(text: str) -> Path:
@@ -271,39 +269,24 @@ def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
     )
 
 
-class _Lines:
-    """Progress on stderr: one line rewritten on a terminal, a line every 10 s elsewhere."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty() and not os.environ.get("CI")
-        self.last = 0.0
-
-    def __call__(self, update: CheckProgress | DownloadProgress) -> None:
-        if self.tty:
-            end = "\n" if update.final else ""
-            self.stream.write("\r\x1b[2K" + update.line() + end)
-            self.stream.flush()
-            return
-        now = time.monotonic()
-        if update.final or now - self.last >= _PLAIN_EVERY:
-            self.last = now
-            print(update.line(), file=self.stream, flush=True)
-
-
 async def run_command(args: argparse.Namespace) -> int:
     """Run ``aioudata resources COMMAND``; the exit status: 0 when the run ended, 6 when a
     download stopped because the disk is nearly full."""
     if args.resources_command not in ("check", "download"):
         raise CheckError(f"unknown command {args.resources_command!r}", code=2)
     quiet = bool(getattr(args, "quiet", False))
-    lines = None if quiet else _Lines(sys.stderr)
+    display = None if quiet else CrawlDisplay(sys.stderr)
+    interval = 0.5 if display is not None and display.mode == "tty" else 1.0
     config = config_from(args)
     summary: CheckSummary | DownloadSummary
-    if isinstance(config, DownloadConfig):
-        summary = await run_downloads(config, progress=lines)
-    else:
-        summary = await run_checks(config, progress=lines)
+    try:
+        if isinstance(config, DownloadConfig):
+            summary = await run_downloads(config, progress=display, interval=interval)
+        else:
+            summary = await run_checks(config, progress=display, interval=interval)
+    finally:
+        if display is not None:
+            display.close()
     if not quiet:
         for line in summary.lines():
             print(line, file=sys.stderr)

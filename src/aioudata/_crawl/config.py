@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 from aiohttp.abc import AbstractResolver
 
 from .._client import DEFAULT_BASE_URL, check_header_value, mask_credentials
+from .._display import clock
 from .._errors import ArgumentError
 from .._mirror.config import DEFAULT_DB, MirrorError
 from .._version import __version__
@@ -168,9 +169,11 @@ class CheckProgress:
     """Where a check run is, given to progress callbacks about once a second.
 
     ``total`` is the URLs this run has to check (a resumed run: what was left), ``done`` those
-    recorded so far. ``hosts_waiting`` are backing off (429/503) or paused by their circuit
+    recorded so far. ``hosts_active`` have a request in flight or URLs left to check now;
+    ``hosts_waiting`` are backing off (429/503) or paused by their circuit
     breaker; ``hosts_down`` were given up for this run. ``urls_per_second`` and ``eta``
-    (seconds) are measured over the last 30 s; None until known.
+    (seconds, smoothed) are measured over the last 30 s; None until known. ``outcomes``
+    counts the results so far by kind, as :attr:`CheckSummary.outcomes` does.
     """
 
     total: int
@@ -185,6 +188,7 @@ class CheckProgress:
     urls_per_second: float | None
     eta: float | None
     final: bool = False
+    outcomes: Mapping[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         """One line for a log or a terminal."""
@@ -195,14 +199,6 @@ class CheckProgress:
             f"  hosts: {self.hosts_active} active, {self.hosts_waiting} backing off,"
             f" {self.hosts_down} down  {clock(self.elapsed)}{eta}"
         )
-
-
-def clock(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    if hours:
-        return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-    return f"{rest // 60}:{rest % 60:02d}"
 
 
 class CheckProgressCallback(Protocol):

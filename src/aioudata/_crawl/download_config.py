@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .config import CheckConfig, CheckError, clock, host_lines
+from .._display import clock
+from .config import CheckConfig, CheckError, host_lines
 
 __all__ = [
     "EXIT_NO_SPACE",
@@ -78,8 +79,10 @@ class DownloadProgress:
 
     ``total`` files to fetch (a resumed run: what was left), ``done`` recorded so far, of
     which ``files`` downloaded whole and verified; ``bytes`` received; ``mismatches`` files
-    whose checksum was not the published one. ``bytes_per_second`` and ``eta`` over the last
-    30 s (None until known).
+    whose checksum was not the published one. ``bytes_per_second``, ``files_per_second``
+    (files recorded, whatever their result) and ``eta`` (smoothed) over the last 30 s (None
+    until known). ``outcomes`` counts the files so far by result, as
+    :attr:`DownloadSummary.outcomes` does.
     """
 
     total: int
@@ -96,6 +99,8 @@ class DownloadProgress:
     bytes_per_second: float | None
     eta: float | None
     final: bool = False
+    files_per_second: float | None = None
+    outcomes: Mapping[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         """One line for a log or a terminal."""

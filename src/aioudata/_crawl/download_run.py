@@ -3,6 +3,7 @@ fetching files instead of asking about them."""
 
 from __future__ import annotations
 
+from .._display import Speed
 from .download_config import (
     DownloadConfig,
     DownloadProgress,
@@ -116,24 +117,27 @@ async def run_downloads(
 class _DownloadReporter(Reporter[DownloadProgress]):
     scheduler: DownloadScheduler
 
-    def measure(self) -> float:
-        return float(self.scheduler.prober.received)
+    def __init__(self, scheduler: Scheduler, callback: DownloadProgressCallback, began: float):
+        super().__init__(scheduler, callback, began)
+        self.bytes = Speed()
 
-    def build(self, now: float, speed: float | None, final: bool) -> DownloadProgress:
+    def build(
+        self, now: float, rate: float | None, eta: float | None, final: bool
+    ) -> DownloadProgress:
         scheduler = self.scheduler
-        done, total = scheduler.done, scheduler.total
-        elapsed = now - self.began
-        rate = done / elapsed if elapsed > 0 and done else None
+        received = scheduler.prober.received
+        self.bytes.sample(now, received)
         return DownloadProgress(
-            total=total,
-            done=done,
+            total=scheduler.total,
+            done=scheduler.done,
             files=scheduler.kinds.get("downloaded", 0),
-            bytes=scheduler.prober.received,
+            bytes=received,
             mismatches=scheduler.kinds.get("mismatch", 0),
             in_flight=scheduler.in_flight,
-            elapsed=elapsed,
-            bytes_per_second=speed,
-            eta=(max(0, total - done) / rate) if rate else (0.0 if final else None),
+            elapsed=now - self.began,
+            bytes_per_second=self.bytes.rate(),
+            files_per_second=rate,
+            eta=eta,
             final=final,
             **self.hosts(),
         )

@@ -9,12 +9,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
+from .._display import Eta, Speed
 from .config import CheckConfig, CheckProgress, CheckProgressCallback, CheckSummary
 from .download_config import DiskSpaceError
 from .lock import CheckLock
@@ -27,8 +27,6 @@ __all__ = ["Opened", "Reporter", "drive", "opened", "run_checks", "tally"]
 
 logger = logging.getLogger("aioudata.crawl")
 
-#: Seconds of recent progress a speed (and the ETA) is measured over.
-_WINDOW = 30.0
 S = TypeVar("S", bound=CheckStore)
 P = TypeVar("P")
 
@@ -151,65 +149,70 @@ async def run_checks(
 
 
 class Reporter(Generic[P]):
-    """Samples a scheduler into progress updates for a callback (about once a second)."""
+    """Samples a scheduler into progress updates for a callback (about once a second):
+    speeds over the last 30 s, an ETA from the results' speed, smoothed."""
 
     def __init__(self, scheduler: Scheduler, callback: Callable[[P], object], began: float):
         self.scheduler = scheduler
         self.callback: Callable[[P], object] | None = callback
         self.began = began
-        self.samples: deque[tuple[float, float]] = deque()
+        #: Results recorded per second; the ETA that follows from it.
+        self.results = Speed()
+        self.eta = Eta()
 
     async def loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             self.report()
 
-    def measure(self) -> float:
-        """The quantity whose speed is shown."""
-        return float(self.scheduler.done)
-
-    def build(self, now: float, speed: float | None, final: bool) -> P:
+    def build(self, now: float, rate: float | None, eta: float | None, final: bool) -> P:
+        """The update (``rate``: results per second)."""
         raise NotImplementedError
 
     def report(self, final: bool = False) -> None:
         if self.callback is None:
             return
         now = time.monotonic()
-        self.samples.append((now, self.measure()))
-        while len(self.samples) > 2 and self.samples[0][0] < now - _WINDOW:
-            self.samples.popleft()
-        (first, start), (last, end) = self.samples[0], self.samples[-1]
-        speed = (end - start) / (last - first) if last - first >= 1.0 and end > start else None
-        update = self.build(now, speed, final)
+        scheduler = self.scheduler
+        self.results.sample(now, scheduler.done)
+        rate = self.results.rate()
+        left = max(0, scheduler.total - scheduler.done)
+        # The URLs left at the recent speed, but no sooner than the slowest host allows
+        # (a long queue on one rate-limited host is the end of many runs).
+        estimate = max(left / rate, scheduler.slowest_queue()) if rate else None
+        eta = self.eta.smooth(now, estimate)
+        update = self.build(now, rate, 0.0 if final else eta, final)
         try:
             self.callback(update)
         except Exception:  # a display must never end the run
             logger.exception("progress callback failed; not called again")
             self.callback = None
 
-    def hosts(self) -> dict[str, int]:
-        """The host counts every progress update has."""
+    def hosts(self) -> dict[str, Any]:
+        """The host counts and the outcomes every progress update has."""
         scheduler = self.scheduler
         return {
             "hosts": len(scheduler.hosts),
             "hosts_active": scheduler.hosts_active(),
             "hosts_waiting": scheduler.hosts_waiting(),
             "hosts_down": len(scheduler.hosts_down),
+            "outcomes": dict(scheduler.kinds),
         }
 
 
 class _CheckReporter(Reporter[CheckProgress]):
-    def build(self, now: float, speed: float | None, final: bool) -> CheckProgress:
+    def build(
+        self, now: float, rate: float | None, eta: float | None, final: bool
+    ) -> CheckProgress:
         scheduler = self.scheduler
-        left = max(0, scheduler.total - scheduler.done)
         return CheckProgress(
             total=scheduler.total,
             done=scheduler.done,
             requests=scheduler.requests,
             in_flight=scheduler.in_flight,
             elapsed=now - self.began,
-            urls_per_second=speed,
-            eta=left / speed if speed else (0.0 if final else None),
+            urls_per_second=rate,
+            eta=eta,
             final=final,
             **self.hosts(),
         )

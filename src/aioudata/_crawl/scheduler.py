@@ -126,8 +126,29 @@ class Scheduler:
         return host.backlog() * host.latency / host.limits.in_flight
 
     def hosts_active(self) -> int:
-        """Hosts with a request in flight."""
-        return sum(1 for host in self.hosts.values() if host.in_flight)
+        """Hosts being worked on: a request in flight, or URLs left and neither backing off,
+        paused by their breaker nor given up (a host between two requests of its rate is
+        active: a sample of the requests in flight alone mostly sees none)."""
+        now = self._loop.time()
+        return sum(
+            1
+            for host in self.hosts.values()
+            if host.in_flight or (host.down is None and host.has_work() and not host.waiting(now))
+        )
+
+    def slowest_queue(self) -> float:
+        """Seconds the longest host queue needs at its host's limits (requests in flight
+        and per second): no run ends sooner, however fast the others go."""
+        longest = 0.0
+        for host in self.hosts.values():
+            if host.down is not None or not host.has_work():
+                continue
+            limits = host.limits
+            each = (host.latency or 0.0) / limits.in_flight
+            if limits.rate:
+                each = max(each, 1 / limits.rate)
+            longest = max(longest, host.backlog() * each)
+        return longest
 
     def hosts_waiting(self) -> int:
         """Hosts backing off or paused by their breaker."""

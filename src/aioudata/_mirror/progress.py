@@ -12,18 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import os
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, TextIO
 
+from .._display import (
+    PLAIN_INTERVAL,
+    Eta,
+    LiveView,
+    Mode,
+    Speed,
+    clock,
+    duration,
+    fit_columns,
+    progress_mode,
+)
+
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-    from rich.live import Live
+    from rich.console import RenderableType
 
 __all__ = [
     "EntityProgress",
@@ -38,47 +46,8 @@ __all__ = [
 
 logger = logging.getLogger("aioudata.mirror")
 
-#: ``tty``: bars on a terminal; ``plain``: lines; ``callback``: no display, callbacks only.
-Mode = Literal["tty", "plain", "callback", "off"]
-
-#: Seconds between two plain lines (not a terminal, or CI).
-PLAIN_INTERVAL = 10.0
-#: Seconds of recent progress a speed (and so an ETA) is measured over.
-SPEED_WINDOW = 30.0
-#: A speed needs this many seconds of progress before an ETA is given.
-SPEED_MIN_SPAN = 1.0
-#: Seconds over which a new estimate moves the ETA shown (which counts down in between).
-ETA_SMOOTHING = 5.0
 #: Phases after which an entity has nothing left to do.
 FINAL_PHASES = frozenset({"done", "partial", "skipped"})
-
-
-def progress_mode(stream: TextIO, quiet: bool = False) -> Mode:
-    """``off`` when quiet, ``plain`` when not a terminal or under CI, else ``tty``."""
-    if quiet:
-        return "off"
-    if os.environ.get("CI") or os.environ.get("TERM") == "dumb":
-        return "plain"
-    isatty = getattr(stream, "isatty", None)
-    return "tty" if isatty is not None and isatty() else "plain"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
-def _clock(seconds: float) -> str:
-    """``m:ss``, or ``h:mm:ss`` from an hour on."""
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    if hours:
-        return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-    return f"{rest // 60}:{rest % 60:02d}"
 
 
 @dataclass(slots=True)
@@ -185,63 +154,14 @@ class ProgressCallback(Protocol):
     def __call__(self, update: ProgressUpdate, /) -> object: ...
 
 
-class _Speed:
-    """Units per second over the last :data:`SPEED_WINDOW` seconds of samples.
-
-    Counting starts at the first unit seen, so the time before it (connecting, the first
-    page's latency) does not make the speed look slower than it is; a count going down (a new
-    pass) starts over.
-    """
-
-    __slots__ = ("_samples", "_start")
-
-    def __init__(self) -> None:
-        self._samples: deque[tuple[float, int]] = deque()
-        self._start: int | None = None
-
-    def sample(self, now: float, count: int) -> None:
-        last = self._samples[-1][1] if self._samples else self._start
-        if last is None or count < last:
-            self._start, self._samples = count, deque()
-            return
-        if not self._samples and count == self._start:
-            return
-        self._samples.append((now, count))
-        while len(self._samples) > 2 and self._samples[1][0] <= now - SPEED_WINDOW:
-            self._samples.popleft()
-
-    def rate(self) -> float | None:
-        """Units per second, None before :data:`SPEED_MIN_SPAN` seconds of progress."""
-        if len(self._samples) < 2:
-            return None
-        (first, start), (last, end) = self._samples[0], self._samples[-1]
-        if last - first < SPEED_MIN_SPAN:
-            return None
-        return (end - start) / (last - first)
-
-
 @dataclass(slots=True)
 class _Tracker:
     """The speeds and the ETA of one entity's current phase."""
 
     phase: str
-    pages: _Speed = field(default_factory=_Speed)
-    items: _Speed = field(default_factory=_Speed)
-    eta: float | None = None
-    eta_at: float = 0.0
-
-    def smooth(self, now: float, estimate: float | None) -> float | None:
-        """The ETA shown: it counts down, and each new estimate pulls it a little (pages
-        arriving in bursts, as they do with several in flight, do not make it jump)."""
-        if estimate is None or self.eta is None:
-            self.eta = estimate
-        else:
-            elapsed = max(0.0, now - self.eta_at)
-            expected = max(0.0, self.eta - elapsed)
-            pull = 1 - math.exp(-elapsed / ETA_SMOOTHING)
-            self.eta = expected + pull * (estimate - expected)
-        self.eta_at = now
-        return self.eta
+    pages: Speed = field(default_factory=Speed)
+    items: Speed = field(default_factory=Speed)
+    eta: Eta = field(default_factory=Eta)
 
 
 class Progress:
@@ -274,8 +194,7 @@ class Progress:
         self._printed: dict[str, tuple[object, ...]] = {}
         self._printed_at: float | None = None
         self._task: asyncio.Task[None] | None = None
-        self._console: Console | None = None
-        self._live: Live | None = None
+        self._live: LiveView | None = None
 
     def entity(self, name: str) -> EntityProgress:
         """The counters of ``name`` (created on first use)."""
@@ -293,18 +212,7 @@ class Progress:
         if not self.active or self._task is not None:
             return
         if self.mode == "tty":
-            from rich.console import Console
-            from rich.live import Live
-
-            self._console = Console(file=self.stream, force_terminal=True, highlight=False)
-            # stderr written while the bars show (logs of --verbose) scrolls above them.
-            self._live = Live(
-                console=self._console,
-                auto_refresh=False,
-                redirect_stdout=False,
-                redirect_stderr=self.stream is sys.stderr,
-            )
-            self._live.start()
+            self._live = LiveView(self.stream)
         self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
@@ -319,8 +227,7 @@ class Progress:
             self.refresh(final=True)
         finally:
             if self._live is not None:
-                live, self._live = self._live, None
-                live.stop()
+                self._live.stop()
 
     def note(self, message: str) -> None:
         """An event (a pass starts, an entity ends): a plain line now, and in the next update."""
@@ -359,9 +266,9 @@ class Progress:
         if finished:
             eta = 0.0
         elif total is not None and pages_rate:
-            eta = tracker.smooth(now, max(0, total - live.pages) / pages_rate)
+            eta = tracker.eta.smooth(now, max(0, total - live.pages) / pages_rate)
         else:
-            tracker.smooth(now, None)
+            tracker.eta.smooth(now, None)
         return EntityStatus(
             name=live.name,
             phase=live.phase,
@@ -382,8 +289,8 @@ class Progress:
     def refresh(self, *, final: bool = False) -> ProgressUpdate:
         """Sample the counters, show the update and give it to the callbacks."""
         update = self.snapshot(final=final)
-        if self.mode == "tty" and self._live is not None and self._console is not None:
-            self._live.update(render_bars(update, self._console.width), refresh=True)
+        if self.mode == "tty" and self._live is not None:
+            self._live.show(render_bars(update, self._live.width))
         elif self.mode == "plain":
             self._print_changed(update, final)
         for callback in list(self.callbacks):
@@ -411,7 +318,7 @@ class Progress:
         self._write(lines)
 
     def _stamp(self) -> str:
-        return f"[{_duration(self.clock() - self._started):>6}]"
+        return f"[{duration(self.clock() - self._started):>6}]"
 
     def _write(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -461,10 +368,10 @@ def plain_line(status: EntityStatus) -> str:
     parts.append(f"{status.new:,} new, {status.updated:,} updated, {status.deleted:,} deleted")
     parts.append(f"{status.retries:,} retries, {status.errors:,} quarantined")
     if status.finished:
-        parts.append(f"in {_duration(status.elapsed)}")
+        parts.append(f"in {duration(status.elapsed)}")
     else:
-        eta = "?" if status.eta is None else _duration(status.eta)
-        parts.append(f"elapsed {_duration(status.elapsed)}, ETA {eta}")
+        eta = "?" if status.eta is None else duration(status.eta)
+        parts.append(f"elapsed {duration(status.elapsed)}, ETA {eta}")
     return f"{status.name}: {status.phase}, " + ", ".join(parts)
 
 
@@ -511,33 +418,21 @@ def _cells(status: EntityStatus) -> dict[str, str]:
         # Columns that would say 0 take no room.
         "retries": f"{status.retries:,} retries" if status.retries else "",
         "errors": f"{status.errors:,} quarantined" if status.errors else "",
-        "elapsed": _clock(status.elapsed),
+        "elapsed": clock(status.elapsed),
     }
     if status.finished:
         cells["eta"] = status.phase
     else:
-        cells["eta"] = "ETA " + ("-:--" if status.eta is None else _clock(status.eta))
+        cells["eta"] = "ETA " + ("-:--" if status.eta is None else clock(status.eta))
     return cells
 
 
 def _columns(rows: list[dict[str, str]], width: int) -> tuple[dict[str, int], int]:
-    """The columns that fit in ``width`` (with their widths) and the bar's width.
-
-    The name, the bar and the ETA always show; then the optional columns in order of
-    usefulness, as long as they fit (one space between columns).
-    """
-    widths = {name: max((len(row.get(name, "")) for row in rows), default=0) for name in _ORDER}
-    chosen = {name: widths[name] for name in ("name", "eta")}
-    used = chosen["name"] + chosen["eta"] + 2 + BAR_MIN
-    for name in _OPTIONAL:
-        if not widths[name]:
-            continue
-        if used + widths[name] + 1 > width:
-            break
-        chosen[name] = widths[name]
-        used += widths[name] + 1
-    bar = max(4, min(BAR_MAX, BAR_MIN + width - used))
-    return chosen, bar
+    """The columns that fit in ``width`` (with their widths) and the bar's width: the name,
+    the bar and the ETA always, then the optional columns in order of usefulness."""
+    return fit_columns(
+        rows, width, always=("name", "eta"), optional=_OPTIONAL, bar=(BAR_MIN, BAR_MAX)
+    )
 
 
 def render_bars(update: ProgressUpdate, width: int) -> RenderableType:
@@ -574,6 +469,6 @@ def render_bars(update: ProgressUpdate, width: int) -> RenderableType:
                 style = "bold" if name == "name" else "dim" if status.waiting else ""
                 row.append(Text(cells.get(name, ""), style=style))
         table.add_row(*row)
-    totals = f"{update.requests:,} requests, {update.retries:,} retries, {_clock(update.elapsed)}"
+    totals = f"{update.requests:,} requests, {update.retries:,} retries, {clock(update.elapsed)}"
     footer = Text(f"{'total':<{chosen['name']}} {totals}", no_wrap=True, overflow="ellipsis")
     return Group(table, footer)
