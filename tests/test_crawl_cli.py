@@ -93,6 +93,7 @@ async def test_the_command_checks_and_sums_up(
     err = capsys.readouterr().err
     assert f"check of 6 URLs in {db} (mirror): ok" in err
     assert "6 checked with 7 requests on 1 hosts" in err and "2xx 5, 4xx 1" in err
+
     assert "check: 100%, 6/6 URLs" in err and "results: 2xx 5, 4xx 1" in err  # last progress
     assert set(results(db)) == set(urls)
     args = parse("--db", str(db), "--quiet")
@@ -110,3 +111,39 @@ def test_the_readme_example_uses_public_names() -> None:
         compile(example, "README.md", "exec")
         for name in re.findall(r"aioudata\.(\w+)", example):
             assert name in aioudata.__all__, name
+
+
+def test_the_summaries_fit_80_columns_at_the_scale_of_data_gouv_fr() -> None:
+    from aioudata._crawl.config import CheckSummary
+    from aioudata._crawl.download_config import DownloadSummary
+
+    check = CheckSummary(
+        "m.sqlite",
+        "mirror",
+        1,
+        total=690_000,
+        checked=690_000,
+        requests=1_234_567,
+        changed=345_678,
+        outcomes={"2xx": 600_000, "4xx": 50_000, "timeout": 40_000},
+        hosts=12_345,
+        elapsed=3_599.0,
+    )
+    download = DownloadSummary(
+        "m.sqlite",
+        "files",
+        "mirror",
+        1,
+        total=690_000,
+        done=612_345,
+        requests=1_234_567,
+        bytes=5 * 2**40,
+        skipped=123_456,
+        resumed=12_345,
+        refetched=1_234,
+        hosts=12_345,
+        elapsed=86_399.0,
+    )
+    for summary in (check, download):
+        lines = summary.lines()
+        assert all(len(line) <= 80 for line in lines[1:]), [len(line) for line in lines]

@@ -248,7 +248,8 @@ class CheckSummary:
         out = [
             f"{head} of {self.total:,} URLs in {self.database} ({self.source}): {self.status}",
             f"  {self.checked:,} checked with {self.requests:,} requests on {self.hosts:,} hosts"
-            f" in {clock(self.elapsed)}; {self.changed:,} changed, {self.broken:,} broken",
+            f" in {clock(self.elapsed)}",
+            f"  {self.changed:,} changed, {self.broken:,} broken",
         ]
         if self.outcomes:
             kinds = sorted(self.outcomes.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -120,6 +120,14 @@ class DownloadProgressCallback(Protocol):
     def __call__(self, update: DownloadProgress, /) -> object: ...
 
 
+def _size(count: int) -> str:
+    """A byte count in MiB, GiB or TiB."""
+    for unit, scale in (("TiB", _MIB << 20), ("GiB", _MIB << 10)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count / _MIB:,.1f} MiB"
+
+
 @dataclass(slots=True)
 class DownloadSummary:
     """What a download run did.
@@ -171,8 +179,10 @@ class DownloadSummary:
             f"{head} of {self.total:,} files from {self.database} ({self.source}) into"
             f" {self.dir}: {self.status}",
             f"  {self.done:,} done with {self.requests:,} requests on {self.hosts:,} hosts in"
-            f" {clock(self.elapsed)}: {self.bytes / _MIB:,.1f} MiB; {self.skipped:,} skipped"
-            f" (checksum unchanged), {self.resumed:,} resumed, {self.refetched:,} fetched again",
+            f" {clock(self.elapsed)}",
+            f"  {_size(self.bytes)} written, {self.resumed:,} resumed, {self.refetched:,} fetched"
+            " again",
+            f"  {self.skipped:,} skipped (checksum unchanged)",
         ]
         if self.outcomes:
             kinds = sorted(self.outcomes.items(), key=lambda kv: (-kv[1], kv[0]))
