@@ -330,3 +330,38 @@ async def test_another_applications_schema_is_refused(tmp_path: Path, pg_url: st
     with pytest.raises(CheckError, match="other tables") as refused:
         await run_checks(config(pg_url))  # type: ignore[arg-type]
     assert refused.value.code == 2 and PASSWORD not in str(refused.value)
+
+
+async def test_the_tables_are_those_of_sqlite_and_the_documented_queries_run(
+    filehosts: Files, tmp_path: Path, pg_url: str
+) -> None:
+    from tests.test_crawl_docs import created, section
+
+    host = await filehosts.host()
+    db = tmp_path / "m.sqlite"
+    mirror_with_checksums(db, [(host.add("/a.csv", BODY), "sha256", digest(BODY))])
+    copy_mirror(db, pg_url)
+    await run_checks(config(db))
+    await run_checks(config(pg_url))  # type: ignore[arg-type]
+    await run_downloads(download_config(db, tmp_path / "a"))
+    await run_downloads(download_config(pg_url, tmp_path / "b"))  # type: ignore[arg-type]
+
+    with pg(pg_url) as conn:
+        columns: dict[str, set[str]] = {}
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = ? AND (table_name LIKE 'check%' OR table_name LIKE 'download%')",
+            (DatabaseURL.parse(pg_url).schema,),
+        ):
+            columns.setdefault(table, set()).add(column)
+        assert columns == {**created(db, "check_"), **created(db, "download_")}
+        code = [
+            line
+            for block in section().split("```sql")[1:]
+            for line in block.split("```", 1)[0].splitlines()
+            if not line.startswith("--")
+        ]
+        queries = [q.strip() for q in "\n".join(code).split(";") if q.strip()]
+        assert len(queries) >= 8
+        for sql in queries:
+            conn.execute(sql.replace("= ?", "= 'x'"))  # each runs on PostgreSQL too
