@@ -26,7 +26,14 @@ from aioudata._crawl import CheckError, run_checks, run_downloads
 from aioudata._crawl.pglock import CheckAdvisoryLock
 from aioudata._mirror.pgurl import DatabaseURL
 from aioudata._mirror.postgres import PgConnection, PostgresStore, connect
-from tests.download_web import Files, digest, download_config, files_under, mirror_with_checksums
+from tests.download_web import (
+    Files,
+    digest,
+    download_config,
+    files_under,
+    kill_when_under_way,
+    mirror_with_checksums,
+)
 from tests.download_web import filehosts as filehosts  # the fixture
 from tests.postgres_fixture import fresh_schema
 from tests.postgres_server import PASSWORD, PostgresServer
@@ -272,17 +279,7 @@ async def test_a_download_killed_mid_transfer_resumes_its_parts(
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", DOWNLOAD_CHILD, pg_url, str(out), stdout=subprocess.DEVNULL
     )
-    try:
-        for _ in range(1000):  # 10 s at most: until some files are whole, others under way
-            found = files_under(out) if out.exists() else {}
-            whole = [n for n in found if not Path(n).name.startswith(".")]
-            begun = [n for n, body in found.items() if n.endswith(".part") and body]
-            if (len(whole) >= 2 and begun) or child.returncode is not None:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        child.kill()
-        await child.wait()
+    await kill_when_under_way(child, out, 2)  # some files whole, others under way
     assert child.returncode == -9 and any(n.endswith(".part") for n in files_under(out))
     committed = scalar(pg_url, "SELECT COUNT(*) FROM download_results")
     host.seen.clear()
