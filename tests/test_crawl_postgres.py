@@ -14,13 +14,14 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aioudata import MirrorDatabaseError
 from aioudata._cli import main
 from aioudata._crawl import CheckError, run_checks, run_downloads
 from aioudata._crawl.pglock import CheckAdvisoryLock
@@ -38,7 +39,7 @@ from tests.download_web import filehosts as filehosts  # the fixture
 from tests.postgres_fixture import fresh_schema
 from tests.postgres_server import PASSWORD, PostgresServer
 from tests.test_crawl_resume import web_of
-from tests.test_crawl_web import Web, config, make_mirror
+from tests.test_crawl_web import Host, Web, config, make_mirror
 from tests.test_crawl_web import webhosts as webhosts  # the fixture
 
 #: Columns that measure time spent: they differ between any two runs.
@@ -105,6 +106,22 @@ def scalar(url: str, sql: str) -> Any:
         row = conn.execute(sql).fetchone()
     assert row is not None
     return row[0]
+
+
+def recorded(url: str) -> int:
+    """Rows in ``check_results`` (0 before the table is created)."""
+    with contextlib.suppress(MirrorDatabaseError):
+        return int(scalar(url, "SELECT COUNT(*) FROM check_results"))
+    return 0
+
+
+async def until_stuck(url: str, slow: Host, done: Callable[[], bool]) -> None:
+    """Wait (10 s at most) until the fast host's 30 results are committed and the slow host
+    holds two requests; ``done()`` ends the wait early (the run ended)."""
+    for _ in range(1000):
+        if (recorded(url) == 30 and slow.waiting == 2) or done():
+            return
+        await asyncio.sleep(0.01)
 
 
 class Clock:
@@ -193,15 +210,8 @@ async def test_a_check_killed_mid_way_is_resumed_with_only_what_was_not_recorded
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, pg_url, stdout=subprocess.DEVNULL
     )
-    recorded = "SELECT COUNT(*) FROM check_results"
     try:
-        for _ in range(1000):  # 10 s at most
-            with contextlib.suppress(Exception):  # no table yet
-                if scalar(pg_url, recorded) == 30 and slow.waiting == 2:
-                    break
-            if child.returncode is not None:
-                break
-            await asyncio.sleep(0.01)
+        await until_stuck(pg_url, slow, lambda: child.returncode is not None)
         # The other run holds the schema: a second one is refused at once.
         with pytest.raises(CheckError, match="being checked by another run"):
             await run_checks(config(pg_url))  # type: ignore[arg-type]
@@ -209,7 +219,7 @@ async def test_a_check_killed_mid_way_is_resumed_with_only_what_was_not_recorded
         child.kill()  # SIGKILL: no cleanup of any kind
         await child.wait()
     assert child.returncode == -9
-    assert scalar(pg_url, recorded) == 30
+    assert recorded(pg_url) == 30
     assert scalar(pg_url, "SELECT COUNT(*) FROM check_frontier") == 10
     in_flight = {seen.path for seen in slow.seen}
     fast.seen.clear()
@@ -223,7 +233,7 @@ async def test_a_check_killed_mid_way_is_resumed_with_only_what_was_not_recorded
     assert fast.seen == []  # nothing recorded is checked again
     assert sorted(s.path for s in slow.seen) == sorted(f"/s{n}" for n in range(10))
     assert len(in_flight) == 2 and in_flight <= {s.path for s in slow.seen}
-    assert scalar(pg_url, recorded) == 40
+    assert recorded(pg_url) == 40
     assert scalar(pg_url, "SELECT string_agg(status, ',') FROM check_runs") == "ok"
 
 
@@ -362,3 +372,69 @@ async def test_the_tables_are_those_of_sqlite_and_the_documented_queries_run(
         assert len(queries) >= 8
         for sql in queries:
             conn.execute(sql.replace("= ?", "= 'x'"))  # each runs on PostgreSQL too
+
+
+async def test_without_a_mirror_the_api_is_walked_into_the_schema(
+    webhosts: Web, tmp_path: Path, pg_url: str
+) -> None:
+    from tests.test_crawl_check import FakeApi
+    from tests.test_crawl_web import resource_id
+
+    files = await webhosts.host("files")
+    api = FakeApi([])
+    await api.start()
+    urls = [files.add(f"/{n}.csv") for n in range(5)]
+    api.datasets = [
+        {
+            "id": f"{n:024x}",
+            "organization": {"id": "org"},
+            "resources": [{"id": resource_id(n), "url": url, "format": "csv"}],
+        }
+        for n, url in enumerate(urls)
+    ]
+    # The last dataset listed twice (a catalog moving under the walk): staged once.
+    api.datasets.append(api.datasets[-1])
+    try:
+        summary = await run_checks(
+            config(pg_url, base_url=f"http://127.0.0.1:{api.port}/api/1", page_size=2)  # type: ignore[arg-type]
+        )
+    finally:
+        assert api.runner is not None
+        await api.runner.cleanup()
+
+    assert summary.source == "api" and summary.outcomes == {"2xx": 5}
+    assert set(rows(pg_url, "check_results")) == {resource_id(n) for n in range(5)}
+    assert scalar(pg_url, "SELECT source FROM check_runs") == "api"
+    assert scalar(pg_url, "SELECT value FROM meta WHERE key = 'application'") == "aioudata"
+
+
+async def test_a_connection_lost_mid_run_fails_in_one_line_and_the_rerun_resumes(
+    webhosts: Web, tmp_path: Path, pg_url: str
+) -> None:
+    fast, slow, urls = await web_of(webhosts)
+    db = tmp_path / "m.sqlite"
+    make_mirror(db, urls)
+    copy_mirror(db, pg_url)
+    run = asyncio.ensure_future(run_checks(config(pg_url, concurrency=8)))  # type: ignore[arg-type]
+    try:
+        await until_stuck(pg_url, slow, run.done)
+        with pg(pg_url) as conn:  # the server ends the run's sessions (its writer's too)
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name LIKE 'aioudata resources%'"
+            )
+        assert slow.gate is not None
+        slow.gate.set()
+        with pytest.raises(MirrorDatabaseError) as lost:
+            await asyncio.wait_for(run, 30)
+    finally:
+        run.cancel()
+    assert lost.value.code == 6 and PASSWORD not in str(lost.value)
+    assert "\n" not in str(lost.value) and lost.value.kind == "dropped", lost.value
+    slow.seen.clear()
+    fast.seen.clear()
+
+    summary = await run_checks(config(pg_url))  # type: ignore[arg-type]
+
+    assert summary.resumed and summary.checked == 10 and fast.seen == []
+    assert scalar(pg_url, "SELECT COUNT(*) FROM check_results") == 40
