@@ -178,14 +178,15 @@ class DownloadStore(CheckStore):
     def _write(
         self, conn: sqlite3.Connection, job: Job, outcome: Outcome, wait: float, done: Recorded
     ) -> None:
-        found = conn.execute(
+        found = self._get(
+            conn,
             f"SELECT {', '.join(_RESULTS)} FROM download_results WHERE resource_id = ?",
-            (job.resource_id,),
-        ).fetchone()
+            job.resource_id,
+        )
         previous = dict(zip(_RESULTS, found, strict=True)) if found else {}
         row = _row(job, outcome, previous, stamp(self.group_now), self.run_id)
-        conn.execute(_UPSERT, [row[c] for c in _RESULTS])
-        conn.execute("DELETE FROM download_frontier WHERE seq = ?", (job.seq,))
+        self._put(conn, _UPSERT, [row[c] for c in _RESULTS], job.resource_id)
+        self._put(conn, "DELETE FROM download_frontier WHERE seq = ?", (job.seq,), job.resource_id)
         done.add(outcome, row["result"] == "downloaded")
 
 

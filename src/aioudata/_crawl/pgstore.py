@@ -13,6 +13,7 @@ in the same transaction.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Self, TypeVar
@@ -20,7 +21,7 @@ from typing import Any, Self, TypeVar
 from .._mirror.config import MirrorDatabaseError as DatabaseError
 from .._mirror.config import MirrorError
 from .._mirror.pgurl import DatabaseURL
-from .._mirror.postgres import PgConnection, check_database, connect, translate
+from .._mirror.postgres import PgConnection, check_database, connect
 from .._mirror.schema import POSTGRESQL
 from .config import CheckConfig, CheckError
 from .download_store import DownloadStore, download_ddl
@@ -31,6 +32,7 @@ from .urls import host_matches
 __all__ = ["PgCheckStore", "PgDownloadStore", "postgres_store"]
 
 S = TypeVar("S", bound=CheckStore)
+_DELETE_BY_KEY = re.compile(r"^DELETE FROM \w+ WHERE \w+ = \?$")
 #: Rows of the selection fetched at a time while the frontier is built.
 _CHUNK = 5000
 _WALKED = ("id", "dataset_id", "url", "format", "organization_id", "checksum_type")
@@ -39,6 +41,24 @@ _STAGE = (
     " ON CONFLICT(id) DO UPDATE SET"
     f" {', '.join(f'{c} = excluded.{c}' for c in (*_WALKED[1:], 'checksum_value'))}"
 )
+
+
+class _Pending:
+    """The writes of a transaction's results, run together at its end: a multi-row statement
+    each (a statement per result costs the driver more than the server's work)."""
+
+    def __init__(self) -> None:
+        self.writes: dict[str, list[Sequence[Any]]] = {}
+        self.ids: set[str] = set()
+
+    def flush(self, conn: PgConnection) -> None:
+        writes, self.writes, self.ids = self.writes, {}, set()
+        for sql, rows in writes.items():
+            one_key = _DELETE_BY_KEY.match(sql)
+            if one_key is not None:  # one statement for every key
+                conn.execute(f"{sql.removesuffix('= ?')}= ANY(?)", ([row[0] for row in rows],))
+            else:
+                conn.executemany(sql, rows)
 
 
 class PgCheckStore(CheckStore):
@@ -57,6 +77,7 @@ class PgCheckStore(CheckStore):
     def __init__(self, url: DatabaseURL, config: CheckConfig, now: Callable[[], datetime]) -> None:
         super().__init__(url, config, now)  # type: ignore[arg-type]  # messages name it
         self.url = url
+        self._pending: _Pending | None = None
 
     async def open(self) -> Self:
         """Refuse another application's schema (or a user who could not write it), create
@@ -92,10 +113,31 @@ class PgCheckStore(CheckStore):
             raise
         return writer, reader
 
-    @staticmethod
-    def _transaction(conn: Any, ops: list[Any]) -> list[tuple[Any, Any, BaseException | None]]:
+    def _transaction(  # type: ignore[override]
+        self, conn: Any, ops: list[Any]
+    ) -> list[tuple[Any, Any, BaseException | None]]:
         with conn.transaction():
-            return [(op, op.function(conn), None) for op in ops]
+            self._pending = _Pending()
+            try:
+                settled: list[tuple[Any, Any, BaseException | None]] = [
+                    (op, op.function(conn), None) for op in ops
+                ]
+                self._pending.flush(conn)
+            finally:
+                self._pending = None
+        return settled
+
+    def _get(self, conn: Any, sql: str, resource_id: str) -> Any:
+        if self._pending is not None and resource_id in self._pending.ids:
+            self._pending.flush(conn)  # its last result is among the writes waiting
+        return super()._get(conn, sql, resource_id)
+
+    def _put(self, conn: Any, sql: str, params: Sequence[Any], resource_id: str) -> None:
+        if self._pending is None:
+            super()._put(conn, sql, params, resource_id)
+            return
+        self._pending.ids.add(resource_id)
+        self._pending.writes.setdefault(sql, []).append(params)
 
     def has_mirror(self) -> bool:
         """The schema holds a mirror's ``resources`` (else resources come from the API)."""
@@ -145,6 +187,14 @@ class PgCheckStore(CheckStore):
     def _frontier_built(self, conn: Any, selected: int, count: int, source: str) -> None:
         conn.execute(f"UPDATE {self.runs} SET frontier_ready = 1 WHERE id = ?", (self.run_id,))
 
+    def _wanted(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Sequence[Any], str]]:
+        """The candidates on the selected hosts, with their host (``name[:port]``)."""
+        patterns = self.config.host
+        hosts = [(row, _host_of(row[2])) for row in rows]
+        if not patterns:
+            return hosts
+        return [(row, host) for row, host in hosts if host and host_matches(host, patterns)]
+
     async def build_frontier(self, source: str) -> int:
         """Put the resources due in the frontier; how many there are."""
         selected_sql, params = self.selection(source)
@@ -156,23 +206,15 @@ class PgCheckStore(CheckStore):
         )
 
         def work(conn: Any) -> int:
-            import psycopg  # there: the store is connected
-
             conn.execute(f"DELETE FROM {frontier}")
             selected = 0
-            with conn.failures(), psycopg.RawServerCursor(conn.raw, "aioudata_frontier") as rows:
-                rows.execute(translate(sql), values)
-                while chunk := rows.fetchmany(_CHUNK):
-                    entries = []
-                    for row in chunk:
-                        host = _host_of(row[2])
-                        if self.config.host and not (host and host_matches(host, self.config.host)):
-                            continue
-                        selected += 1
-                        entry = self._entry(row, host)
-                        if entry is not None:
-                            entries.append(entry)
-                    conn.executemany(insert, entries)
+            # A cursor of the transaction: the selection streams, never held whole.
+            conn.execute(f"DECLARE aioudata_frontier NO SCROLL CURSOR FOR {sql}", values)
+            while chunk := conn.execute(f"FETCH {_CHUNK} FROM aioudata_frontier").fetchall():
+                entries = [(host, self._entry(row, host)) for row, host in self._wanted(chunk)]
+                selected += len(entries)
+                conn.executemany(insert, [entry for _, entry in entries if entry is not None])
+            conn.execute("CLOSE aioudata_frontier")
             conn.execute("DELETE FROM walked")
             (count,) = conn.execute(f"SELECT COUNT(*) FROM {frontier}").fetchone()
             self._frontier_built(conn, selected, count, source)

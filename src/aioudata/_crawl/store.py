@@ -533,11 +533,11 @@ class CheckStore:
     def _write(
         self, conn: sqlite3.Connection, job: Job, outcome: Outcome, wait: float, done: Recorded
     ) -> None:
-        cursor = conn.execute(
+        found = self._get(
+            conn,
             f"SELECT {', '.join(RESULT_COLUMNS)} FROM check_results WHERE resource_id = ?",
-            (job.resource_id,),
+            job.resource_id,
         )
-        found = cursor.fetchone()
         previous = dict(zip(RESULT_COLUMNS, found, strict=True)) if found else None
         row, changed = merge(
             previous,
@@ -549,11 +549,20 @@ class CheckStore:
             self.config.max_interval,
             wait,
         )
-        conn.execute(_UPSERT, [row[c] for c in RESULT_COLUMNS])
+        self._put(conn, _UPSERT, [row[c] for c in RESULT_COLUMNS], job.resource_id)
         if changed:
-            conn.execute(_HISTORY_INSERT, [row[c] for c in _HISTORY])
-        conn.execute(f"DELETE FROM {self.frontier} WHERE seq = ?", (job.seq,))
+            self._put(conn, _HISTORY_INSERT, [row[c] for c in _HISTORY], job.resource_id)
+        self._put(conn, f"DELETE FROM {self.frontier} WHERE seq = ?", (job.seq,), job.resource_id)
         done.add(outcome, changed)
+
+    def _get(self, conn: Any, sql: str, resource_id: str) -> Any:
+        """The row ``sql`` reads of ``resource_id`` (its last result), or None."""
+        return conn.execute(sql, (resource_id,)).fetchone()
+
+    def _put(self, conn: Any, sql: str, params: Sequence[Any], resource_id: str) -> None:
+        """One write of ``resource_id``'s result (a server database batches them until the
+        transaction's end)."""
+        conn.execute(sql, params)
 
     async def record(self, job: Job, outcome: Outcome) -> bool:
         """Record a resource's result and take it off the frontier, in one commit; whether
