@@ -438,3 +438,39 @@ async def test_a_connection_lost_mid_run_fails_in_one_line_and_the_rerun_resumes
 
     assert summary.resumed and summary.checked == 10 and fast.seen == []
     assert scalar(pg_url, "SELECT COUNT(*) FROM check_results") == 40
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_writes_of_one_group_commit_are_seen_by_the_next_ones(
+    tmp_path: Path, pg_url: str, kind: str
+) -> None:
+    """A result and a host given up, in one transaction: the host's URLs but the recorded one
+    are given up (on PostgreSQL the result's writes wait for the commit, but not past a read)."""
+    from aioudata._crawl.pgstore import PgCheckStore
+    from aioudata._crawl.results import Outcome
+    from aioudata._crawl.store import CheckStore
+
+    urls = [f"http://files.test/{n}.csv" for n in range(3)]
+    db = tmp_path / "m.sqlite"
+    ids = make_mirror(db, urls)
+    copy_mirror(db, pg_url)
+    target: Any = db if kind == "sqlite" else DatabaseURL.parse(pg_url)
+    opener = CheckStore if kind == "sqlite" else PgCheckStore
+    store = await opener(target, config(target), Clock()).open()
+    try:
+        await store.open_run("mirror")
+        assert await store.build_frontier("mirror") == 3
+        (first, *_) = store.load("files.test", 0, 10)
+        assert first.resource_id == ids[0]
+        await asyncio.gather(
+            store.record(first, Outcome(status=200)),
+            store.give_up("files.test", Outcome(error="host_down"), 60.0, ()),
+        )
+    finally:
+        await store.close()
+    found = rows(pg_url if kind == "postgresql" else db, "check_results")
+    assert {i: (r["status"], r["error"]) for i, r in found.items()} == {
+        ids[0]: (200, None),
+        ids[1]: (None, "host_down"),
+        ids[2]: (None, "host_down"),
+    }

@@ -43,22 +43,34 @@ _STAGE = (
 )
 
 
-class _Pending:
-    """The writes of a transaction's results, run together at its end: a multi-row statement
-    each (a statement per result costs the driver more than the server's work)."""
+class _Batched:
+    """A transaction's connection whose result writes (:meth:`PgCheckStore._put`) wait and
+    run together (a multi-row statement each: a statement per result costs the driver more
+    than the server's work). Any other statement runs them first, so that it sees what the
+    transaction did so far, as on SQLite."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: PgConnection) -> None:
+        self.conn = conn
         self.writes: dict[str, list[Sequence[Any]]] = {}
         self.ids: set[str] = set()
 
-    def flush(self, conn: PgConnection) -> None:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.flush()
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.flush()
+        self.conn.executemany(sql, rows)
+
+    def flush(self) -> None:
+        """Run the writes waiting."""
         writes, self.writes, self.ids = self.writes, {}, set()
         for sql, rows in writes.items():
-            one_key = _DELETE_BY_KEY.match(sql)
-            if one_key is not None:  # one statement for every key
-                conn.execute(f"{sql.removesuffix('= ?')}= ANY(?)", ([row[0] for row in rows],))
+            if _DELETE_BY_KEY.match(sql):  # one statement for every key
+                keys = [row[0] for row in rows]
+                self.conn.execute(f"{sql.removesuffix('= ?')}= ANY(?)", (keys,))
             else:
-                conn.executemany(sql, rows)
+                self.conn.executemany(sql, rows)
 
 
 class PgCheckStore(CheckStore):
@@ -77,7 +89,6 @@ class PgCheckStore(CheckStore):
     def __init__(self, url: DatabaseURL, config: CheckConfig, now: Callable[[], datetime]) -> None:
         super().__init__(url, config, now)  # type: ignore[arg-type]  # messages name it
         self.url = url
-        self._pending: _Pending | None = None
 
     async def open(self) -> Self:
         """Refuse another application's schema (or a user who could not write it), create
@@ -117,27 +128,24 @@ class PgCheckStore(CheckStore):
         self, conn: Any, ops: list[Any]
     ) -> list[tuple[Any, Any, BaseException | None]]:
         with conn.transaction():
-            self._pending = _Pending()
-            try:
-                settled: list[tuple[Any, Any, BaseException | None]] = [
-                    (op, op.function(conn), None) for op in ops
-                ]
-                self._pending.flush(conn)
-            finally:
-                self._pending = None
+            batched = _Batched(conn)
+            settled: list[tuple[Any, Any, BaseException | None]] = [
+                (op, op.function(batched), None) for op in ops
+            ]
+            batched.flush()
         return settled
 
     def _get(self, conn: Any, sql: str, resource_id: str) -> Any:
-        if self._pending is not None and resource_id in self._pending.ids:
-            self._pending.flush(conn)  # its last result is among the writes waiting
+        if isinstance(conn, _Batched) and resource_id not in conn.ids:
+            conn = conn.conn  # what waits is of other resources: no need to run it first
         return super()._get(conn, sql, resource_id)
 
     def _put(self, conn: Any, sql: str, params: Sequence[Any], resource_id: str) -> None:
-        if self._pending is None:
+        if not isinstance(conn, _Batched):
             super()._put(conn, sql, params, resource_id)
             return
-        self._pending.ids.add(resource_id)
-        self._pending.writes.setdefault(sql, []).append(params)
+        conn.ids.add(resource_id)
+        conn.writes.setdefault(sql, []).append(params)
 
     def has_mirror(self) -> bool:
         """The schema holds a mirror's ``resources`` (else resources come from the API)."""
