@@ -319,6 +319,10 @@ async def test_one_run_per_schema(tmp_path: Path, pg_url: str) -> None:
 def test_the_command_line_takes_the_url_and_never_shows_the_password(
     pg_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from aioudata._crawl import CheckConfig
+
+    shown = repr(CheckConfig(db=pg_url))  # type: ignore[arg-type]
+    assert "DatabaseURL('postgresql://aioudata@" in shown and PASSWORD not in shown
     bad = pg_url.replace(PASSWORD, "wrong-secret")
     assert main(["resources", "check", "--db", bad, "--quiet"]) == 6
     err = capsys.readouterr().err
