@@ -124,6 +124,15 @@ async def until_stuck(url: str, slow: Host, done: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def slow_web_in(url: str, webhosts: Web, tmp_path: Path) -> tuple[Host, Host]:
+    """A mirror in ``url`` of 30 URLs on a fast host and 10 on a slow one (held by its
+    gate); the two hosts."""
+    fast, slow, urls = await web_of(webhosts)
+    make_mirror(tmp_path / "m.sqlite", urls)
+    copy_mirror(tmp_path / "m.sqlite", url)
+    return fast, slow
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -203,10 +212,7 @@ asyncio.run(run_checks(config))
 async def test_a_check_killed_mid_way_is_resumed_with_only_what_was_not_recorded(
     webhosts: Web, tmp_path: Path, pg_url: str
 ) -> None:
-    fast, slow, urls = await web_of(webhosts)
-    db = tmp_path / "m.sqlite"
-    make_mirror(db, urls)
-    copy_mirror(db, pg_url)
+    fast, slow = await slow_web_in(pg_url, webhosts, tmp_path)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, pg_url, stdout=subprocess.DEVNULL
     )
@@ -415,10 +421,7 @@ async def test_without_a_mirror_the_api_is_walked_into_the_schema(
 async def test_a_connection_lost_mid_run_fails_in_one_line_and_the_rerun_resumes(
     webhosts: Web, tmp_path: Path, pg_url: str
 ) -> None:
-    fast, slow, urls = await web_of(webhosts)
-    db = tmp_path / "m.sqlite"
-    make_mirror(db, urls)
-    copy_mirror(db, pg_url)
+    fast, slow = await slow_web_in(pg_url, webhosts, tmp_path)
     run = asyncio.ensure_future(run_checks(config(pg_url, concurrency=8)))  # type: ignore[arg-type]
     try:
         await until_stuck(pg_url, slow, run.done)
