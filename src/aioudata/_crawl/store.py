@@ -346,6 +346,7 @@ class CheckStore:
             raise RuntimeError("the check store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        future.add_done_callback(_retrieved)
         self._queue.put(_Op(function, loop, future))
         return await asyncio.shield(future)
 
@@ -613,6 +614,13 @@ class CheckStore:
             )
 
         await self.call(work)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a write's failure seen: its caller, cancelled meanwhile (the run stopping at the
+    first failure), no longer waits for it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _checksum(resource: Resource) -> tuple[str | None, str | None]:
