@@ -204,3 +204,23 @@ def files_under(directory: Path) -> dict[str, bytes]:
         except (FileNotFoundError, IsADirectoryError):
             continue
     return found
+
+
+async def kill_when_under_way(child: asyncio.subprocess.Process, out: Path, whole: int) -> None:
+    """``kill -9`` the download run ``child`` once ``whole`` files under ``out`` are complete
+    and a part has bytes (10 s at most)."""
+    try:
+        for _ in range(1000):
+            if _under_way(out, whole) or child.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        child.kill()  # SIGKILL: no cleanup of any kind
+        await child.wait()
+
+
+def _under_way(out: Path, whole: int) -> bool:
+    """``whole`` files under ``out`` are complete, and a part has bytes."""
+    found = files_under(out) if out.exists() else {}
+    done = [n for n in found if not Path(n).name.startswith(".")]
+    return len(done) >= whole and any(n.endswith(".part") and b for n, b in found.items())

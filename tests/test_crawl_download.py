@@ -21,6 +21,7 @@ from tests.download_web import (
     download_config,
     downloads,
     files_under,
+    kill_when_under_way,
     mirror_with_checksums,
 )
 from tests.download_web import filehosts as filehosts  # the fixture
@@ -429,17 +430,7 @@ async def test_killed_mid_transfer_nothing_passes_for_complete_and_a_rerun_resum
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, str(db), str(out), stdout=subprocess.DEVNULL
     )
-    try:
-        for _ in range(1000):  # 10 s at most: until some files are whole, others under way
-            found = files_under(out) if out.exists() else {}
-            whole = [n for n in found if not Path(n).name.startswith(".")]
-            begun = [n for n, body in found.items() if n.endswith(".part") and body]
-            if (len(whole) >= 4 and begun) or child.returncode is not None:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        child.kill()  # SIGKILL: no cleanup of any kind
-        await child.wait()
+    await kill_when_under_way(child, out, 4)  # some files whole, others under way
     assert child.returncode == -9
     found = files_under(out)
     whole = {n: b for n, b in found.items() if not Path(n).name.startswith(".")}

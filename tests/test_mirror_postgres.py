@@ -465,17 +465,23 @@ def test_the_password_may_come_from_a_pgpass_file(
     assert all(PASSWORD not in value for _, value in stored)
 
 
-def test_the_resource_checker_refuses_a_postgresql_database(
-    capsys: pytest.CaptureFixture[str],
+def test_the_resource_checker_works_on_a_postgresql_mirror(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["resources", "check", "--db", "postgresql://u:secret@127.0.0.1:9/d"])
+    from tests.test_crawl_postgres import copy_mirror, rows
+    from tests.test_crawl_web import make_mirror
+
+    sqlite_db = tmp_path / "m.sqlite"
+    ids = make_mirror(sqlite_db, ["ftp://ftp.example.org/a.csv", "not a URL"])
+    copy_mirror(sqlite_db, pg_url)
+    assert main(["resources", "check", "--db", pg_url]) == 0
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "SQLite only for now" in err and "secret" not in err
-    with pytest.raises(SystemExit) as exit_info:
-        main(["resources", "download", "--db", "postgresql://u:secret@127.0.0.1:9/d"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "SQLite only for now" in err and "secret" not in err
+    assert PASSWORD not in err and "2 checked" in err
+    found = rows(pg_url, "check_results")
+    assert {found[i]["error"] for i in ids} == {"unsupported_scheme", "invalid_url"}
+    assert main(["resources", "download", "--db", pg_url, "--dir", str(tmp_path / "f")]) == 0
+    assert PASSWORD not in capsys.readouterr().err
+    assert {row["result"] for row in rows(pg_url, "download_results").values()} == {"failed"}
 
 
 def test_aioudata_db_url_is_the_default_database(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,7 +44,7 @@ from ._hooks import EventHooks, ResponseEvent
 from ._mirror.config import DEFAULT_DB, MAX_PAGE_SIZE, MirrorConfig, MirrorError
 from ._mirror.entities import DEFAULT_ENTITIES, ENTITIES, EntitySpec, RawPage, entity
 from ._mirror.job import run_mirror
-from ._mirror.pgurl import is_database_url
+from ._mirror.pgurl import DB_URL_ENV, is_database_url
 from ._mirror.progress import Progress, progress_mode
 from ._mirror.run import v2_url
 from ._pagination import Paginator
@@ -388,10 +388,6 @@ def _log_response(event: ResponseEvent) -> None:
 
 def _event_hooks(args: argparse.Namespace) -> EventHooks | None:
     return {"response": [_log_response]} if _option(args, "verbose", False) else None
-
-
-#: The PostgreSQL database of ``aioudata mirror`` when neither --db nor --db-url is given.
-DB_URL_ENV = "AIOUDATA_DB_URL"
 
 
 def _database(args: argparse.Namespace) -> dict[str, Any]:

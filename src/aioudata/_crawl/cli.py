@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .._client import DEFAULT_BASE_URL
-from .._mirror.config import DEFAULT_DB
-from .._mirror.pgurl import is_database_url
+from .._mirror.config import DEFAULT_DB, MirrorError
+from .._mirror.pgurl import DB_URL_ENV, DatabaseURL, is_database_url
 from .config import CheckConfig, CheckError, CheckSummary, HostLimits
 from .download_config import EXIT_NO_SPACE, DownloadConfig, DownloadSummary
 from .download_run import run_downloads
@@ -29,15 +29,29 @@ _DOWNLOADS = DownloadConfig()
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
-def _sqlite_file(text: str) -> Path:
-    """``--db``: the SQLite file (resources check and download do not use a PostgreSQL
-    mirror yet)."""
-    if is_database_url(text):
-        raise argparse.ArgumentTypeError(
-            "resources check and download keep their results in SQLite only for now:"
-            " give the SQLite file"
-        )
-    return Path(text)
+def _database(text: str) -> Path | DatabaseURL:
+    """``--db``: the SQLite file, or a PostgreSQL database (never shown with its password)."""
+    if not is_database_url(text):
+        return Path(text)
+    return _database_url(text)
+
+
+def _database_url(text: str) -> DatabaseURL:
+    """``--db-url``: a PostgreSQL database."""
+    try:
+        return DatabaseURL.parse(text)
+    except MirrorError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _db(args: argparse.Namespace) -> Path | DatabaseURL:
+    """The database from --db, --db-url or $AIOUDATA_DB_URL (else the default file)."""
+    if args.db is not None and args.db_url is not None:
+        raise CheckError("give --db or --db-url, not both", code=2)
+    given: Path | DatabaseURL | None = args.db if args.db is not None else args.db_url
+    if given is None and os.environ.get(DB_URL_ENV):
+        given = DatabaseURL.parse(os.environ[DB_URL_ENV])
+    return DEFAULT_DB if given is None else given
 
 
 def _positive(text: str) -> int:
@@ -168,10 +182,14 @@ def _crawl_options(parser: argparse.ArgumentParser, timeout: float, what: str) -
     """The options check and download share: database, selection, politeness."""
     parser.add_argument(
         "--db",
-        metavar="PATH",
-        type=_sqlite_file,
-        default=DEFAULT_DB,
-        help=f"the SQLite file (default {DEFAULT_DB})",
+        metavar="PATH|URL",
+        type=_database,
+        help=f"the mirror database: the SQLite file (default {DEFAULT_DB}), or a PostgreSQL"
+        " one: postgresql://USER@HOST:PORT/DBNAME[?schema=NAME] (the password from the URL,"
+        f" PGPASSWORD or ~/.pgpass; also ${DB_URL_ENV})",
+    )
+    parser.add_argument(
+        "--db-url", metavar="URL", type=_database_url, help="a PostgreSQL database (as --db URL)"
     )
     selection = parser.add_argument_group("selection (repeat, or separate with commas)")
     selection.add_argument(
@@ -252,7 +270,7 @@ def config_from(args: argparse.Namespace) -> CheckConfig:
 
 def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
     return dict(
-        db=args.db,
+        db=_db(args),
         base_url=getattr(args, "base_url", None) or DEFAULT_BASE_URL,
         api_key=api_key,
         all=args.all,

@@ -15,6 +15,7 @@ from .._client import DEFAULT_BASE_URL, check_header_value, mask_credentials
 from .._display import clock
 from .._errors import ArgumentError
 from .._mirror.config import DEFAULT_DB, MirrorError
+from .._mirror.pgurl import DatabaseURL, is_database_url
 from .._version import __version__
 
 __all__ = [
@@ -58,13 +59,21 @@ def user_agent(contact: str | None = None) -> str:
     return f"aioudata/{__version__} (resource checker; +{CONTACT_URL}{extra})"
 
 
+def _database(db: Path | DatabaseURL | str) -> Path | DatabaseURL:
+    """``db`` as given: a ``postgresql://`` URL is read (a bad one: exit status 2)."""
+    if isinstance(db, str):
+        return DatabaseURL.parse(db) if is_database_url(db) else Path(db)
+    return db
+
+
 @dataclass(frozen=True, slots=True)
 class CheckConfig:
     """Options of one check run; the defaults are polite to every host.
 
     Resources come from the mirror database ``db`` (``aioudata mirror``) when it holds one,
     else from the API at ``base_url`` (``api_key``, or ``UDATA_API_KEY``, is sent to the API
-    only, never to the hosts of the files). Results go to ``db`` either way.
+    only, never to the hosts of the files). Results go to ``db`` either way: the SQLite file, or
+    the schema of a PostgreSQL database (``postgresql://...``, whose password is never shown).
 
     Politeness: ``concurrency`` requests in flight in all, ``host_limits.get(host,
     per_host)`` for each host (``host`` is ``name[:port]``); a host answering 429/503 is left
@@ -79,7 +88,8 @@ class CheckConfig:
     time it has stayed unchanged, up to ``max_interval`` (seconds). ``all`` checks every one.
     """
 
-    db: Path = DEFAULT_DB
+    #: The SQLite file, or a PostgreSQL database (a ``postgresql://`` URL, read once).
+    db: Path | DatabaseURL = DEFAULT_DB
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = field(default=None, repr=False)
     all: bool = False
@@ -141,6 +151,7 @@ class CheckConfig:
                 check_header_value(self.api_key, source, what="an API key")
             except ArgumentError as error:
                 raise CheckError(str(error), code=2) from None
+        object.__setattr__(self, "db", _database(self.db))
         object.__setattr__(self, "host_limits", {k.lower(): v for k, v in self.host_limits.items()})
         object.__setattr__(self, "host", tuple(h.strip().lower() for h in self.host if h.strip()))
         object.__setattr__(

@@ -12,13 +12,14 @@ import os
 import sqlite3
 from typing import Any
 
+from .._mirror.schema import SQLITE, Dialect
 from .download_config import DownloadConfig
 from .fetch import DownloadJob
 from .hosts import Job
 from .results import Outcome, stamp
-from .store import CHECKSUMS, DDL, MIRROR_SOURCE, CheckStore, Recorded
+from .store import CHECKSUMS, DDL, MIRROR_SOURCE, CheckStore, Recorded, real_type, runs_ddl
 
-__all__ = ["DOWNLOAD_DDL", "DOWNLOAD_TABLES", "DownloadStore"]
+__all__ = ["DOWNLOAD_DDL", "DOWNLOAD_TABLES", "DownloadStore", "download_ddl"]
 
 DOWNLOAD_TABLES = ("download_results", "download_frontier", "download_runs")
 _RESULTS = (
@@ -49,24 +50,29 @@ _RESULTS = (
 )
 #: What a failed attempt leaves as it was: the last good file on disk.
 _KEPT = ("path", "size", "content_type", "etag", "last_modified", "downloaded_at")
-DOWNLOAD_DDL = [
-    "CREATE TABLE IF NOT EXISTS download_results (resource_id TEXT PRIMARY KEY,"
-    " dataset_id TEXT, url TEXT NOT NULL, host TEXT NOT NULL, result TEXT NOT NULL,"
-    " status INTEGER, final_url TEXT, error TEXT, detail TEXT, path TEXT, size INTEGER,"
-    " content_type TEXT, etag TEXT, last_modified TEXT, checksum_type TEXT,"
-    " checksum_expected TEXT, checksum_actual TEXT, bytes INTEGER NOT NULL,"
-    " resumed_from INTEGER NOT NULL, refetched INTEGER NOT NULL, elapsed REAL,"
-    " attempted_at TEXT NOT NULL, downloaded_at TEXT, run_id INTEGER)",
-    "CREATE INDEX IF NOT EXISTS download_results_result ON download_results (result)",
-    "CREATE TABLE IF NOT EXISTS download_frontier (seq INTEGER PRIMARY KEY,"
-    " host TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, dataset_id TEXT,"
-    " url TEXT NOT NULL, checksum_type TEXT, checksum_value TEXT)",
-    "CREATE INDEX IF NOT EXISTS download_frontier_host ON download_frontier (host, seq)",
-    "CREATE TABLE IF NOT EXISTS download_runs (id INTEGER PRIMARY KEY,"
-    " started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL, source TEXT NOT NULL,"
-    " options TEXT NOT NULL, frontier_ready INTEGER NOT NULL DEFAULT 0,"
-    " skipped INTEGER NOT NULL DEFAULT 0, summary TEXT)",
-]
+
+
+def download_ddl(dialect: Dialect) -> list[str]:
+    """The downloader's tables as ``dialect`` spells them (docs/schema.md)."""
+    integer, real = dialect.integer, real_type(dialect)
+    return [
+        "CREATE TABLE IF NOT EXISTS download_results (resource_id TEXT PRIMARY KEY,"
+        " dataset_id TEXT, url TEXT NOT NULL, host TEXT NOT NULL, result TEXT NOT NULL,"
+        f" status {integer}, final_url TEXT, error TEXT, detail TEXT, path TEXT, size {integer},"
+        " content_type TEXT, etag TEXT, last_modified TEXT, checksum_type TEXT,"
+        f" checksum_expected TEXT, checksum_actual TEXT, bytes {integer} NOT NULL,"
+        f" resumed_from {integer} NOT NULL, refetched {integer} NOT NULL, elapsed {real},"
+        f" attempted_at TEXT NOT NULL, downloaded_at TEXT, run_id {integer})",
+        "CREATE INDEX IF NOT EXISTS download_results_result ON download_results (result)",
+        f"CREATE TABLE IF NOT EXISTS download_frontier (seq {dialect.run_key},"
+        " host TEXT NOT NULL, resource_id TEXT NOT NULL UNIQUE, dataset_id TEXT,"
+        " url TEXT NOT NULL, checksum_type TEXT, checksum_value TEXT)",
+        "CREATE INDEX IF NOT EXISTS download_frontier_host ON download_frontier (host, seq)",
+        *runs_ddl("download_runs", dialect, f"skipped {integer} NOT NULL DEFAULT 0"),
+    ]
+
+
+DOWNLOAD_DDL = download_ddl(SQLITE)
 _UPSERT = (
     f"INSERT INTO download_results ({', '.join(_RESULTS)})"
     f" VALUES ({', '.join('?' * len(_RESULTS))}) ON CONFLICT(resource_id) DO UPDATE SET"
@@ -172,14 +178,15 @@ class DownloadStore(CheckStore):
     def _write(
         self, conn: sqlite3.Connection, job: Job, outcome: Outcome, wait: float, done: Recorded
     ) -> None:
-        found = conn.execute(
+        found = self._get(
+            conn,
             f"SELECT {', '.join(_RESULTS)} FROM download_results WHERE resource_id = ?",
-            (job.resource_id,),
-        ).fetchone()
+            job.resource_id,
+        )
         previous = dict(zip(_RESULTS, found, strict=True)) if found else {}
         row = _row(job, outcome, previous, stamp(self.group_now), self.run_id)
-        conn.execute(_UPSERT, [row[c] for c in _RESULTS])
-        conn.execute("DELETE FROM download_frontier WHERE seq = ?", (job.seq,))
+        self._put(conn, _UPSERT, [row[c] for c in _RESULTS], job.resource_id)
+        self._put(conn, "DELETE FROM download_frontier WHERE seq = ?", (job.seq,), job.resource_id)
         done.add(outcome, row["result"] == "downloaded")
 
 

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from .._display import Eta, Speed
+from .._mirror.pgurl import DatabaseURL
 from .config import CheckConfig, CheckProgress, CheckProgressCallback, CheckSummary
 from .download_config import DiskSpaceError
-from .lock import CheckLock
+from .lock import run_lock
 from .probe import Prober
 from .scheduler import Scheduler
 from .source import walk_api
@@ -48,8 +49,10 @@ async def opened(config: CheckConfig, store_type: type[S]) -> AsyncIterator[Open
     """The run lock, the store open, the run resumed or started with its frontier built."""
     now: Callable[[], datetime] = config.now or (lambda: datetime.now(UTC))
     began = time.monotonic()
-    with CheckLock(config.db):
-        store = await store_type(config.db, config, now).open()
+    lock = run_lock(config.db)
+    lock.acquire()
+    try:
+        store = await _store(config, store_type, now).open()
         try:
             source: Literal["mirror", "api"] = "mirror" if store.has_mirror() else "api"
             run_id, resumed, ready = await store.open_run(source)
@@ -62,6 +65,17 @@ async def opened(config: CheckConfig, store_type: type[S]) -> AsyncIterator[Open
             yield Opened(store, source, run_id, resumed, store.frontier_hosts(), began)
         finally:
             await store.close()
+    finally:
+        lock.release()
+
+
+def _store(config: CheckConfig, store_type: type[S], now: Callable[[], datetime]) -> S:
+    """The store of ``store_type`` on the SQLite file or the PostgreSQL schema of ``config.db``."""
+    if isinstance(config.db, DatabaseURL):
+        from .pgstore import postgres_store  # psycopg is needed for PostgreSQL only
+
+        return postgres_store(store_type)(config.db, config, now)  # type: ignore[arg-type]
+    return store_type(config.db, config, now)
 
 
 async def drive(

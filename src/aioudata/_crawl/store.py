@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
+from .._mirror.schema import SQLITE, Dialect
 from .._mirror.store import Store
 from .config import CheckConfig, CheckError
 from .hosts import Job
@@ -39,6 +40,8 @@ __all__ = [
     "CheckStore",
     "Recorded",
     "Resource",
+    "check_ddl",
+    "runs_ddl",
 ]
 
 logger = logging.getLogger("aioudata.crawl")
@@ -48,30 +51,53 @@ T = TypeVar("T")
 TABLES = ("check_results", "check_history", "check_frontier", "check_runs", "check_hosts")
 
 _HISTORY = ("resource_id", "checked_at", *(c for c in SIGNATURE), "run_id")
-DDL = [
-    # The same statement as the mirror's: a new database says it is aioudata's.
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS check_results (resource_id TEXT PRIMARY KEY, dataset_id TEXT,"
-    " url TEXT NOT NULL, host TEXT NOT NULL, status INTEGER, not_modified INTEGER NOT NULL,"
-    " final_url TEXT, redirects INTEGER NOT NULL, content_type TEXT, length INTEGER, etag TEXT,"
-    " last_modified TEXT, method TEXT, elapsed REAL, error TEXT, detail TEXT,"
-    " checked_at TEXT NOT NULL, changed_at TEXT NOT NULL, checks INTEGER NOT NULL,"
-    " changes INTEGER NOT NULL, next_check_at TEXT NOT NULL, run_id INTEGER)",
-    "CREATE INDEX IF NOT EXISTS check_results_host ON check_results (host)",
-    "CREATE INDEX IF NOT EXISTS check_results_next ON check_results (next_check_at)",
-    "CREATE TABLE IF NOT EXISTS check_history (resource_id TEXT NOT NULL,"
-    " checked_at TEXT NOT NULL, status INTEGER, final_url TEXT, content_type TEXT,"
-    " length INTEGER, etag TEXT, last_modified TEXT, error TEXT, run_id INTEGER,"
-    " PRIMARY KEY (resource_id, checked_at)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS check_frontier (seq INTEGER PRIMARY KEY, host TEXT NOT NULL,"
-    " resource_id TEXT NOT NULL UNIQUE, dataset_id TEXT, url TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS check_frontier_host ON check_frontier (host, seq)",
-    "CREATE TABLE IF NOT EXISTS check_runs (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL,"
-    " finished_at TEXT, status TEXT NOT NULL, source TEXT NOT NULL, options TEXT NOT NULL,"
-    " frontier_ready INTEGER NOT NULL DEFAULT 0, summary TEXT)",
-    "CREATE TABLE IF NOT EXISTS check_hosts (host TEXT PRIMARY KEY, blocked_until TEXT,"
-    " reason TEXT, updated_at TEXT NOT NULL)",
-]
+
+
+def check_ddl(dialect: Dialect) -> list[str]:
+    """The checker's tables as ``dialect`` spells them (docs/schema.md); ``meta`` first."""
+    integer, real = dialect.integer, real_type(dialect)
+    return [
+        # The same statement as the mirror's: a new database says it is aioudata's.
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS check_results (resource_id TEXT PRIMARY KEY, dataset_id TEXT,"
+        f" url TEXT NOT NULL, host TEXT NOT NULL, status {integer}, not_modified {integer}"
+        f" NOT NULL, final_url TEXT, redirects {integer} NOT NULL, content_type TEXT,"
+        f" length {integer}, etag TEXT, last_modified TEXT, method TEXT, elapsed {real},"
+        " error TEXT, detail TEXT, checked_at TEXT NOT NULL, changed_at TEXT NOT NULL,"
+        f" checks {integer} NOT NULL, changes {integer} NOT NULL, next_check_at TEXT NOT NULL,"
+        f" run_id {integer})",
+        "CREATE INDEX IF NOT EXISTS check_results_host ON check_results (host)",
+        "CREATE INDEX IF NOT EXISTS check_results_next ON check_results (next_check_at)",
+        "CREATE TABLE IF NOT EXISTS check_history (resource_id TEXT NOT NULL,"
+        f" checked_at TEXT NOT NULL, status {integer}, final_url TEXT, content_type TEXT,"
+        f" length {integer}, etag TEXT, last_modified TEXT, error TEXT, run_id {integer},"
+        f" PRIMARY KEY (resource_id, checked_at)){dialect.narrow}",
+        f"CREATE TABLE IF NOT EXISTS check_frontier (seq {dialect.run_key}, host TEXT NOT NULL,"
+        " resource_id TEXT NOT NULL UNIQUE, dataset_id TEXT, url TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS check_frontier_host ON check_frontier (host, seq)",
+        *runs_ddl("check_runs", dialect),
+        "CREATE TABLE IF NOT EXISTS check_hosts (host TEXT PRIMARY KEY, blocked_until TEXT,"
+        " reason TEXT, updated_at TEXT NOT NULL)",
+    ]
+
+
+def runs_ddl(table: str, dialect: Dialect, *extra: str) -> list[str]:
+    """The runs table of the checker or the downloader (``extra``: its own columns)."""
+    integer = dialect.integer
+    columns = "".join(f" {column}," for column in extra)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table} (id {dialect.run_key}, started_at TEXT NOT NULL,"
+        " finished_at TEXT, status TEXT NOT NULL, source TEXT NOT NULL, options TEXT NOT NULL,"
+        f" frontier_ready {integer} NOT NULL DEFAULT 0,{columns} summary TEXT)"
+    ]
+
+
+def real_type(dialect: Dialect) -> str:
+    """Seconds with a fraction: SQLite's REAL is 8 bytes, PostgreSQL's 4."""
+    return "DOUBLE PRECISION" if dialect.typed else "REAL"
+
+
+DDL = check_ddl(SQLITE)
 #: Resources walked from the API (when there is no mirror), staged for the frontier.
 WALKED_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS walked (id TEXT PRIMARY KEY, dataset_id TEXT, url TEXT,"
@@ -93,9 +119,11 @@ _UPSERT = (
     f" VALUES ({', '.join('?' * len(RESULT_COLUMNS))}) ON CONFLICT(resource_id) DO UPDATE SET"
     f" {', '.join(f'{c} = excluded.{c}' for c in RESULT_COLUMNS[1:])}"
 )
+# An upsert (not INSERT OR REPLACE): PostgreSQL runs it too.
 _HISTORY_INSERT = (
-    f"INSERT OR REPLACE INTO check_history ({', '.join(_HISTORY)})"
-    f" VALUES ({', '.join('?' * len(_HISTORY))})"
+    f"INSERT INTO check_history ({', '.join(_HISTORY)})"
+    f" VALUES ({', '.join('?' * len(_HISTORY))}) ON CONFLICT(resource_id, checked_at)"
+    f" DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _HISTORY[2:])}"
 )
 #: Results committed in one transaction at most.
 _GROUP = 2000
@@ -166,6 +194,10 @@ class CheckStore:
     runs = "check_runs"
     #: What a check reads of the mirror's resources (no checksum: not needed).
     mirror_source = MIRROR_SOURCE.format("")
+    #: The resources walked from the API.
+    walked_source = _WALKED_SOURCE
+    #: The selection's host filter (None: applied while the frontier is built).
+    host_filter: str | None = "aioudata_host_wanted(aioudata_host(s.url))"
 
     def __init__(self, path: Path, config: CheckConfig, now: Callable[[], datetime]) -> None:
         self.path = path
@@ -215,13 +247,15 @@ class CheckStore:
             writer.execute("ROLLBACK")
             writer.close()
             raise
-        self._writer = writer
-        self.reader = self._connect()
-        self._thread = threading.Thread(
-            target=self._write_loop, name="aioudata-crawl-sqlite", daemon=True
-        )
-        self._thread.start()
+        self._start(writer, self._connect())
         return self
+
+    def _start(self, writer: Any, reader: Any) -> None:
+        """Start the writer thread on ``writer``; ``reader`` serves the event loop."""
+        self._writer = writer
+        self.reader = reader
+        self._thread = threading.Thread(target=self._write_loop, name="aioudata-crawl", daemon=True)
+        self._thread.start()
 
     def _functions(self, conn: sqlite3.Connection) -> None:
         """SQL functions the writer's statements use."""
@@ -312,6 +346,7 @@ class CheckStore:
             raise RuntimeError("the check store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        future.add_done_callback(_retrieved)
         self._queue.put(_Op(function, loop, future))
         return await asyncio.shield(future)
 
@@ -355,16 +390,20 @@ class CheckStore:
                     (when, last[0]),
                 )
             conn.execute(f"DELETE FROM {frontier}")
-            cursor = conn.execute(
-                f"INSERT INTO {runs} (started_at, status, source, options) VALUES"
-                " (?, 'running', ?, ?)",
-                (when, source, options),
-            )
-            return int(cursor.lastrowid or 0), False, False
+            return self._new_run(conn, (when, source, options)), False, False
 
         run_id, resumed, ready = await self.call(work)
         self.run_id = run_id
         return run_id, resumed, ready
+
+    def _new_run(self, conn: Any, values: tuple[str, str, str]) -> int:
+        """Insert a running run of ``values`` (started at, source, options); its id."""
+        cursor = conn.execute(
+            f"INSERT INTO {self.runs} (started_at, status, source, options) VALUES"
+            " (?, 'running', ?, ?)",
+            values,
+        )
+        return int(cursor.lastrowid or 0)
 
     async def finish_run(self, status: str, summary: dict[str, Any]) -> None:
         """Record how the run ended; a finished run leaves no frontier."""
@@ -400,7 +439,7 @@ class CheckStore:
         """The run's resources (``s``) as a FROM clause with its filters (the selection
         options), and the parameters."""
         config = self.config
-        base = self.mirror_source if source == "mirror" else _WALKED_SOURCE
+        base = self.mirror_source if source == "mirror" else self.walked_source
         where: list[str] = []
         params: list[Any] = []
         if config.organization:
@@ -409,8 +448,8 @@ class CheckStore:
         if config.format:
             where.append(f"lower(trim(s.format)) IN ({', '.join('?' * len(config.format))})")
             params.extend(config.format)
-        if config.host:
-            where.append("aioudata_host_wanted(aioudata_host(s.url))")
+        if config.host and self.host_filter:
+            where.append(self.host_filter)
         sql = f"({base}) s" + (f" WHERE {' AND '.join(where)}" if where else "")
         return sql, params
 
@@ -495,11 +534,11 @@ class CheckStore:
     def _write(
         self, conn: sqlite3.Connection, job: Job, outcome: Outcome, wait: float, done: Recorded
     ) -> None:
-        cursor = conn.execute(
+        found = self._get(
+            conn,
             f"SELECT {', '.join(RESULT_COLUMNS)} FROM check_results WHERE resource_id = ?",
-            (job.resource_id,),
+            job.resource_id,
         )
-        found = cursor.fetchone()
         previous = dict(zip(RESULT_COLUMNS, found, strict=True)) if found else None
         row, changed = merge(
             previous,
@@ -511,11 +550,20 @@ class CheckStore:
             self.config.max_interval,
             wait,
         )
-        conn.execute(_UPSERT, [row[c] for c in RESULT_COLUMNS])
+        self._put(conn, _UPSERT, [row[c] for c in RESULT_COLUMNS], job.resource_id)
         if changed:
-            conn.execute(_HISTORY_INSERT, [row[c] for c in _HISTORY])
-        conn.execute(f"DELETE FROM {self.frontier} WHERE seq = ?", (job.seq,))
+            self._put(conn, _HISTORY_INSERT, [row[c] for c in _HISTORY], job.resource_id)
+        self._put(conn, f"DELETE FROM {self.frontier} WHERE seq = ?", (job.seq,), job.resource_id)
         done.add(outcome, changed)
+
+    def _get(self, conn: Any, sql: str, resource_id: str) -> Any:
+        """The row ``sql`` reads of ``resource_id`` (its last result), or None."""
+        return conn.execute(sql, (resource_id,)).fetchone()
+
+    def _put(self, conn: Any, sql: str, params: Sequence[Any], resource_id: str) -> None:
+        """One write of ``resource_id``'s result (a server database batches them until the
+        transaction's end)."""
+        conn.execute(sql, params)
 
     async def record(self, job: Job, outcome: Outcome) -> bool:
         """Record a resource's result and take it off the frontier, in one commit; whether
@@ -566,6 +614,13 @@ class CheckStore:
             )
 
         await self.call(work)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a write's failure seen: its caller, cancelled meanwhile (the run stopping at the
+    first failure), no longer waits for it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _checksum(resource: Resource) -> tuple[str | None, str | None]:

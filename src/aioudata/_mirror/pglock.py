@@ -56,9 +56,13 @@ class AdvisoryLock:
             raise
         self._conn = conn
 
+    def holder(self, conn: PgConnection, name: str) -> str:
+        """`` (the holder's application name)`` of lock ``name``, or nothing."""
+        row: Any = conn.execute(_HOLDER, (self.scope, name)).fetchone()
+        return f" ({row[0]})" if row and row[0] else ""
+
     def _refusal(self, conn: PgConnection, entity: str) -> MirrorError:
-        row: Any = conn.execute(_HOLDER, (self.scope, entity)).fetchone()
-        by = f" ({row[0]})" if row and row[0] else ""
+        by = self.holder(conn, entity)
         return MirrorError(
             f"{entity} of {self.url} is being mirrored by another run{by}: wait for it to"
             " end, or mirror other entities"

@@ -13,8 +13,11 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from .config import MirrorError
 
-__all__ = ["SCHEMES", "DatabaseURL", "is_database_url"]
+__all__ = ["DB_URL_ENV", "SCHEMES", "DatabaseURL", "is_database_url"]
 
+#: The PostgreSQL database of ``aioudata mirror`` and ``resources`` when neither --db nor
+#: --db-url is given.
+DB_URL_ENV = "AIOUDATA_DB_URL"
 #: URL schemes naming a PostgreSQL database.
 SCHEMES = ("postgresql", "postgres")
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
