@@ -258,10 +258,12 @@ def _resources(
         raws = msgspec.json.decode(raw, type=_RawResources).resources
     rows: list[Row] = []
     start = 0
+    # Read once: this loop runs for every resource of every page.
+    model, side_decode, extract = (None, None, None) if plan is None else plan.parts
     for position, (resource, resource_raw) in enumerate(
         zip(parsed, raws or [], strict=False), first
     ):
-        text = _text(resource_raw)
+        text = str(resource_raw, "utf-8", "replace")
         rid = getattr(resource, "id", None)
         if not isinstance(rid, str) or not rid:
             key = error_key(None, text, "?")
@@ -269,13 +271,15 @@ def _resources(
                 ErrorRow("resources", key, None, text, f"resource without an id in {dataset_id}")
             )
             continue
-        if (
-            plan is not None
-            and type(resource) is plan.model
-            and (side := _side(plan.side, resource_raw)) is not _FAILED
-        ):
-            values = plan.function(dataset_id, position, resource, side)
-        else:
+        values = None
+        if type(resource) is model and extract is not None:
+            try:
+                side = None if side_decode is None else side_decode(resource_raw)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass  # its getters read it
+            else:
+                values = extract(dataset_id, position, resource, side)
+        if values is None:
             values = (dataset_id, position, *generic(RESOURCE_COLUMNS, resource))
         row = Row(rid, values, text)
         rows.append(row)
