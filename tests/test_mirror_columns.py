@@ -153,3 +153,25 @@ def test_records_decode_to_the_getters_values() -> None:
         assert [row.values for row in rows] == [
             (model.id, i, *generic(RESOURCE_COLUMNS, r)) for i, r in expected
         ]
+
+
+@pytest.mark.parametrize("indent", [None, 1, 12])
+def test_each_resource_is_located_in_its_datasets_json_whatever_the_layout(
+    indent: int | None,
+) -> None:
+    """``at`` points at the resource's own JSON in its dataset's, compact or indented (past
+    the quick look after the previous one), and at the same text when two are alike."""
+    spec = ENTITIES["datasets"]
+    item = next(item for item in recorded_items() if len(item.get("resources") or []) >= 2)
+    first = item["resources"][0]
+    twin = {**first, "id": first["id"]}  # the same JSON twice in a row
+    item = {**item, "resources": [first, twin, *item["resources"][1:]]}
+    raw = json.dumps(item, indent=indent).encode()
+    batch = decode_records(spec, [raw])
+    text = batch.rows[0].json
+    rows = batch.resources[item["id"]]
+    assert len(rows) == len(item["resources"])
+    starts = [row.at for row in rows]
+    assert all(starts) and starts == sorted(set(starts))
+    for row in rows:
+        assert text[row.at - 1 : row.at - 1 + len(row.json)] == row.json

@@ -289,3 +289,23 @@ def test_an_unchanged_row_is_only_marked_listed(store: Store) -> None:
     )
     assert counts.unchanged == 1
     assert store.conn.execute("SELECT title FROM datasets").fetchall() == [("Dataset 1",)]
+
+
+def test_a_resource_moved_into_a_new_dataset_lives_on_under_it(store: Store) -> None:
+    """A dataset new to the mirror has no resource rows of its own yet; one of its resources
+    may still be stored, under the dataset it was in: it moves, live, JSON and all."""
+    first = dataset(1, resources=2)
+    store.write_batch(DATASETS, decode_records(DATASETS, raw(first)), 1, state(1))
+    moved = first["resources"][1]
+    second = {**dataset(2, resources=1), "resources": [moved]}
+    kept = {**first, "resources": first["resources"][:1]}
+    counts = store.write_batch(DATASETS, decode_records(DATASETS, raw(second, kept)), 1, state(2))
+    assert counts.resources_deleted == 0 and counts.resources_new == 0
+    rows = store.conn.execute(
+        "SELECT id, dataset_id, gone_at, json FROM resources ORDER BY id"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (first["resources"][0]["id"], first["id"], None),
+        (moved["id"], second["id"], None),
+    ]
+    assert json.loads(rows[1][3]) == moved

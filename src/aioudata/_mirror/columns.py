@@ -82,6 +82,13 @@ class Extractor:
     #: The model type of the items of ``resources`` (when the side keeps them raw).
     item: type[Any] | None
 
+    @property
+    def parts(
+        self,
+    ) -> tuple[type[Any], Callable[[bytes | msgspec.Raw], Any] | None, Callable[..., Any]]:
+        """``(model, side, function)``, to be read once before a loop."""
+        return self.model, self.side, self.function
+
 
 _MADE: dict[tuple[Any, ...], Extractor] = {}
 

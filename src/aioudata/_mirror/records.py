@@ -37,13 +37,15 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Row:
     """One object to upsert: its id, queried columns and JSON as received.
 
     A resource's ``values`` lead with its dataset's id and its position in the dataset's
     ``resources``; ``at`` is where its JSON starts in the dataset's (1-based characters, as
     SQLite's ``substr``; 0: not found), so that it is stored once, in the dataset's JSON.
+    Not frozen: rows are made by the hundred per page, and a frozen dataclass's ``__init__``
+    costs about five times as much; nothing but :func:`_locate` (``at``) changes a row.
     """
 
     id: str
@@ -183,21 +185,37 @@ def _tags(value: Any) -> tuple[str, ...] | None:
 
 
 def _located(rows: list[Row], text: str) -> list[Row]:
-    """The resource rows with ``at``: where each one's JSON stands in its dataset's ``text``.
-
-    The resources come in the order of the dataset's JSON: each is looked for after the
-    previous one.
-    """
-    located: list[Row] = []
+    """The resource rows, each with ``at``: where its JSON stands in its dataset's ``text``."""
     start = 0
     for row in rows:
-        found = text.find(row.json, start)
-        if found < 0:
-            located.append(row)  # not found (cannot happen with valid JSON): stored whole
-            continue
-        start = found + len(row.json)
-        located.append(Row(row.id, row.values, row.json, None, found + 1))
-    return located
+        start = _locate(row, text, start)
+    return rows
+
+
+#: What may stand between two items of a JSON array.
+_BETWEEN = frozenset(", \t\r\n")
+
+
+def _locate(row: Row, text: str, start: int) -> int:
+    """Set ``row.at`` to where its JSON stands in ``text`` at or after ``start`` (left 0 when
+    not found: it cannot be with valid JSON, and the row is then stored whole); the index
+    where the next one is looked for.
+
+    The resources come in the order of the dataset's JSON: the next one is most often right
+    after the previous one, past a comma, which ``startswith`` checks at no cost; else it is
+    looked for (any place holding the same text will do: ``at`` only says where to read it).
+    """
+    json = row.json
+    at = start
+    end = min(len(text), start + 8)
+    while at < end and text[at] in _BETWEEN:
+        at += 1
+    if not (start and text.startswith(json, at)):
+        at = text.find(json, start)
+        if at < 0:
+            return start
+    row.at = at + 1
+    return at + len(json)
 
 
 #: The side decode did not take the record (or was not tried): the getters read its columns.
@@ -239,10 +257,13 @@ def _resources(
     if raws is None:
         raws = msgspec.json.decode(raw, type=_RawResources).resources
     rows: list[Row] = []
+    start = 0
+    # Read once: this loop runs for every resource of every page.
+    model, side_decode, extract = (None, None, None) if plan is None else plan.parts
     for position, (resource, resource_raw) in enumerate(
         zip(parsed, raws or [], strict=False), first
     ):
-        text = _text(resource_raw)
+        text = str(resource_raw, "utf-8", "replace")
         rid = getattr(resource, "id", None)
         if not isinstance(rid, str) or not rid:
             key = error_key(None, text, "?")
@@ -250,15 +271,21 @@ def _resources(
                 ErrorRow("resources", key, None, text, f"resource without an id in {dataset_id}")
             )
             continue
-        if plan is not None and type(resource) is plan.model:
-            side = _side(plan.side, resource_raw)
-            if side is not _FAILED:
-                values = plan.function(dataset_id, position, resource, side)
-                rows.append(Row(rid, values, text))
-                continue
-        values = (dataset_id, position, *generic(RESOURCE_COLUMNS, resource))
-        rows.append(Row(rid, values, text))
-    return _located(rows, dataset_text)
+        values = None
+        if type(resource) is model and extract is not None:
+            try:
+                side = None if side_decode is None else side_decode(resource_raw)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass  # its getters read it
+            else:
+                values = extract(dataset_id, position, resource, side)
+        if values is None:
+            values = (dataset_id, position, *generic(RESOURCE_COLUMNS, resource))
+        row = Row(rid, values, text)
+        rows.append(row)
+        if dataset_text:
+            start = _locate(row, dataset_text, start)
+    return rows
 
 
 # --- the tolerant path: a record its model refuses ------------------------------------------

@@ -105,7 +105,7 @@ class Writes:
         if batch.rows:
             self.warnings(spec, batch)
             good = list(dict.fromkeys(row.id for row in batch.rows))
-            for chunk in chunks(good):
+            for chunk in chunks(good) if self._holds("errors", spec.name) else ():
                 self.conn.execute(
                     f"DELETE FROM errors WHERE entity = ? AND item_id IN ({_marks(chunk)})",
                     (spec.name, *chunk),
@@ -115,6 +115,12 @@ class Writes:
         done = {row.id for row in batch.rows}
         listed = [item for item in dict.fromkeys(batch.listed) if item not in done]
         self.seen(spec, listed, pass_no)
+
+    def _holds(self, table: str, entity: str) -> bool:
+        """Whether ``table`` (errors, schema_warnings) has a row of ``entity``: the deletes of
+        the rows written are skipped when it has none (most pages of most runs)."""
+        found = self.conn.execute(f"SELECT 1 FROM {table} WHERE entity = ? LIMIT 1", (entity,))
+        return found.fetchone() is not None
 
     def _stored(
         self, table: str, columns: Sequence[str], ids: Sequence[str]
@@ -202,27 +208,11 @@ class Writes:
         if elsewhere:  # resources moved in from other datasets: their JSON is in those
             found = self._stored("datasets", ("json",), sorted(elsewhere))
             datasets = {**datasets, **{key: row[0] for key, row in found.items()}}
-        params: list[tuple[Any, ...]] = []
-        counts = self.counts
-        for rid, row in listed.items():
-            before = stored.get(rid)
-            length = len(row.json)
-            values = (*row.values, row.at or None, length if row.at else None)
-            if before is None:
-                counts.resources_new += 1
-                change = "new"
-            else:
-                text = _text_before(before[0], before[1], before[2], before[3], datasets)
-                change = _change(row.json, values, (text, before[4], before[5], *before[6:]))
-                if change == "updated":
-                    counts.resources_updated += 1
-                elif change == "same":
-                    continue
-            run = before[5] if change == "rewrite" and before is not None else self.run_id
-            json = None if row.at else row.json
-            params.append((rid, *values, json, None, self.now, run))
+        params = self._resource_params(listed, stored, datasets)
         gone: list[tuple[Any, ...]] = []
-        for chunk in chunks(written):
+        # A dataset new to the mirror has no resource rows: its resources are only ever
+        # written with it (one moved in from another is found by its id above).
+        for chunk in chunks([key for key in written if datasets[key] is not None]):
             for rid, dataset_id, json, at, length in self.conn.execute(
                 "SELECT id, dataset_id, json, json_at, json_length FROM resource_rows"
                 f" WHERE dataset_id IN ({_marks(chunk)}) AND gone_at IS NULL",
@@ -237,9 +227,39 @@ class Writes:
                 " WHERE id = ?",
                 gone,
             )
-            counts.resources_deleted += len(gone)
+            self.counts.resources_deleted += len(gone)
         if params:
             self.conn.executemany(_RESOURCE_UPSERT, params)
+
+    def _resource_params(
+        self,
+        listed: dict[str, Row],
+        stored: dict[str, tuple[Any, ...]],
+        datasets: dict[str, str | None],
+    ) -> list[tuple[Any, ...]]:
+        """The upsert parameters of the resources to write (new or changed), counted."""
+        params: list[tuple[Any, ...]] = []
+        counts, now, run_id = self.counts, self.now, self.run_id
+        for rid, row in listed.items():
+            before = stored.get(rid)
+            at, json = row.at, row.json
+            if before is None:  # the common case, made as cheap as it can be
+                counts.resources_new += 1
+                if at:
+                    params.append((rid, *row.values, at, len(json), None, None, now, run_id))
+                else:
+                    params.append((rid, *row.values, None, None, json, None, now, run_id))
+                continue
+            values = (*row.values, at or None, len(json) if at else None)
+            text = _text_before(before[0], before[1], before[2], before[3], datasets)
+            change = _change(json, values, (text, before[4], before[5], *before[6:]))
+            if change == "updated":
+                counts.resources_updated += 1
+            elif change == "same":
+                continue
+            run = before[5] if change == "rewrite" else run_id
+            params.append((rid, *values, None if at else json, None, now, run))
+        return params
 
     def gone(self, spec: EntitySpec, ids: Sequence[str]) -> None:
         """Mark objects (a dataset's resources with it) as no longer listed."""
@@ -269,7 +289,7 @@ class Writes:
         ids = list(dict.fromkeys(row.id for row in batch.rows))
         warned = [item for item in ids if item in notes] if notes else []
         clean = [item for item in ids if item not in notes] if notes else ids
-        for chunk in chunks(clean):
+        for chunk in chunks(clean) if self._holds("schema_warnings", spec.name) else ():
             conn.execute(
                 f"DELETE FROM schema_warnings WHERE entity = ? AND item_id IN ({_marks(chunk)})",
                 (spec.name, *chunk),
