@@ -206,12 +206,12 @@ class IdsPass(Pass):
         ahead = await self.ahead if self.ahead is not None and self.state.page == 0 else None
         if ahead is None:
             return await super().walk()
-        first = ahead.pages[0][0]
+        first = ahead.pages[0]
         live = self.run.live(self.spec)
         live.pages_total = live.pages + max(1, math.ceil((first.total or 0) / IDS_PAGE_SIZE))
         try:
-            for page, number, extra in ahead.pages:
-                await self.handle(page, number, extra)
+            for number, page in enumerate(ahead.pages, 1):
+                await self.handle(page, number, [])
         finally:
             await self.flush()
         if not ahead.outcome.stopped:
@@ -269,10 +269,10 @@ class IdsPass(Pass):
 
 @dataclass(slots=True)
 class Listed:
-    """A listing walked ahead of its pass: its pages (number, error rows) and what the walk
-    saw of it."""
+    """The first pages of a listing, asked for ahead of its pass (pages 1, 2...), and what
+    was seen of them."""
 
-    pages: list[tuple[RawPage, int, list[ErrorRow]]]
+    pages: list[RawPage]
     outcome: WalkOutcome
 
 
@@ -322,7 +322,7 @@ async def list_ahead(run: Run, spec: EntitySpec, total: int) -> Listed | None:
         outcome.stopped = True  # more to walk: the round goes on from there
     else:
         outcome.missed = max(0, (last.total or 0) - sum(len(page.data) for page in pages))
-    return Listed([(page, number, []) for number, page in enumerate(pages, 1)], outcome)
+    return Listed(pages, outcome)
 
 
 PASSES: dict[str, type[Pass]] = {kind.kind: kind for kind in (FullPass, ChangesPass, IdsPass)}
