@@ -620,6 +620,15 @@ def check_header_value(value: str, source: str, *, what: str) -> None:
             )
 
 
+def check_api_key(api_key: str) -> None:
+    """:func:`check_header_value` for the key of a job's config (the mirror's, the
+    crawler's): the message names the ``UDATA_API_KEY`` variable when the command line took
+    the key from there, else ``--api-key``."""
+    from_env = api_key == os.environ.get("UDATA_API_KEY")
+    source = "the UDATA_API_KEY variable" if from_env else "the API key (--api-key)"
+    check_header_value(api_key, source, what="an API key")
+
+
 def _same_origin(a: URL, b: URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 from aiohttp.abc import AbstractResolver
 
-from .._client import DEFAULT_BASE_URL, check_header_value, mask_credentials
+from .._client import DEFAULT_BASE_URL, check_api_key, check_header_value, mask_credentials
 from .._display import clock
 from .._errors import ArgumentError
 from .._mirror.config import DEFAULT_DB, MirrorError
@@ -145,10 +144,8 @@ class CheckConfig:
             except ArgumentError as error:
                 raise CheckError(str(error), code=2) from None
         if self.api_key:
-            from_env = self.api_key == os.environ.get("UDATA_API_KEY")
-            source = "the UDATA_API_KEY variable" if from_env else "the API key (--api-key)"
             try:
-                check_header_value(self.api_key, source, what="an API key")
+                check_api_key(self.api_key)
             except ArgumentError as error:
                 raise CheckError(str(error), code=2) from None
         object.__setattr__(self, "db", _database(self.db))

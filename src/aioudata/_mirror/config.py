@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from yarl import URL
 
-from .._client import DEFAULT_BASE_URL, check_header_value, mask_credentials
+from .._client import DEFAULT_BASE_URL, check_api_key, mask_credentials
 from .._errors import ArgumentError, UdataError
 from .._hooks import EventHooks
 from .._retry import RetryPolicy
@@ -113,11 +112,8 @@ class MirrorConfig:
         if url.scheme not in ("http", "https") or not url.host:
             raise MirrorError(f"--base-url must be an http(s) URL, not {shown!r}", code=2)
         if self.api_key:
-            # The command line passes UDATA_API_KEY's value on: name the variable when it is.
-            from_env = self.api_key == os.environ.get("UDATA_API_KEY")
-            source = "the UDATA_API_KEY variable" if from_env else "the API key (--api-key)"
             try:
-                check_header_value(self.api_key, source, what="an API key")
+                check_api_key(self.api_key)
             except ArgumentError as error:
                 raise MirrorError(str(error), code=2) from None
         if self.concurrency < 1:
