@@ -47,6 +47,7 @@ from ._mirror.job import run_mirror
 from ._mirror.pgurl import DB_URL_ENV, is_database_url
 from ._mirror.progress import Progress, progress_mode
 from ._mirror.run import v2_url
+from ._options import non_negative, positive
 from ._pagination import Paginator
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -128,31 +129,15 @@ def _get_target(text: str) -> _Target:
         ) from None
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _page_size(text: str) -> int:
-    value = _positive(text)
+    value = positive(text)
     if value > MAX_PAGE_SIZE:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_PAGE_SIZE}, not {value}")
     return value
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be positive (0: unlimited), not {value}")
-    return value
+    return non_negative(text, zero="0: unlimited")
 
 
 def _connection() -> _Parser:
@@ -239,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         f" also: {', '.join(n for n in ENTITIES if n not in DEFAULT_ENTITIES)})",
     )
     mirror.add_argument(
-        "--concurrency", type=_positive, default=4, help="requests in flight (default 4)"
+        "--concurrency", type=positive, default=4, help="requests in flight (default 4)"
     )
     mirror.add_argument(
         "--rate",

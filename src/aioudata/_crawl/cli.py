@@ -16,6 +16,7 @@ from typing import Any
 from .._client import DEFAULT_BASE_URL
 from .._mirror.config import DEFAULT_DB, MirrorError
 from .._mirror.pgurl import DB_URL_ENV, DatabaseURL, is_database_url
+from .._options import non_negative, positive
 from .config import CheckConfig, CheckError, CheckSummary, HostLimits
 from .download_config import EXIT_NO_SPACE, DownloadConfig, DownloadSummary
 from .download_run import run_downloads
@@ -54,26 +55,6 @@ def _db(args: argparse.Namespace) -> Path | DatabaseURL:
     return DEFAULT_DB if given is None else given
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
-    return value
-
-
 def _size(text: str) -> int:
     """Bytes: a number, or with K, M, G or T (binary: 1K is 1024 bytes)."""
     number, unit = text.strip().upper().removesuffix("B").removesuffix("I"), ""
@@ -95,7 +76,9 @@ def _host_limit(text: str) -> tuple[str, HostLimits]:
         raise argparse.ArgumentTypeError(f"expected HOST=N or HOST=N/RATE, not {text!r}")
     count, _, rate = value.partition("/")
     try:
-        limits = HostLimits(_positive(count), _number(rate) if rate else _DEFAULTS.per_host.rate)
+        limits = HostLimits(
+            positive(count), non_negative(rate) if rate else _DEFAULTS.per_host.rate
+        )
     except CheckError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return host.strip().lower(), limits
@@ -169,7 +152,7 @@ def add_commands(
     )
     download.add_argument(
         "--attempts",
-        type=_positive,
+        type=positive,
         metavar="N",
         default=_DOWNLOADS.attempts,
         help=f"tries of a file cut mid-transfer, each resuming (default {_DOWNLOADS.attempts})",
@@ -204,21 +187,21 @@ def _crawl_options(parser: argparse.ArgumentParser, timeout: float, what: str) -
     polite = parser.add_argument_group("politeness")
     polite.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive,
         metavar="N",
         default=_DEFAULTS.concurrency,
         help=f"requests in flight in all (default {_DEFAULTS.concurrency})",
     )
     polite.add_argument(
         "--per-host",
-        type=_positive,
+        type=positive,
         default=_DEFAULTS.per_host.in_flight,
         metavar="N",
         help=f"requests in flight per host (default {_DEFAULTS.per_host.in_flight})",
     )
     polite.add_argument(
         "--host-rate",
-        type=_number,
+        type=non_negative,
         default=_DEFAULTS.per_host.rate,
         metavar="R",
         help=f"requests per second per host, 0: no limit (default {_DEFAULTS.per_host.rate:g})",
@@ -239,7 +222,7 @@ def _crawl_options(parser: argparse.ArgumentParser, timeout: float, what: str) -
     )
     parser.add_argument(
         "--timeout",
-        type=_number,
+        type=non_negative,
         default=timeout,
         metavar="S",
         help=f"{what} (default {timeout:g})",
