@@ -167,20 +167,22 @@ class LanedStore(AsyncStore):
         lane = self._lane(args)
         if lane is None or getattr(method, "__self__", None) is not self._store:
             return await super().call(method, *args)
-        pool, store = lane
-        store.run_id = self.sync.run_id  # rows say in which run they changed
-        bound = getattr(store, getattr(method, "__name__", ""))
-        future = asyncio.get_running_loop().run_in_executor(pool, functools.partial(bound, *args))
-        return await asyncio.shield(future)  # a transaction under way always ends
+        return await self._in_lane(lane, getattr(lane[1], getattr(method, "__name__", "")), *args)
 
     async def apply(self, entity: str, function: Callable[..., T], *args: Any) -> T:
         lane = self._lane((entity,))
         if lane is None:
             return await super().apply(entity, function, *args)
+        return await self._in_lane(lane, function, lane[1], *args)
+
+    async def _in_lane(
+        self, lane: tuple[ThreadPoolExecutor, Store], function: Callable[..., T], *args: Any
+    ) -> T:
+        """``function(*args)`` in ``lane``'s thread, whose store writes for this run."""
         pool, store = lane
-        store.run_id = self.sync.run_id
+        store.run_id = self.sync.run_id  # rows say in which run they changed
         future = asyncio.get_running_loop().run_in_executor(
-            pool, functools.partial(function, store, *args)
+            pool, functools.partial(function, *args)
         )
         return await asyncio.shield(future)  # a transaction under way always ends
 

@@ -65,7 +65,7 @@ class EntitySync:
             while not state.finished:
                 state = await self.step(state)
         except (AuthenticationError, PermissionDeniedError) as error:
-            await self._forget_top()
+            await self._forget_requests()
             if self.summary.pages or (state is not None and state.kind == "ids"):
                 raise
             # The listing itself is refused to this key (users without an admin key...).
@@ -75,10 +75,10 @@ class EntitySync:
             logger.warning("%s: skipped, the listing is refused (%s)", self.spec.name, error)
             self.run.progress.note(f"{self.spec.name}: skipped ({error.status})")
         finally:
-            await self._forget_top()
+            await self._forget_requests()
         return await self.close(started)
 
-    async def _forget_top(self) -> None:
+    async def _forget_requests(self) -> None:
         """Cancel the requests still out beside the passes (the high-water mark's, the
         listing walked ahead), and retrieve their outcomes."""
         for future in (self.top, self.ahead):
