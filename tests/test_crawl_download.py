@@ -399,11 +399,11 @@ def test_file_names_come_from_the_server_or_the_url() -> None:
 def test_where_files_go() -> None:
     root = Path("/r")
     place = place_of(root, "0a1b-c")
-    assert (place.folder, place.stem) == (Path("/r/0a"), "0a1b-c")
-    assert (place.part, place.info) == (Path("/r/0a/.0a1b-c.part"), Path("/r/0a/.0a1b-c.part.json"))
-    assert place.final("data.csv") == Path("/r/0a/0a1b-c_data.csv")
+    assert (place.folder, place.stem) == ("/r/0a", "0a1b-c")
+    assert (place.part, place.info) == ("/r/0a/.0a1b-c.part", "/r/0a/.0a1b-c.part.json")
+    assert place.final("data.csv") == "/r/0a/0a1b-c_data.csv"
     odd = place_of(root, "../x")
-    assert odd.folder.parent == root and odd.stem.startswith("x") and len(odd.stem) == 41
+    assert Path(odd.folder).parent == root and odd.stem.startswith("x") and len(odd.stem) == 41
 
 
 CHILD = """

@@ -15,7 +15,6 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
 import aiohttp
@@ -82,7 +81,8 @@ class Fetcher(Prober):
         #: Bytes received in all (progress).
         self.received = 0
         #: Folders of the layout known to exist.
-        self.folders: set[Path] = set()
+        self.folders: set[str] = set()
+        self._root = os.fspath(config.dir)
 
     def timeout(self) -> aiohttp.ClientTimeout:
         """No limit on a whole file, only on connecting and on each wait for bytes."""
@@ -96,7 +96,7 @@ class Fetcher(Prober):
         :class:`TransferCut` (the part file is kept)."""
         assert isinstance(job, DownloadJob)
         self.space.check()
-        place = place_of(self.config.dir, job.resource_id)
+        place = place_of(self._root, job.resource_id)
         refetched = False
         while True:
             partial = _partial(place, job.current)
@@ -161,7 +161,7 @@ class Fetcher(Prober):
         if limit is not None and total is not None and total > limit:
             file.result, file.detail = "too_large", f"{total:,} bytes, over --max-size"
             return Fetched(status, headers, file)
-        return await self._write_file(job, response, place, file, total)
+        return await self._write_file(job, response, place, file, total, partial is not None)
 
     async def _write_file(
         self,
@@ -170,9 +170,11 @@ class Fetcher(Prober):
         place: Place,
         file: FileResult,
         total: int | None,
+        had_info: bool,
     ) -> object:
         """Stream the body to the part file, then rename it when complete and verified; the
-        answer, or ``_AGAIN`` to fetch the file from zero."""
+        answer, or ``_AGAIN`` to fetch the file from zero. ``had_info``: the part file's
+        ``.part.json`` was there before this request."""
         status, headers, start = response.status, response.headers, file.resumed_from
         info = None
         if start == 0:
@@ -181,7 +183,7 @@ class Fetcher(Prober):
         # gets its .json only if their transfer is cut (one file less to write each).
         early = info is not None and (total is None or total > _RESUMABLE)
         if place.folder not in self.folders:  # one mkdir per folder and run, not per file
-            place.folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(place.folder, exist_ok=True)
             self.folders.add(place.folder)
         with _open_part(place, info if early else None, start) as out:
             try:
@@ -195,7 +197,8 @@ class Fetcher(Prober):
         if file.result == "downloaded":
             disposition = response.content_disposition
             name = file_name(disposition.filename if disposition else None, job.current)
-            file.path = _complete(place, name, self.config.dir, job.previous)
+            info_on_disk = had_info or early
+            file.path = _complete(place, name, self._root, job.previous, info_on_disk)
         return Fetched(status, headers, file)
 
     async def _stream(
@@ -285,13 +288,14 @@ def _write(out: BinaryIO, chunk: bytes, space: FreeSpace) -> None:
 
 def _partial(place: Place, url: str) -> tuple[Partial, int] | None:
     """The part file of ``place`` and its size, when it may be resumed for ``url``."""
-    if not place.info.exists():  # the common case, without an open()
+    if not os.path.exists(place.info):  # the common case, without an open()
         return None
     info = Partial.load(place)
     if info is None or info.url != url or not info.validator():
+        _discard(place)  # of no use now: gone, so that nothing needs to look for it again
         return None
     try:
-        size = place.part.stat().st_size
+        size = os.stat(place.part).st_size
     except OSError:
         return None
     if size == 0 or (info.length is not None and size >= info.length):
@@ -302,28 +306,31 @@ def _partial(place: Place, url: str) -> tuple[Partial, int] | None:
 def _discard(place: Place) -> None:
     for path in (place.part, place.info):
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)
 
 
-def _complete(place: Place, name: str, root: Path, previous: str | None) -> str:
-    """Rename the part file to ``name``; its path under ``root``. The resource's file of an
-    earlier download (``previous``, under another name) is removed."""
+def _complete(place: Place, name: str, root: str, previous: str | None, info: bool) -> str:
+    """Rename the part file to ``name``; its path under ``root``. Its ``.part.json`` is
+    removed when there may be one (``info``), and so is the resource's file of an earlier
+    download (``previous``, under another name)."""
     target = place.final(name)
-    if target.parent != place.folder:  # safe_name() makes this impossible: say so loudly
+    if os.path.dirname(target) != place.folder:  # safe_name() makes this impossible: say so
         raise ValueError(f"file name {name!r} leaves its directory")
     os.replace(place.part, target)
-    with contextlib.suppress(FileNotFoundError):
-        place.info.unlink()
-    path = f"{place.folder.name}/{target.name}"  # under root
+    if info:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(place.info)
+    folder = os.path.basename(place.folder)
+    path = f"{folder}/{os.path.basename(target)}"  # under root
     if previous and previous != path:
-        old = root / previous
-        if old.parent == place.folder and old.name.startswith(place.stem + "_"):
+        old_folder, _, old_name = previous.rpartition("/")
+        if old_folder == folder and old_name.startswith(place.stem + "_"):
             with contextlib.suppress(OSError):
-                old.unlink()
+                os.unlink(os.path.join(root, previous))
     return path
 
 
-def _hash_file(path: Path, hasher: Any, size: int) -> None:
+def _hash_file(path: str, hasher: Any, size: int) -> None:
     """Feed the first ``size`` bytes of ``path`` to ``hasher``."""
     left = size
     with open(path, "rb") as source:

@@ -39,26 +39,28 @@ _RESERVED = frozenset(
 @dataclass(frozen=True, slots=True)
 class Place:
     """Where one resource's file goes: ``folder/<stem>_<name>``, written as
-    ``folder/.<stem>.part`` (``stem``: the resource id, made safe)."""
+    ``folder/.<stem>.part`` (``stem``: the resource id, made safe). Paths as strings: a
+    download makes a few of them, and ``pathlib`` cost more than the rest of its names."""
 
-    folder: Path
+    folder: str
     stem: str
-    part: Path
-    info: Path
+    part: str
+    info: str
 
-    def final(self, name: str) -> Path:
+    def final(self, name: str) -> str:
         """The complete file called ``name`` (made safe by :func:`safe_name`)."""
-        return self.folder / f"{self.stem}_{name}"
+        return f"{self.folder}{os.sep}{self.stem}_{name}"
 
 
-def place_of(root: Path, resource_id: str) -> Place:
+def place_of(root: str | os.PathLike[str], resource_id: str) -> Place:
     """Where the file of ``resource_id`` goes under ``root``."""
     if _SAFE_ID.fullmatch(resource_id):
         safe = resource_id
     else:
         safe = "x" + hashlib.sha1(resource_id.encode("utf-8", "surrogatepass")).hexdigest()
-    folder = root / safe[:2]
-    return Place(folder, safe, folder / f".{safe}.part", folder / f".{safe}.part.json")
+    folder = os.path.join(root, safe[:2])
+    part = f"{folder}{os.sep}.{safe}.part"
+    return Place(folder, safe, part, part + ".json")
 
 
 def safe_name(name: str) -> str:
@@ -110,15 +112,17 @@ class Partial:
 
     def save(self, place: Place) -> None:
         """Write it next to the part file."""
-        temporary = place.info.with_name(place.info.name + ".new")
-        temporary.write_text(json.dumps(_fields(self)), "utf-8")
+        temporary = place.info + ".new"
+        with open(temporary, "w", encoding="utf-8") as out:
+            out.write(json.dumps(_fields(self)))
         os.replace(temporary, place.info)
 
     @classmethod
     def load(cls, place: Place) -> Partial | None:
         """What the part file of ``place`` started with; None when unknown."""
         try:
-            data = json.loads(place.info.read_text("utf-8"))
+            with open(place.info, encoding="utf-8") as source:
+                data = json.loads(source.read())
             return cls(
                 str(data["url"]), data.get("etag"), data.get("last_modified"), data.get("length")
             )

@@ -169,11 +169,13 @@ class Scheduler:
                     return
                 if not self._ready and not self._tasks and self._only_paused():
                     continue  # given up: their URLs are being recorded
-                timeout = None
                 if self._later and self.in_flight < self.config.concurrency:
-                    timeout = max(0.0, self._later[0][0] - self._loop.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    # asyncio.timeout, not wait_for: no task made for each wait
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout_at(self._later[0][0]):
+                            await self._wake.wait()
+                else:
+                    await self._wake.wait()
         finally:
             tasks = list(self._tasks)
             for task in tasks:

@@ -125,7 +125,7 @@ _HISTORY_INSERT = (
     f" VALUES ({', '.join('?' * len(_HISTORY))}) ON CONFLICT(resource_id, checked_at)"
     f" DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _HISTORY[2:])}"
 )
-#: Results committed in one transaction at most.
+#: Results committed in one transaction at most (the calls of one turn of the loop go together).
 _GROUP = 2000
 
 
@@ -206,7 +206,9 @@ class CheckStore:
         self.run_id = 0
         #: Now, for the writes of the transaction under way (one clock read per commit).
         self.group_now = now()
-        self._queue: queue.SimpleQueue[_Op[Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Op[Any]] | None] = queue.SimpleQueue()
+        #: Calls made in this turn of the event loop, handed to the writer together at its end.
+        self._pending: list[_Op[Any]] = []
         self._thread: threading.Thread | None = None
         self._writer: sqlite3.Connection | None = None
         self.reader: sqlite3.Connection | None = None
@@ -271,6 +273,7 @@ class CheckStore:
     async def close(self) -> None:
         """Let the pending writes commit, then close."""
         if self._thread is not None:
+            self._hand_over()
             self._queue.put(None)
             thread, self._thread = self._thread, None
             await asyncio.to_thread(thread.join)
@@ -289,7 +292,7 @@ class CheckStore:
                 first = self._queue.get()
                 if first is None:
                     break
-                ops: list[_Op[Any]] = [first]
+                ops: list[_Op[Any]] = first
                 while len(ops) < _GROUP:
                     try:
                         following = self._queue.get_nowait()
@@ -298,7 +301,7 @@ class CheckStore:
                     if following is None:
                         stop = True
                         break
-                    ops.append(following)
+                    ops.extend(following)
                 self._commit(conn, ops)
         finally:
             conn.close()
@@ -347,8 +350,17 @@ class CheckStore:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         future.add_done_callback(_retrieved)
-        self._queue.put(_Op(function, loop, future))
+        if not self._pending:  # the first call of this turn: hand them over at its end
+            loop.call_soon(self._hand_over)
+        self._pending.append(_Op(function, loop, future))
         return await asyncio.shield(future)
+
+    def _hand_over(self) -> None:
+        """Give the writer thread the calls of this turn of the loop in one hand-over (one
+        wake-up of the thread, not one per result)."""
+        if self._pending:
+            self._queue.put(self._pending)
+            self._pending = []
 
     # --- runs -----------------------------------------------------------------------------
 
