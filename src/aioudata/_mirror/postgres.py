@@ -180,8 +180,14 @@ def translate(sql: str) -> str:
 
 #: Parameters of one statement, at most (PostgreSQL's protocol counts them in 16 bits).
 _MAX_PARAMETERS = 65_535
+#: Values from which an insert of narrow rows goes through ``COPY`` (fewer: one multi-row
+#: statement), and the width in characters of a row that is not narrow. Measured by the
+#: server's own statistics on a mirror of 10,000 datasets: a page's 800 resources (16,000
+#: values) take half the time with ``COPY``; 260 tags or 1,000 listed ids (3,000 values)
+#: take less without it.
+_COPY_VALUES, _WIDE_ROW = 8192, 1024
 _INSERT_VALUES = re.compile(
-    r"^(INSERT (?:OR IGNORE )?INTO \w+ \(([^)]*)\)) VALUES \((?:\?, )*\?\)(.*)$", re.DOTALL
+    r"^(INSERT (?:OR IGNORE )?INTO (\w+) \(([^)]*)\)) VALUES \((?:\?, )*\?\)(.*)$", re.DOTALL
 )
 _CONFLICT_UPDATE = re.compile(r"ON CONFLICT\s*\(([^)]*)\)\s*DO UPDATE")
 
@@ -198,6 +204,8 @@ class BulkInsert:
     head: str | None = None
     tail: str = ""
     key: tuple[int, ...] = ()
+    table: str = ""
+    columns: str = ""
 
     def unique(self, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
         """``rows``, the last of each conflict key only."""
@@ -208,6 +216,19 @@ class BulkInsert:
     def statement(self, count: int, width: int) -> str:
         """The insert of ``count`` rows of ``width`` values (``$1``... parameters)."""
         return _rows_statement(self.head or "", self.tail, count, width)
+
+    @property
+    def staging(self) -> str:
+        """The session's temporary table that ``COPY`` fills for this insert."""
+        return f"aioudata_in_{self.table}"
+
+    def from_staging(self) -> str:
+        """The insert of the rows copied into :attr:`staging`, which it empties (the next
+        insert of the same transaction finds it empty)."""
+        return (
+            f"WITH staged AS (DELETE FROM {self.staging} RETURNING {self.columns})"
+            f" {self.head} SELECT {self.columns} FROM staged{self.tail}"
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -226,13 +247,13 @@ def bulk_insert(sql: str) -> BulkInsert:
     found = _INSERT_VALUES.match(sql)
     if found is None:
         return BulkInsert()
-    columns = [name.strip() for name in found.group(2).split(",")]
+    table, columns = found.group(2), [name.strip() for name in found.group(3).split(",")]
     conflict = _CONFLICT_UPDATE.search(sql)
     key: tuple[int, ...] = ()
     if conflict is not None:
         key = tuple(columns.index(name.strip()) for name in conflict.group(1).split(","))
     head, _, tail = pg.partition(" VALUES ($")
-    return BulkInsert(head, tail[tail.index(")") + 1 :], key)
+    return BulkInsert(head, tail[tail.index(")") + 1 :], key, table, ", ".join(columns))
 
 
 class PgConnection:
@@ -247,6 +268,8 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
         self.raw = conn
         self.url = url
+        #: The temporary tables made for ``COPY`` in this session.
+        self._staged: set[str] = set()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.RawCursor[Any]:
         """Run one statement; its cursor (rows, ``rowcount``)."""
@@ -255,8 +278,9 @@ class PgConnection:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run ``sql`` for each of ``rows``: an insert as one multi-row statement (up to
-        PostgreSQL's 65,535 parameters), any other statement pipelined."""
+        """Run ``sql`` for each of ``rows``: an insert of many narrow rows through ``COPY``,
+        another insert as multi-row statements (up to PostgreSQL's 65,535 parameters each),
+        any other statement pipelined."""
         if not rows:
             return
         bulk = bulk_insert(sql)
@@ -266,10 +290,34 @@ class PgConnection:
                 return
             unique = bulk.unique(rows)
             width = len(unique[0])
+            if len(unique) * width >= _COPY_VALUES and _narrow(unique[0]):
+                self._copy_insert(bulk, unique)
+                return
             step = _MAX_PARAMETERS // width
             for start in range(0, len(unique), step):
                 chunk = unique[start : start + step]
                 cursor.execute(bulk.statement(len(chunk), width), [v for r in chunk for v in r])
+
+    def _copy_insert(self, bulk: BulkInsert, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` with ``COPY`` into a temporary table, then one ``INSERT ...
+        SELECT`` with the statement's own ``ON CONFLICT``. Measured on both sides of the
+        connection: half the time of a multi-row ``VALUES`` on a page's 800 resources (the
+        server parses and plans no 16,000 parameters, the driver adapts none), but 1.7 times
+        it on 100 datasets of 8 KiB of JSON (written twice, compressed twice): narrow rows
+        only."""
+        raw = self.raw
+        idle = raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with raw.transaction() if idle else contextlib.nullcontext():
+            if bulk.staging not in self._staged:
+                raw.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {bulk.staging} ON COMMIT DELETE ROWS"
+                    f" AS SELECT {bulk.columns} FROM {bulk.table} WITH NO DATA"
+                )
+                self._staged.add(bulk.staging)
+            with raw.cursor().copy(f"COPY {bulk.staging} ({bulk.columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            raw.execute(bulk.from_staging())
 
     @contextlib.contextmanager
     def failures(self) -> Iterator[None]:
@@ -277,18 +325,28 @@ class PgConnection:
         try:
             yield
         except psycopg.Error as error:
+            self._staged.clear()  # a rollback may take the creation of any with it
             lost = self.raw.broken or self.raw.closed
             raise database_error(error, self.url, connected=True, lost=lost) from error
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConnection]:
         """Everything inside commits together, or not at all."""
-        with self.failures(), self.raw.transaction():
-            yield self
+        try:
+            with self.failures(), self.raw.transaction():
+                yield self
+        except BaseException:
+            self._staged.clear()  # rolled back: the staging tables it made are gone
+            raise
 
     def close(self) -> None:
         """Close the connection."""
         self.raw.close()
+
+
+def _narrow(row: Sequence[Any]) -> bool:
+    """Whether ``row`` is narrow enough for ``COPY`` to pay (see ``_copy_insert``)."""
+    return sum(len(v) for v in row if isinstance(v, str)) < _WIDE_ROW
 
 
 def _tables(conn: PgConnection, schema: str) -> set[str]:
