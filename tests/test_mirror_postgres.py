@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ import pytest
 
 from aioudata import MirrorConfig, MirrorDatabaseError, MirrorError, RetryPolicy, run_mirror
 from aioudata._cli import main
+from aioudata._mirror import postgres, records
 from aioudata._mirror.pglock import AdvisoryLock
 from aioudata._mirror.pgurl import DatabaseURL
-from aioudata._mirror.postgres import PostgresStore
+from aioudata._mirror.postgres import PgConnection, PostgresStore
+from aioudata._mirror.records import Undecoded
 from aioudata._mirror.store import PassState, Store
 from benchmarks._server import CatalogServer
 from tests.postgres_fixture import fresh_database, fresh_schema
@@ -590,3 +593,33 @@ async def test_a_catalog_moving_during_the_crawl_loses_nothing_in_postgresql(
     stored = {row[0] for row in query(url, live)}
     assert second.entities["datasets"].mode == "incremental" and catalog.log
     assert catalog.stable <= stored and stored <= catalog.initial | catalog.added
+
+
+async def test_the_next_page_is_decoded_while_the_server_writes_one(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.items["datasets"] = [dataset(n) for n in range(1, 46)]  # 15 pages of 3
+    ahead: list[Undecoded] = []
+    decoded: list[int] = []
+    decode, release = records.decode_records, PgConnection._release
+
+    def counted_decode(spec: Any, raws: Any, **options: Any) -> Any:
+        decoded.append(len(raws))
+        return decode(spec, raws, **options)
+
+    def slow_release(self: PgConnection, *, overlap: bool = False) -> None:
+        time.sleep(0.02)  # a busy server: the next pages are queued by then
+        release(self, overlap=overlap)
+
+    monkeypatch.setattr(records, "decode_records", counted_decode)
+    monkeypatch.setattr(PgConnection, "_release", slow_release)
+    lite = await run_mirror(config(catalog, tmp_path / "m.sqlite"))
+    decoded.clear()
+    monkeypatch.setattr(
+        postgres, "_decode_quietly", lambda page: (ahead.append(page), page.decode())
+    )
+    pg = await run_mirror(config(catalog, tmp_path / "unused", db_url=pg_url))
+    assert lite.status == pg.status == "ok" and pg.entities["datasets"].stored == 45
+    assert len(ahead) >= 5  # most pages were decoded ahead...
+    assert sum(decoded) == 45 + 3  # ...and each only once (the datasets' and organizations')
+    assert_same(tmp_path / "m.sqlite", pg_url)

@@ -132,3 +132,60 @@ def test_a_transaction_rolled_back_after_its_copy_does_not_lose_the_next_one(
         caller_gives_up()
     pg.executemany(UPSERT, [(f"y{i}", "y", i) for i in range(MANY)])
     assert set(rows_of(pg)) == {f"y{i}" for i in range(MANY)}
+
+
+def test_inserts_are_held_to_the_end_but_a_statement_on_their_table_sees_them(
+    pg: PgConnection,
+) -> None:
+    seen: list[int] = []
+    pg.execute("CREATE TABLE other (id TEXT)")
+    with pg.transaction():
+        pg.executemany(UPSERT, [(f"h{i}", "h", i) for i in range(MANY)])  # COPY, then held
+        pg.executemany("INSERT INTO other (id) VALUES (?)", [("o1",), ("o2",)])  # VALUES
+        pg.execute("SELECT 1")  # on neither table: they stay held
+        assert len(pg._held) == 2
+        seen.append(len(pg.execute("SELECT id FROM t").fetchall()))  # t: released first
+        assert pg._held == []
+        pg.executemany(UPSERT, [("h0", "again", 0)])
+        pg.meanwhile = lambda: seen.append(len(pg._held))
+    pg.meanwhile = None
+    assert seen == [MANY, 0]  # the read saw every row; meanwhile ran at the end
+    assert rows_of(pg)["h0"] == ("again", 0) and len(rows_of(pg)) == MANY
+    assert len(pg.execute("SELECT id FROM other").fetchall()) == 2
+
+
+def test_meanwhile_runs_while_the_held_inserts_are_with_the_server(pg: PgConnection) -> None:
+    states: list[Any] = []
+    pg.meanwhile = lambda: states.append(pg.raw.pgconn.pipeline_status)
+    with pg.transaction():
+        pg.executemany(UPSERT, [(f"m{i}", "m", i) for i in range(MANY)])
+    assert states and states[0] != 0  # in pipeline mode: sent, results not read yet
+    assert len(rows_of(pg)) == MANY
+
+
+def test_a_held_insert_that_fails_rolls_the_whole_transaction_back(pg: PgConnection) -> None:
+    pg.execute("CREATE TABLE other (id TEXT)")
+
+    def fails_at_the_end() -> None:
+        with pg.transaction():
+            pg.execute("INSERT INTO other (id) VALUES ('x')")
+            pg.executemany(UPSERT, [(f"f{i}", "f", i) for i in range(10)] + [("bad", "f", None)])
+
+    with pytest.raises(DatabaseError):
+        fails_at_the_end()
+    assert rows_of(pg) == {} and pg.execute("SELECT * FROM other").fetchall() == []
+    pg.executemany(UPSERT, [("ok", "ok", 1)])  # the connection is usable again
+    assert rows_of(pg) == {"ok": ("ok", 1)}
+
+
+def test_a_savepoint_keeps_the_outer_rows_and_drops_its_own(pg: PgConnection) -> None:
+    def inner_fails() -> None:
+        with pg.transaction():
+            pg.executemany(UPSERT, [(f"i{i}", "i", i) for i in range(MANY)])
+            raise RuntimeError("inner")
+
+    with pg.transaction():
+        pg.executemany(UPSERT, [(f"o{i}", "o", i) for i in range(MANY)])
+        with pytest.raises(RuntimeError):
+            inner_fails()
+    assert set(rows_of(pg)) == {f"o{i}" for i in range(MANY)}

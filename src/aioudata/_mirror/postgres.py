@@ -18,15 +18,19 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .config import MirrorDatabaseError as DatabaseError
 from .config import MirrorError
+from .entities import EntitySpec
 from .pgurl import DatabaseURL
+from .records import Batch, Undecoded
 from .schema import POSTGRESQL, SCHEMA_VERSION, ddl
-from .store import Store, utcnow
+from .store import PassState, Store, utcnow
+from .writes import Counts
 
 try:
     import psycopg
@@ -270,12 +274,43 @@ class PgConnection:
         self.url = url
         #: The temporary tables made for ``COPY`` in this session.
         self._staged: set[str] = set()
+        #: In a transaction of :meth:`transaction`, bulk inserts are held back until its end
+        #: (the statements, and the tables they write; see :meth:`_release`).
+        self._holding = False
+        self._held: list[tuple[str, list[Any]]] = []
+        self._held_tables: set[str] = set()
+        #: Work for this thread while the server runs a transaction's held inserts (the
+        #: next page's decoding: see PostgresStore.write_batch); it must not raise.
+        self.meanwhile: Callable[[], None] | None = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.RawCursor[Any]:
         """Run one statement; its cursor (rows, ``rowcount``)."""
+        self._before(sql)
         with self.failures():
             return psycopg.RawCursor(self.raw).execute(translate(sql), tuple(params))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _before(self, sql: str) -> None:
+        """Run the held inserts first if ``sql`` may read or write one of their tables."""
+        if self._held and not self._held_tables.isdisjoint(_tables_named(sql)):
+            self._release()
+
+    def _hold(self, statement: str, params: list[Any], *tables: str) -> None:
+        self._held.append((statement, params))
+        self._held_tables.update(tables)
+
+    def _release(self, *, overlap: bool = False) -> None:
+        """Run the held inserts, in their order, pipelined: sent at once, their results read
+        at the end; with ``overlap``, :attr:`meanwhile` runs while the server works."""
+        held, self._held = self._held, []
+        self._held_tables.clear()
+        if not held:
+            return
+        with self.failures(), self.raw.pipeline():
+            for statement, params in held:
+                psycopg.RawCursor(self.raw).execute(statement, params)
+            if overlap and self.meanwhile is not None:
+                self.meanwhile()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run ``sql`` for each of ``rows``: an insert of many narrow rows through ``COPY``,
@@ -284,6 +319,7 @@ class PgConnection:
         if not rows:
             return
         bulk = bulk_insert(sql)
+        self._before(sql)
         with self.failures(), psycopg.RawCursor(self.raw) as cursor:
             if bulk.head is None:
                 cursor.executemany(translate(sql), rows)
@@ -296,7 +332,12 @@ class PgConnection:
             step = _MAX_PARAMETERS // width
             for start in range(0, len(unique), step):
                 chunk = unique[start : start + step]
-                cursor.execute(bulk.statement(len(chunk), width), [v for r in chunk for v in r])
+                statement = bulk.statement(len(chunk), width)
+                values = [v for r in chunk for v in r]
+                if self._holding:
+                    self._hold(statement, values, bulk.table)
+                else:
+                    cursor.execute(statement, values)
 
     def _copy_insert(self, bulk: BulkInsert, rows: Sequence[Sequence[Any]]) -> None:
         """Insert ``rows`` with ``COPY`` into a temporary table, then one ``INSERT ...
@@ -317,7 +358,10 @@ class PgConnection:
             with raw.cursor().copy(f"COPY {bulk.staging} ({bulk.columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            raw.execute(bulk.from_staging())
+            if self._holding:
+                self._hold(bulk.from_staging(), [], bulk.table, bulk.staging)
+            else:
+                raw.execute(bulk.from_staging())
 
     @contextlib.contextmanager
     def failures(self) -> Iterator[None]:
@@ -331,17 +375,58 @@ class PgConnection:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgConnection]:
-        """Everything inside commits together, or not at all."""
+        """Everything inside commits together, or not at all.
+
+        Its bulk inserts are held back and sent together at its end, pipelined, unless a
+        statement that may read or write their tables comes first: the server runs them
+        while this thread does :attr:`meanwhile`, and they still commit with the rest.
+        """
+        outer = not self._holding
+        if not outer:
+            self._release()  # a savepoint: nothing is held across its edges
+        self._holding = outer
         try:
             with self.failures(), self.raw.transaction():
                 yield self
+                if outer:
+                    self._release(overlap=True)
         except BaseException:
+            self._held.clear()
+            self._held_tables.clear()
             self._staged.clear()  # rolled back: the staging tables it made are gone
             raise
+        finally:
+            self._holding = not outer
 
     def close(self) -> None:
         """Close the connection."""
         self.raw.close()
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def _tables_named(sql: str) -> set[str]:
+    """The words of ``sql``: a table it reads or writes is among them (the ``resources``
+    view stands for the tables it reads)."""
+    words = set(_WORDS.findall(sql))
+    if "resources" in words:
+        words.update(("resource_rows", "datasets"))
+    return words
+
+
+def _next_page(upcoming: deque[Undecoded], batch: Batch | Undecoded) -> Undecoded | None:
+    """Take ``batch`` off the pages queued for this thread; the next one, if any."""
+    if any(page is batch for page in upcoming):
+        while upcoming.popleft() is not batch:
+            pass
+    return upcoming[0] if upcoming else None
+
+
+def _decode_quietly(page: Undecoded) -> None:
+    """Decode ``page`` ahead (kept in it); a failure is left for its own write to raise."""
+    with contextlib.suppress(Exception):
+        page.decode()
 
 
 def _narrow(row: Sequence[Any]) -> bool:
@@ -437,10 +522,13 @@ def check_database(url: DatabaseURL) -> None:
 class PostgresStore(Store):
     """The mirror in a PostgreSQL schema: :class:`~.store.Store`'s methods, its tables."""
 
+    prefetches: ClassVar[bool] = True
+
     def __init__(self, url: DatabaseURL) -> None:
         self.url = url
         self.path = url  # type: ignore[assignment]  # what messages name
         self.run_id: int | None = None
+        self.upcoming: deque[Undecoded] = deque()
         # The store's SQL (and the page writes') runs on it unchanged: see PgConnection.
         self.pg = PgConnection(connect(url), url)
         self.conn = self.pg  # type: ignore[assignment]
@@ -466,6 +554,20 @@ class PostgresStore(Store):
     def transaction(self) -> Any:
         """``with store.transaction():`` — everything inside commits together, or not at all."""
         return self.pg.transaction()
+
+    def write_batch(
+        self, spec: EntitySpec, batch: Batch | Undecoded, pass_no: int, state: PassState | None
+    ) -> Counts:
+        """:meth:`Store.write_batch`; while the server runs the page's inserts, the next page
+        waiting for this thread is decoded (this thread would only wait: a decoding thread
+        of its own measured slower, each of the two then waiting for the other's GIL)."""
+        following = _next_page(self.upcoming, batch)
+        if following is not None:
+            self.pg.meanwhile = functools.partial(_decode_quietly, following)
+        try:
+            return super().write_batch(spec, batch, pass_no, state)
+        finally:
+            self.pg.meanwhile = None
 
     def close(self) -> None:
         """Close the connection."""

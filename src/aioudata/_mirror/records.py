@@ -105,12 +105,17 @@ class Undecoded:
     raws: Sequence[msgspec.Raw | bytes]
     #: Error rows of the items the listing could not give (see walk's salvage).
     errors: list[ErrorRow] = field(default_factory=list)
+    #: The batch once decoded (a store may decode a page ahead, in the thread writing it).
+    _decoded: list[Batch] = field(default_factory=list, repr=False, compare=False)
 
     def decode(self) -> Batch:
-        """The batch: :func:`decode_records` of the raws, with the error rows."""
-        batch = decode_records(self.spec, self.raws)
-        batch.errors.extend(self.errors)
-        return batch
+        """The batch: :func:`decode_records` of the raws, with the error rows (decoded
+        once)."""
+        if not self._decoded:
+            batch = decode_records(self.spec, self.raws)
+            batch.errors.extend(self.errors)
+            self._decoded.append(batch)
+        return self._decoded[0]
 
 
 class _RawResources(msgspec.Struct):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from .config import MirrorConfig
 from .entities import ENTITIES
 from .pgurl import DatabaseURL
-from .store import AsyncStore, Store
+from .store import AsyncStore, Store, queued
 
 if TYPE_CHECKING:
     from .entities import EntitySpec
@@ -181,6 +181,7 @@ class LanedStore(AsyncStore):
         """``function(*args)`` in ``lane``'s thread, whose store writes for this run."""
         pool, store = lane
         store.run_id = self.sync.run_id  # rows say in which run they changed
+        queued(store, function, args)
         future = asyncio.get_running_loop().run_in_executor(
             pool, functools.partial(function, *args)
         )

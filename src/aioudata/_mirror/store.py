@@ -12,11 +12,12 @@ import functools
 import json
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .checkpoint import Checkpointer
 from .config import MirrorError
@@ -122,6 +123,11 @@ def refuse_unless_ours(where: str, names: set[str], marks: dict[str, str]) -> No
 
 class Store:
     """The database, used from one thread only (the writer thread of :class:`AsyncStore`)."""
+
+    #: Whether pages queued for this store's thread are noted in ``upcoming`` (a store that
+    #: decodes the next page ahead: PostgreSQL's). SQLite's writer has no time to spare.
+    prefetches: ClassVar[bool] = False
+    upcoming: deque[Undecoded]
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -439,6 +445,7 @@ class AsyncStore:
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
+        queued(self._store, function, args)
         future = loop.run_in_executor(self._pool, functools.partial(function, *args))
         # Shielded: a transaction under way always ends (commit) before the caller goes on.
         return await asyncio.shield(future)
@@ -449,3 +456,14 @@ class AsyncStore:
             store, self._store = self._store, None
             await asyncio.get_running_loop().run_in_executor(self._pool, store.close)
         self._pool.shutdown(wait=True)
+
+
+def queued(store: Store | None, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Note a page queued for ``store``'s thread, if it decodes pages ahead (``prefetches``)."""
+    if (
+        store is not None
+        and store.prefetches
+        and getattr(function, "__name__", "") == "write_batch"
+        and isinstance(args[1], Undecoded)
+    ):
+        store.upcoming.append(args[1])
