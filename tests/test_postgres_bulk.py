@@ -15,8 +15,8 @@ import pytest
 from aioudata import MirrorDatabaseError as DatabaseError
 from aioudata._mirror.pgurl import DatabaseURL
 from aioudata._mirror.postgres import PgConnection, connect
-from tests.postgres_fixture import fresh_schema
-from tests.postgres_server import PostgresServer
+from tests.postgres_fixture import fresh_database, fresh_schema
+from tests.postgres_server import PASSWORD, PostgresServer
 
 UPSERT = (
     "INSERT INTO t (id, a, n) VALUES (?, ?, ?)"
@@ -189,3 +189,24 @@ def test_a_savepoint_keeps_the_outer_rows_and_drops_its_own(pg: PgConnection) ->
         with pytest.raises(RuntimeError):
             inner_fails()
     assert set(rows_of(pg)) == {f"o{i}" for i in range(MANY)}
+
+
+def test_a_user_who_may_not_make_temporary_tables_gets_multi_row_statements(
+    postgres: PostgresServer,
+) -> None:
+    url = fresh_database(postgres)
+    name = url.rsplit("/", 1)[1]
+    postgres.psql(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC")
+    postgres.psql(f"CREATE ROLE plain_{name} LOGIN PASSWORD 'plain-pw'")
+    postgres.psql(f"GRANT CREATE ON DATABASE {name} TO plain_{name}")
+    plain = DatabaseURL.parse(
+        url.replace(f"aioudata:{PASSWORD}@", f"plain_{name}:plain-pw@") + "?schema=s"
+    )
+    conn = PgConnection(connect(plain), plain)
+    try:
+        conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT, n INTEGER NOT NULL)")
+        with conn.transaction():
+            conn.executemany(UPSERT, [(f"r{i}", "a", i) for i in range(MANY)])
+        assert conn._may_stage is False and len(rows_of(conn)) == MANY
+    finally:
+        conn.close()

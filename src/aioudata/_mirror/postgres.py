@@ -272,8 +272,10 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[Any], url: DatabaseURL) -> None:
         self.raw = conn
         self.url = url
-        #: The temporary tables made for ``COPY`` in this session.
+        #: The temporary tables made for ``COPY`` in this session, and whether the user may
+        #: make them (None: not asked yet; without, every insert is a multi-row statement).
         self._staged: set[str] = set()
+        self._may_stage: bool | None = None
         #: In a transaction of :meth:`transaction`, bulk inserts are held back until its end
         #: (the statements, and the tables they write; see :meth:`_release`).
         self._holding = False
@@ -326,7 +328,7 @@ class PgConnection:
                 return
             unique = bulk.unique(rows)
             width = len(unique[0])
-            if len(unique) * width >= _COPY_VALUES and _narrow(unique[0]):
+            if len(unique) * width >= _COPY_VALUES and _narrow(unique[0]) and self._stages():
                 self._copy_insert(bulk, unique)
                 return
             step = _MAX_PARAMETERS // width
@@ -338,6 +340,16 @@ class PgConnection:
                     self._hold(statement, values, bulk.table)
                 else:
                     cursor.execute(statement, values)
+
+    def _stages(self) -> bool:
+        """Whether the user may make the temporary tables ``COPY`` goes through (asked once:
+        a database may refuse them, and the failure would abort the transaction)."""
+        if self._may_stage is None:
+            found = self.raw.execute(
+                "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
+            ).fetchone()
+            self._may_stage = bool(found and found[0])
+        return self._may_stage
 
     def _copy_insert(self, bulk: BulkInsert, rows: Sequence[Sequence[Any]]) -> None:
         """Insert ``rows`` with ``COPY`` into a temporary table, then one ``INSERT ...
