@@ -83,8 +83,9 @@ def run_speed(settings: Settings, server: Any) -> list[dict[str, Any]]:
             group=GROUP,
             ratios=ratios,
             note=f"both stored {datasets:,} datasets and {resources:,} resources; PostgreSQL"
-            f" {server.version} on 127.0.0.1 (psycopg 3, one multi-row upsert per table and page,"
-            " synchronous_commit off)",
+            f" {server.version} on 127.0.0.1 (psycopg 3, synchronous_commit off; a page's"
+            " resources through COPY, its inserts sent together at its end, the next page"
+            " decoded meanwhile)",
         )
     ]
 
