@@ -45,14 +45,17 @@ def _database_url(text: str) -> DatabaseURL:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _db(args: argparse.Namespace) -> Path | DatabaseURL:
-    """The database from --db, --db-url or $AIOUDATA_DB_URL (else the default file)."""
+def _db(args: argparse.Namespace) -> dict[str, Path | DatabaseURL]:
+    """``db`` (a file) or ``db_url`` from --db, --db-url or $AIOUDATA_DB_URL (else the default
+    file)."""
     if args.db is not None and args.db_url is not None:
         raise CheckError("give --db or --db-url, not both", code=2)
     given: Path | DatabaseURL | None = args.db if args.db is not None else args.db_url
     if given is None and os.environ.get(DB_URL_ENV):
         given = DatabaseURL.parse(os.environ[DB_URL_ENV])
-    return DEFAULT_DB if given is None else given
+    if isinstance(given, DatabaseURL):
+        return {"db_url": given}
+    return {"db": DEFAULT_DB if given is None else given}
 
 
 def _size(text: str) -> int:
@@ -253,7 +256,7 @@ def config_from(args: argparse.Namespace) -> CheckConfig:
 
 def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
     return dict(
-        db=_db(args),
+        **_db(args),
         base_url=getattr(args, "base_url", None) or DEFAULT_BASE_URL,
         api_key=api_key,
         all=args.all,
