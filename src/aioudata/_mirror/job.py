@@ -35,6 +35,7 @@ from .sink import acquire, sink_for
 from .store import AsyncStore, Counts
 from .sync import EntitySync
 from .walk import first_error
+from .watch import watched
 
 __all__ = ["make_client", "run_mirror", "v2_url"]
 
@@ -137,8 +138,10 @@ async def run_mirror(
         raise MirrorError(f"unknown entity {error.args[0]!r}", code=2) from None
     job = _Job(config, specs, as_progress(progress), client)
     try:
-        await job.open()
-        await job.run()
+        # A PostgreSQL run lock lost mid-run (its connection dropped) ends the run.
+        async with watched(job.sink.guard):
+            await job.open()
+            await job.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
         job.status = "interrupted"
         raise
