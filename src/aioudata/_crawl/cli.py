@@ -130,8 +130,9 @@ def add_commands(
         " API when it holds none) into --dir, politely (the same per-host limits as check),"
         " resuming partial files with Range and verifying published checksums; results in"
         " its download_* tables. Files whose published checksum is the one of the file"
-        " already there are not requested. Exit status 6: stopped because the disk is"
-        " nearly full (run it again once there is room: it resumes).",
+        " already there are not requested. Exit status 7: stopped because the disk is"
+        " nearly full (run it again once there is room: it resumes); 6: the PostgreSQL"
+        " database cannot be used.",
     )
     download.add_argument(
         "--dir",
@@ -274,8 +275,11 @@ def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    """Run ``aioudata resources COMMAND``; the exit status: 0 when the run ended, 6 when a
-    download stopped because the disk is nearly full."""
+    """Run ``aioudata resources COMMAND``; the exit status: 0 when the run ended, 7
+    (:data:`EXIT_NO_SPACE`) when a download stopped because the disk is nearly full.
+
+    Failures raise, and the command line maps them as for ``aioudata mirror``: 6 when the
+    PostgreSQL database cannot be used (:class:`~aioudata.MirrorDatabaseError`), 2 for usage."""
     if args.resources_command not in ("check", "download"):
         raise CheckError(f"unknown command {args.resources_command!r}", code=2)
     quiet = bool(getattr(args, "quiet", False))
