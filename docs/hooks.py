@@ -164,7 +164,8 @@ def error_names() -> list[str]:
 
     def below(parent: type | None) -> Iterator[str]:
         for name, error in sorted(errors.items()):
-            parents = [base for base in error.__bases__ if base in errors.values()]
+            # The nearest public ancestor: a private base in between is not on the page.
+            parents = [base for base in error.__mro__[1:] if base in errors.values()]
             if (parents[0] if parents else None) is parent:
                 yield name
                 yield from below(error)

@@ -170,8 +170,9 @@ def mirror_with_checksums(
     return ids
 
 
-def download_config(db: Path, directory: Path, **options: Any) -> DownloadConfig:
-    """A download of ``db`` into ``directory`` without waits, no DNS, and room on the disk."""
+def download_config(db: Path | None, directory: Path, **options: Any) -> DownloadConfig:
+    """A download of ``db`` (None: of ``db_url`` in ``options``) into ``directory`` without
+    waits, no DNS, and room on the disk."""
     values: dict[str, Any] = {
         "per_host": HostLimits(2, None),
         "backoff": 0.01,
@@ -181,7 +182,9 @@ def download_config(db: Path, directory: Path, **options: Any) -> DownloadConfig
         "min_free": 0,
     }
     values.update(options)
-    return DownloadConfig(db=db, dir=directory, **values)
+    if db is not None:
+        values["db"] = db
+    return DownloadConfig(dir=directory, **values)
 
 
 def downloads(db: Path) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ from aioudata._cli import build_parser, main
 from aioudata._crawl import DownloadConfig, HostLimits, run_command
 from aioudata._crawl import files as files_module
 from aioudata._crawl.cli import config_from
+from aioudata._crawl.download_config import EXIT_NO_SPACE
 from tests.download_web import Files, digest, downloads, files_under, mirror_with_checksums
 from tests.download_web import filehosts as filehosts  # the fixture
 
@@ -89,6 +90,6 @@ async def test_the_command_downloads_sums_up_and_says_when_the_disk_is_full(
     assert downloads(db)[bad]["result"] == "mismatch" and len(files_under(out)) == 1
 
     monkeypatch.setattr(files_module, "statvfs_free", lambda path: 10 * 2**20)
-    assert await run_command(parse(*argv, "--all", "--min-free", "1G")) == 6
+    assert await run_command(parse(*argv, "--all", "--min-free", "1G")) == EXIT_NO_SPACE == 7
     err = capsys.readouterr().err
     assert ": no_space" in err and "under --min-free 1,024 MiB" in err

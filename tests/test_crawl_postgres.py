@@ -153,7 +153,7 @@ async def test_a_check_gives_the_same_rows_in_both_and_later_checks_are_incremen
     clock = Clock()  # both runs at the same moment: the same stamps
 
     on_sqlite = await run_checks(config(db, now=clock))
-    on_postgres = await run_checks(config(pg_url, now=clock))  # type: ignore[arg-type]
+    on_postgres = await run_checks(config(None, db_url=pg_url, now=clock))
 
     assert on_postgres.source == "mirror" and on_postgres.total == on_sqlite.total == 9
     assert on_postgres.outcomes == on_sqlite.outcomes
@@ -167,17 +167,17 @@ async def test_a_check_gives_the_same_rows_in_both_and_later_checks_are_incremen
 
     # Nothing due: no request. A day on, every file is asked for conditionally (304s).
     before = len(files.seen)
-    again = await run_checks(config(pg_url, now=clock))  # type: ignore[arg-type]
+    again = await run_checks(config(None, db_url=pg_url, now=clock))
     assert again.total == 0 and len(files.seen) == before
     clock.now += timedelta(days=1)
-    later = await run_checks(config(pg_url, now=clock))  # type: ignore[arg-type]
+    later = await run_checks(config(None, db_url=pg_url, now=clock))
     assert later.outcomes.get("not_modified") == 6
     # A URL changed in the mirror is due at once, and its validators are not sent.
     moved = files.add("/moved.csv")
     with pg(pg_url) as conn:
         conn.execute("UPDATE resource_rows SET url = ? WHERE id = ?", (moved, ids[0]))
     files.seen.clear()
-    summary = await run_checks(config(pg_url, now=clock))  # type: ignore[arg-type]
+    summary = await run_checks(config(None, db_url=pg_url, now=clock))
     assert summary.total == 1 and [s.path for s in files.seen] == ["/moved.csv"]
     assert "If-None-Match" not in files.seen[0].headers
     assert rows(pg_url, "check_results")[ids[0]]["checks"] == 1
@@ -194,7 +194,7 @@ async def test_the_host_and_format_filters_select_the_same_resources(
     copy_mirror(db, pg_url)
     for options in ({"host": (a.key,)}, {"format": ("pdf",)}):
         await run_checks(config(db, all=True, **options))
-        await run_checks(config(pg_url, all=True, **options))  # type: ignore[arg-type]
+        await run_checks(config(None, db_url=pg_url, all=True, **options))
         assert set(rows(pg_url, "check_results")) == set(rows(db, "check_results")), options
     assert len(rows(pg_url, "check_results")) == 2  # a's two, then a's PDF again
 
@@ -203,7 +203,7 @@ CHILD = """
 import asyncio, sys
 from aioudata._crawl import CheckConfig, HostLimits, run_checks
 config = CheckConfig(
-    db=sys.argv[1], concurrency=8, per_host=HostLimits(2, None), timeout=60
+    db_url=sys.argv[1], concurrency=8, per_host=HostLimits(2, None), timeout=60
 )
 asyncio.run(run_checks(config))
 """
@@ -220,7 +220,7 @@ async def test_a_check_killed_mid_way_is_resumed_with_only_what_was_not_recorded
         await until_stuck(pg_url, slow, lambda: child.returncode is not None)
         # The other run holds the schema: a second one is refused at once.
         with pytest.raises(CheckError, match="being checked by another run"):
-            await run_checks(config(pg_url))  # type: ignore[arg-type]
+            await run_checks(config(None, db_url=pg_url))
     finally:
         child.kill()  # SIGKILL: no cleanup of any kind
         await child.wait()
@@ -233,7 +233,7 @@ async def test_a_check_killed_mid_way_is_resumed_with_only_what_was_not_recorded
     assert slow.gate is not None
     slow.gate.set()
 
-    summary = await run_checks(config(pg_url))  # type: ignore[arg-type]
+    summary = await run_checks(config(None, db_url=pg_url))
 
     assert summary.resumed and (summary.total, summary.checked) == (10, 10)
     assert fast.seen == []  # nothing recorded is checked again
@@ -255,7 +255,9 @@ async def test_a_mismatch_is_recorded_alike_and_the_file_asked_for_whole_again(
     clock = Clock()
 
     on_sqlite = await run_downloads(download_config(db, tmp_path / "a", now=clock))
-    on_postgres = await run_downloads(download_config(pg_url, tmp_path / "b", now=clock))  # type: ignore[arg-type]
+    on_postgres = await run_downloads(
+        download_config(None, tmp_path / "b", db_url=pg_url, now=clock)
+    )
 
     assert on_postgres.outcomes == on_sqlite.outcomes == {"downloaded": 1, "mismatch": 1}
     assert rows(pg_url, "download_results") == rows(db, "download_results")
@@ -263,7 +265,7 @@ async def test_a_mismatch_is_recorded_alike_and_the_file_asked_for_whole_again(
     # Again: the good file is known unchanged (not asked for), the mismatch asked whole.
     host.seen.clear()
     del host.corrupt["/bad.csv"]
-    summary = await run_downloads(download_config(pg_url, tmp_path / "b", now=clock))  # type: ignore[arg-type]
+    summary = await run_downloads(download_config(None, tmp_path / "b", db_url=pg_url, now=clock))
     assert summary.skipped == 1 and [s.path for s in host.seen] == ["/bad.csv"]
     assert "If-None-Match" not in host.seen[0].headers and "Range" not in host.seen[0].headers
     assert {r["result"] for r in rows(pg_url, "download_results").values()} == {"downloaded"}
@@ -275,7 +277,7 @@ import asyncio, sys
 from pathlib import Path
 from aioudata._crawl import DownloadConfig, HostLimits, run_downloads
 config = DownloadConfig(
-    db=sys.argv[1], dir=Path(sys.argv[2]), per_host=HostLimits(4, None), min_free=0,
+    db_url=sys.argv[1], dir=Path(sys.argv[2]), per_host=HostLimits(4, None), min_free=0,
     timeout=60, chunk_size=4096,
 )
 asyncio.run(run_downloads(config))
@@ -300,7 +302,7 @@ async def test_a_download_killed_mid_transfer_resumes_its_parts(
     committed = scalar(pg_url, "SELECT COUNT(*) FROM download_results")
     host.seen.clear()
 
-    summary = await run_downloads(download_config(pg_url, out))  # type: ignore[arg-type]
+    summary = await run_downloads(download_config(None, out, db_url=pg_url))
 
     assert summary.resumed_run and summary.status == "ok" and summary.resumed >= 1
     assert sorted(files_under(out).values()) == sorted(bodies.values())
@@ -313,12 +315,12 @@ async def test_one_run_per_schema(tmp_path: Path, pg_url: str) -> None:
     lock.acquire()
     try:
         with pytest.raises(CheckError, match="being checked by another run") as refused:
-            await run_downloads(download_config(pg_url, tmp_path))  # type: ignore[arg-type]
+            await run_downloads(download_config(None, tmp_path, db_url=pg_url))
         assert PASSWORD not in str(refused.value)
     finally:
         lock.release()
     PostgresStore(DatabaseURL.parse(pg_url)).close()  # an empty mirror: no API walk
-    summary = await run_downloads(download_config(pg_url, tmp_path))  # type: ignore[arg-type]
+    summary = await run_downloads(download_config(None, tmp_path, db_url=pg_url))
     assert summary.status == "ok" and (summary.source, summary.total) == ("mirror", 0)
 
 
@@ -327,7 +329,7 @@ def test_the_command_line_takes_the_url_and_never_shows_the_password(
 ) -> None:
     from aioudata._crawl import CheckConfig
 
-    shown = repr(CheckConfig(db=pg_url))  # type: ignore[arg-type]
+    shown = repr(CheckConfig(db_url=pg_url))
     assert "DatabaseURL('postgresql://aioudata@" in shown and PASSWORD not in shown
     bad = pg_url.replace(PASSWORD, "wrong-secret")
     assert main(["resources", "check", "--db", bad, "--quiet"]) == 6
@@ -345,7 +347,7 @@ async def test_another_applications_schema_is_refused(tmp_path: Path, pg_url: st
     with pg(pg_url) as conn:
         conn.execute("CREATE TABLE invoices (id INTEGER)")
     with pytest.raises(CheckError, match="other tables") as refused:
-        await run_checks(config(pg_url))  # type: ignore[arg-type]
+        await run_checks(config(None, db_url=pg_url))
     assert refused.value.code == 2 and PASSWORD not in str(refused.value)
 
 
@@ -359,9 +361,9 @@ async def test_the_tables_are_those_of_sqlite_and_the_documented_queries_run(
     mirror_with_checksums(db, [(host.add("/a.csv", BODY), "sha256", digest(BODY))])
     copy_mirror(db, pg_url)
     await run_checks(config(db))
-    await run_checks(config(pg_url))  # type: ignore[arg-type]
+    await run_checks(config(None, db_url=pg_url))
     await run_downloads(download_config(db, tmp_path / "a"))
-    await run_downloads(download_config(pg_url, tmp_path / "b"))  # type: ignore[arg-type]
+    await run_downloads(download_config(None, tmp_path / "b", db_url=pg_url))
 
     with pg(pg_url) as conn:
         columns: dict[str, set[str]] = {}
@@ -406,7 +408,7 @@ async def test_without_a_mirror_the_api_is_walked_into_the_schema(
     api.datasets.append(api.datasets[-1])
     try:
         summary = await run_checks(
-            config(pg_url, base_url=f"http://127.0.0.1:{api.port}/api/1", page_size=2)  # type: ignore[arg-type]
+            config(None, db_url=pg_url, base_url=f"http://127.0.0.1:{api.port}/api/1", page_size=2)
         )
     finally:
         assert api.runner is not None
@@ -422,7 +424,7 @@ async def test_a_connection_lost_mid_run_fails_in_one_line_and_the_rerun_resumes
     webhosts: Web, tmp_path: Path, pg_url: str
 ) -> None:
     fast, slow = await slow_web_in(pg_url, webhosts, tmp_path)
-    run = asyncio.ensure_future(run_checks(config(pg_url, concurrency=8)))  # type: ignore[arg-type]
+    run = asyncio.ensure_future(run_checks(config(None, db_url=pg_url, concurrency=8)))
     try:
         await until_stuck(pg_url, slow, run.done)
         assert recorded(pg_url) == 30 and slow.waiting == 2 and not run.done()
@@ -442,7 +444,7 @@ async def test_a_connection_lost_mid_run_fails_in_one_line_and_the_rerun_resumes
     slow.seen.clear()
     fast.seen.clear()
 
-    summary = await run_checks(config(pg_url))  # type: ignore[arg-type]
+    summary = await run_checks(config(None, db_url=pg_url))
 
     assert summary.resumed and summary.checked == 10 and fast.seen == []
     assert scalar(pg_url, "SELECT COUNT(*) FROM check_results") == 40

@@ -218,9 +218,9 @@ class Resolver(AbstractResolver):
         return None
 
 
-def config(db: Path, **options: Any) -> CheckConfig:
-    """A check of ``db`` without waits: no rate limit, short back-offs and breaker pauses, and
-    no DNS (see :class:`Resolver`)."""
+def config(db: Path | None, **options: Any) -> CheckConfig:
+    """A check of ``db`` (None: of ``db_url`` in ``options``) without waits: no rate limit,
+    short back-offs and breaker pauses, and no DNS (see :class:`Resolver`)."""
     values: dict[str, Any] = {
         "per_host": HostLimits(2, None),
         "backoff": 0.01,
@@ -229,7 +229,9 @@ def config(db: Path, **options: Any) -> CheckConfig:
         "resolver": Resolver(),
     }
     values.update(options)
-    return CheckConfig(db=db, **values)
+    if db is not None:
+        values["db"] = db
+    return CheckConfig(**values)
 
 
 def results(db: Path) -> dict[str, dict[str, Any]]:

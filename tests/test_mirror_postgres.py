@@ -231,9 +231,11 @@ async def test_kill_9_then_resume_gives_the_rows_of_an_uninterrupted_run(
     assert_same(reference, pg_url, RESUMED)
 
 
-async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
-    catalog: FakeCatalog, tmp_path: Path, pg_url: str, postgres: PostgresServer
-) -> None:
+async def slow_mirror_under_way(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str
+) -> tuple[Path, asyncio.Future[Any]]:
+    """The reference SQLite mirror of 30 datasets, and a slow mirror of them into ``pg_url``
+    that has committed its second page (20 s at most)."""
     catalog.items["datasets"] = [dataset(n) for n in range(1, 31)]
     reference = tmp_path / "reference.sqlite"
     await run_mirror(config(catalog, reference, page_size=2))
@@ -244,6 +246,13 @@ async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
         with contextlib.suppress(MirrorError):
             if query(pg_url, "SELECT 1 FROM sync_state WHERE entity = 'datasets' AND page >= 2"):
                 break
+    return reference, task
+
+
+async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
+    catalog: FakeCatalog, tmp_path: Path, pg_url: str, postgres: PostgresServer
+) -> None:
+    reference, task = await slow_mirror_under_way(catalog, tmp_path, pg_url)
     postgres.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
         f" WHERE application_name = 'aioudata mirror (pid {os.getpid()})'"

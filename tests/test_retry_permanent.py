@@ -24,6 +24,7 @@ from aioudata import (
     Client,
     ConnectError,
     HostNotFoundError,
+    NameResolutionError,
     RateLimiter,
     RequestEvent,
     RetryPolicy,
@@ -149,19 +150,24 @@ async def test_a_temporary_dns_failure_is_retried(
         site = await client.site.get_site()
     assert site.id == SITE["id"]
     assert asked == [NOWHERE] * 3
-    assert client.stats.retries == 2 and client.stats.retry_reasons == {"ConnectError": 2}
+    assert client.stats.retries == 2 and client.stats.retry_reasons == {"NameResolutionError": 2}
+    # A DNS server that does not answer says nothing about being blocked: no cool-off.
+    assert client.stats.cool_offs == 0
 
 
-async def test_a_temporary_dns_failure_every_time_ends_as_a_connect_error(
+async def test_a_temporary_dns_failure_every_time_ends_naming_the_host(
     monkeypatch: pytest.MonkeyPatch, faults: FaultServer
 ) -> None:
     again = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     resolver_failing(monkeypatch, *[again] * POLICY.max_attempts)
     async with nowhere_client(faults) as client:
-        with pytest.raises(ConnectError) as info:
+        with pytest.raises(NameResolutionError) as info:
             await client.site.get_site()
-    assert type(info.value) is ConnectError and "Temporary failure" in str(info.value)
-    assert client.stats.retries == POLICY.max_attempts - 1
+    error = info.value
+    assert isinstance(error, ConnectError) and not isinstance(error, PERMANENT)
+    assert error.host == NOWHERE and error.reason == "Temporary failure in name resolution"
+    assert f"the host name {NOWHERE} could not be resolved" in str(error)
+    assert client.stats.retries == POLICY.max_attempts - 1 and faults.seen == []
 
 
 class DNSError(Exception):
@@ -178,25 +184,29 @@ def aiodns_error(code: int, message: str) -> OSError:
 
 
 @pytest.mark.parametrize(
-    ("error", "permanent"),
+    ("error", "kind"),
     [
-        (aiodns_error(4, "Domain name not found"), True),
-        (aiodns_error(12, "Timeout while contacting DNS servers"), False),
-        (OSError(None, "DNS lookup failed"), False),
+        (aiodns_error(4, "Domain name not found"), HostNotFoundError),
+        (aiodns_error(12, "Timeout while contacting DNS servers"), NameResolutionError),
+        (aiodns_error(3, "Server failed"), NameResolutionError),
+        (OSError(None, "DNS lookup failed"), ConnectError),
+        (socket.gaierror(socket.EAI_FAIL, "Non-recoverable failure"), ConnectError),
     ],
 )
-async def test_the_aiodns_resolver_s_answers_are_told_apart(
-    monkeypatch: pytest.MonkeyPatch, faults: FaultServer, error: OSError, permanent: bool
+async def test_the_resolver_s_answers_are_told_apart(
+    monkeypatch: pytest.MonkeyPatch, faults: FaultServer, error: OSError, kind: type[Exception]
 ) -> None:
-    resolver_failing(monkeypatch, error)
+    resolver_failing(monkeypatch, error, error)
     faults.script("/site/", Action(200, SITE))
-    async with nowhere_client(faults) as client:
-        if permanent:
-            with pytest.raises(HostNotFoundError):
-                await client.site.get_site()
-        else:
+    retries = RetryPolicy(max_attempts=1)
+    async with Client(f"http://{NOWHERE}:{faults.port}/api/1", retry=retries) as client:
+        with pytest.raises(kind) as info:
             await client.site.get_site()
-    assert client.stats.retries == (0 if permanent else 1)
+        assert type(info.value) is kind
+        if kind is not HostNotFoundError:  # the others are retried: the next lookup passes
+            async with nowhere_client(faults) as patient:
+                await patient.site.get_site()
+            assert patient.stats.retries == 1
 
 
 def connector_error(os_error: OSError) -> aiohttp.ClientConnectorError:

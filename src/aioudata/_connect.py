@@ -2,8 +2,9 @@
 
 A certificate that fails verification and a host name that does not exist get the same answer
 every time: :class:`TLSCertificateError` and :class:`HostNotFoundError`, which the retry policy
-does not retry. A refused connection, a temporary resolver failure (``EAI_AGAIN``) or a
-connection timeout may pass: a plain :class:`ConnectError`, retried.
+does not retry. A temporary resolver failure (``EAI_AGAIN``, a DNS timeout) may pass: a
+:class:`NameResolutionError` naming the host, retried. So may a refused connection or a
+connection timeout: a plain :class:`ConnectError`, retried.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import ssl
 
 import aiohttp
 
-from ._errors import ConnectError, HostNotFoundError, TLSCertificateError
+from ._errors import ConnectError, HostNotFoundError, NameResolutionError, TLSCertificateError
 
 __all__ = ["PERMANENT", "connect_error"]
 
@@ -23,6 +24,8 @@ PERMANENT: tuple[type[ConnectError], ...] = (TLSCertificateError, HostNotFoundEr
 #: c-ares' "domain name not found" (aiohttp's AsyncResolver, with aiodns installed, raises an
 #: ``OSError`` without errno from aiodns' ``DNSError(code, message)``).
 _ARES_ENOTFOUND = 4
+#: c-ares' answers that may pass: ESERVFAIL, ECONNREFUSED (by the DNS server), ETIMEOUT.
+_ARES_TEMPORARY = frozenset({3, 11, 12})
 
 
 def connect_error(
@@ -35,9 +38,11 @@ def connect_error(
     if isinstance(exc.os_error, ssl.SSLCertVerificationError):  # wrapped otherwise
         reason = _verify_message(exc.os_error)
         return TLSCertificateError(reason, method=method, url=url, host=exc.host)
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) and _name_not_found(exc.os_error):
-        reason = exc.os_error.strerror or str(exc.os_error) or "name not found"
-        return HostNotFoundError(reason, method=method, url=url, host=exc.host)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        kind = _dns_failure(exc.os_error)
+        if kind is not None:
+            reason = exc.os_error.strerror or str(exc.os_error) or "no answer"
+            return kind(reason, method=method, url=url, host=exc.host)
     return ConnectError(text, method=method, url=url)
 
 
@@ -46,13 +51,20 @@ def _verify_message(error: BaseException) -> str:
     return str(message or error or type(error).__name__)
 
 
-def _name_not_found(error: OSError) -> bool:
-    """The resolver said the name does not exist (not: could not find out for now)."""
+def _dns_failure(error: OSError) -> type[HostNotFoundError | NameResolutionError] | None:
+    """What the resolver said: the name does not exist, or it could not find out for now.
+
+    None when it does not say (an ``OSError`` of another kind): a plain :class:`ConnectError`.
+    """
     if isinstance(error, socket.gaierror):
-        return error.errno == socket.EAI_NONAME
+        code = error.errno
+        if code == socket.EAI_NONAME:
+            return HostNotFoundError
+        return NameResolutionError if code == socket.EAI_AGAIN else None
     cause = error.__cause__
-    return (
-        cause is not None
-        and type(cause).__module__.startswith("aiodns")
-        and cause.args[:1] == (_ARES_ENOTFOUND,)
-    )
+    if cause is None or not type(cause).__module__.startswith("aiodns"):
+        return None
+    code = cause.args[0] if cause.args else None
+    if code == _ARES_ENOTFOUND:
+        return HostNotFoundError
+    return NameResolutionError if code in _ARES_TEMPORARY else None

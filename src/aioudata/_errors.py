@@ -7,7 +7,7 @@ are attributes; the exception text stays one readable line.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "APIError",
@@ -23,6 +23,7 @@ __all__ = [
     "HostNotFoundError",
     "LockedError",
     "MalformedResponseError",
+    "NameResolutionError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
@@ -159,11 +160,24 @@ class ConnectError(TransportError):
     """No connection could be made (refused, DNS, TLS): the request was never sent.
 
     Retried (for any method: nothing was sent), except for its two permanent kinds,
-    :class:`TLSCertificateError` and :class:`HostNotFoundError`, which fail at once.
+    :class:`TLSCertificateError` and :class:`HostNotFoundError`, which fail at once. A host
+    name that could not be resolved for now is a :class:`NameResolutionError`, retried.
     """
 
 
-class TLSCertificateError(ConnectError):
+class _HostError(ConnectError):
+    """A connection failure about one host: ``host`` and what was said about it, ``reason``."""
+
+    #: The message, from ``{host}`` and ``{reason}``.
+    template: ClassVar[str] = "{host}: {reason}"
+
+    def __init__(self, reason: str, *, method: str, url: str, host: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(self.template.format(host=host, reason=reason), method=method, url=url)
+
+
+class TLSCertificateError(_HostError):
     """The server's TLS certificate failed verification; the request is not retried.
 
     Self-signed, expired, issued by an authority the system does not trust, or for another
@@ -171,33 +185,35 @@ class TLSCertificateError(ConnectError):
     certificate it was, ``reason`` what the verification said (``"self-signed certificate"``).
     """
 
-    def __init__(self, reason: str, *, method: str, url: str, host: str) -> None:
-        self.host = host
-        self.reason = reason
-        super().__init__(
-            f"the TLS certificate of {host} failed verification: {reason} (not retried: every"
-            " attempt gets the same certificate)",
-            method=method,
-            url=url,
-        )
+    template = (
+        "the TLS certificate of {host} failed verification: {reason} (not retried: every"
+        " attempt gets the same certificate)"
+    )
 
 
-class HostNotFoundError(ConnectError):
+class HostNotFoundError(_HostError):
     """The host name does not exist (DNS: NXDOMAIN, ``EAI_NONAME``); not retried.
 
     A temporary resolver failure (``EAI_AGAIN``: no answer from the DNS server in time) is a
-    plain :class:`ConnectError`, retried. ``host`` is the name looked up, ``reason`` what the
+    :class:`NameResolutionError`, retried. ``host`` is the name looked up, ``reason`` what the
     resolver said.
     """
 
-    def __init__(self, reason: str, *, method: str, url: str, host: str) -> None:
-        self.host = host
-        self.reason = reason
-        super().__init__(
-            f"the host name {host} does not exist: {reason} (not retried: check the URL)",
-            method=method,
-            url=url,
-        )
+    template = "the host name {host} does not exist: {reason} (not retried: check the URL)"
+
+
+class NameResolutionError(_HostError):
+    """The host name could not be resolved for now (DNS: ``EAI_AGAIN``, a timeout); retried.
+
+    The resolver did not say the name does not exist (that is :class:`HostNotFoundError`): the
+    DNS server failed to answer, which may pass. Raised once the retries are spent. ``host`` is
+    the name looked up, ``reason`` what the resolver said.
+    """
+
+    template = (
+        "the host name {host} could not be resolved: {reason} (a temporary DNS failure:"
+        " check the network and the DNS server)"
+    )
 
 
 class RequestTimeoutError(TransportError):

@@ -14,7 +14,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState
 
 from ._connect import PERMANENT
-from ._errors import APIError, ConnectError, TransportError
+from ._errors import APIError, ConnectError, NameResolutionError, TransportError
 from ._limits import RateLimiter
 
 __all__ = ["ClientStats", "RetryPolicy", "parse_retry_after"]
@@ -37,8 +37,9 @@ class RetryPolicy:
     Connection failures that would repeat fail at once, whatever the method and the attempts
     left: a TLS certificate that fails verification (:class:`TLSCertificateError`, naming the
     host and why) and a host name that does not exist (:class:`HostNotFoundError`: NXDOMAIN,
-    ``EAI_NONAME``). A temporary DNS failure (``EAI_AGAIN``), a refused, reset or timed-out
-    connection is retried like any transport error.
+    ``EAI_NONAME``). A temporary DNS failure (``EAI_AGAIN``: :class:`NameResolutionError`,
+    naming the host), a refused, reset or timed-out connection is retried like any transport
+    error.
 
     ``max_time`` is a budget in seconds, counted from the first attempt: no retry starts after
     it, and no wait outlasts what is left of it. When the next wait (backoff, Retry-After, or a
@@ -130,9 +131,11 @@ class Retrier:
     def note_outcome(self, error: BaseException | None) -> None:
         """Track refused connections; a burst of them cools the whole client off.
 
-        A bad certificate or a host that does not exist says nothing about being blocked.
+        A bad certificate, a host that does not exist or a DNS server that did not answer says
+        nothing about being blocked.
         """
-        if not isinstance(error, ConnectError) or isinstance(error, PERMANENT):
+        unrefused = (*PERMANENT, NameResolutionError)
+        if not isinstance(error, ConnectError) or isinstance(error, unrefused):
             self._refused_in_a_row = 0
             return
         self._refused_in_a_row += 1

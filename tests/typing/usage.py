@@ -5,10 +5,12 @@ A wrong return or parameter type in the generated stubs makes ``assert_type`` fa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, assert_type
 
 import aioudata
 from aioudata import Client, PaginationStats, Paginator
+from aioudata._mirror.pgurl import DatabaseURL
 from aioudata.models import (
     Badge,
     Dataset,
@@ -183,3 +185,13 @@ async def api_v2(client: Client) -> None:
         assert_type(organization, Organization)  # the v1 class: v2 registers the same fields
     client.v2.datasets.search_datasets(producer_type="nobody")  # type: ignore[call-overload]
     client.v2.datasets.search_datasets(page=0).options(max_results=20_000, over_cap="stop")
+
+
+def databases(password: str) -> None:
+    # A PostgreSQL database by URL, typed for every config (no ignore needed).
+    url = f"postgresql://aioudata:{password}@127.0.0.1:5432/udata?schema=portal"
+    aioudata.MirrorConfig(db_url=url)
+    check = aioudata.CheckConfig(db_url=url)
+    download = aioudata.DownloadConfig(db_url=url, format=("csv",))
+    assert_type(check.db, Path | DatabaseURL)  # the database the run uses, once made
+    assert_type(download.db_url, DatabaseURL | str | None)

@@ -45,14 +45,17 @@ def _database_url(text: str) -> DatabaseURL:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _db(args: argparse.Namespace) -> Path | DatabaseURL:
-    """The database from --db, --db-url or $AIOUDATA_DB_URL (else the default file)."""
+def _db(args: argparse.Namespace) -> dict[str, Path | DatabaseURL]:
+    """``db`` (a file) or ``db_url`` from --db, --db-url or $AIOUDATA_DB_URL (else the default
+    file)."""
     if args.db is not None and args.db_url is not None:
         raise CheckError("give --db or --db-url, not both", code=2)
     given: Path | DatabaseURL | None = args.db if args.db is not None else args.db_url
     if given is None and os.environ.get(DB_URL_ENV):
         given = DatabaseURL.parse(os.environ[DB_URL_ENV])
-    return DEFAULT_DB if given is None else given
+    if isinstance(given, DatabaseURL):
+        return {"db_url": given}
+    return {"db": DEFAULT_DB if given is None else given}
 
 
 def _size(text: str) -> int:
@@ -127,8 +130,9 @@ def add_commands(
         " API when it holds none) into --dir, politely (the same per-host limits as check),"
         " resuming partial files with Range and verifying published checksums; results in"
         " its download_* tables. Files whose published checksum is the one of the file"
-        " already there are not requested. Exit status 6: stopped because the disk is"
-        " nearly full (run it again once there is room: it resumes).",
+        " already there are not requested. Exit status 7: stopped because the disk is"
+        " nearly full (run it again once there is room: it resumes); 6: the PostgreSQL"
+        " database cannot be used.",
     )
     download.add_argument(
         "--dir",
@@ -253,7 +257,7 @@ def config_from(args: argparse.Namespace) -> CheckConfig:
 
 def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
     return dict(
-        db=_db(args),
+        **_db(args),
         base_url=getattr(args, "base_url", None) or DEFAULT_BASE_URL,
         api_key=api_key,
         all=args.all,
@@ -271,8 +275,11 @@ def _common(args: argparse.Namespace, api_key: str | None) -> dict[str, Any]:
 
 
 async def run_command(args: argparse.Namespace) -> int:
-    """Run ``aioudata resources COMMAND``; the exit status: 0 when the run ended, 6 when a
-    download stopped because the disk is nearly full."""
+    """Run ``aioudata resources COMMAND``; the exit status: 0 when the run ended, 7
+    (:data:`EXIT_NO_SPACE`) when a download stopped because the disk is nearly full.
+
+    Failures raise, and the command line maps them as for ``aioudata mirror``: 6 when the
+    PostgreSQL database cannot be used (:class:`~aioudata.MirrorDatabaseError`), 2 for usage."""
     if args.resources_command not in ("check", "download"):
         raise CheckError(f"unknown command {args.resources_command!r}", code=2)
     quiet = bool(getattr(args, "quiet", False))

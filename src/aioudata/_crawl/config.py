@@ -58,11 +58,19 @@ def user_agent(contact: str | None = None) -> str:
     return f"aioudata/{__version__} (resource checker; +{CONTACT_URL}{extra})"
 
 
-def _database(db: Path | DatabaseURL | str) -> Path | DatabaseURL:
-    """``db`` as given: a ``postgresql://`` URL is read (a bad one: exit status 2)."""
+def _database(db: Path | DatabaseURL | str, url: DatabaseURL | str | None) -> Path | DatabaseURL:
+    """The run's database from ``db`` and ``db_url``: a URL is read (a bad one: exit status 2).
+
+    ``db`` may still be a ``postgresql://`` string (as before ``db_url``); ``db`` other than the
+    default file and ``db_url`` together are refused.
+    """
     if isinstance(db, str):
-        return DatabaseURL.parse(db) if is_database_url(db) else Path(db)
-    return db
+        db = DatabaseURL.parse(db) if is_database_url(db) else Path(db)
+    if url is None:
+        return db
+    if db != DEFAULT_DB:
+        raise CheckError("give db or db_url, not both", code=2)
+    return DatabaseURL.parse(url) if isinstance(url, str) else url
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +80,9 @@ class CheckConfig:
     Resources come from the mirror database ``db`` (``aioudata mirror``) when it holds one,
     else from the API at ``base_url`` (``api_key``, or ``UDATA_API_KEY``, is sent to the API
     only, never to the hosts of the files). Results go to ``db`` either way: the SQLite file, or
-    the schema of a PostgreSQL database (``postgresql://...``, whose password is never shown).
+    the schema of a PostgreSQL database given as ``db_url`` (``postgresql://...``, whose
+    password is never shown). Once made, ``db`` is the database the run uses (the file, or the
+    URL read: a ``DatabaseURL``) and ``db_url`` that URL, or None for a file.
 
     Politeness: ``concurrency`` requests in flight in all, ``host_limits.get(host,
     per_host)`` for each host (``host`` is ``name[:port]``); a host answering 429/503 is left
@@ -118,6 +128,8 @@ class CheckConfig:
     resolver: AbstractResolver | None = field(default=None, repr=False, compare=False)
     #: Now, as an aware datetime (tests move it to see the schedule at work).
     now: Callable[[], datetime] | None = field(default=None, repr=False, compare=False)
+    #: A PostgreSQL database instead of the SQLite file ``db``: ``postgresql://...``.
+    db_url: DatabaseURL | str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
@@ -148,7 +160,9 @@ class CheckConfig:
                 check_api_key(self.api_key)
             except ArgumentError as error:
                 raise CheckError(str(error), code=2) from None
-        object.__setattr__(self, "db", _database(self.db))
+        db = _database(self.db, self.db_url)
+        object.__setattr__(self, "db", db)
+        object.__setattr__(self, "db_url", db if isinstance(db, DatabaseURL) else None)
         object.__setattr__(self, "host_limits", {k.lower(): v for k, v in self.host_limits.items()})
         object.__setattr__(self, "host", tuple(h.strip().lower() for h in self.host if h.strip()))
         object.__setattr__(

@@ -19,8 +19,9 @@ __all__ = [
     "DownloadSummary",
 ]
 
-#: The command line's exit status when a run stopped because the disk is nearly full.
-EXIT_NO_SPACE = 6
+#: The command line's exit status when a run stopped because the disk is nearly full; not 6,
+#: which says the PostgreSQL database cannot be used (as for ``aioudata mirror``).
+EXIT_NO_SPACE = 7
 _MIB = 1024 * 1024
 
 
@@ -40,7 +41,7 @@ class DownloadConfig(CheckConfig):
     Files go under ``dir`` (see docs/schema.md, "Downloaded files"). ``max_size`` (bytes):
     larger files are not downloaded (recorded ``too_large``), also when the server does not
     say the size and the stream passes it. ``min_free`` (bytes): the run stops (exit status
-    6) when the disk holding ``dir`` has less free space, measured before the first file,
+    7) when the disk holding ``dir`` has less free space, measured before the first file,
     then after every 8 ``chunk_size`` written (0: never measured). ``attempts``: tries of a
     file whose transfer is cut, each resuming where the last stopped. ``timeout`` is the
     longest wait for a byte (not for a whole file). ``all``: download again even what is

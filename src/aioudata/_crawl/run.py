@@ -16,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .._display import Eta, Speed
 from .._mirror.pgurl import DatabaseURL
+from .._mirror.watch import watched
 from .config import CheckConfig, CheckProgress, CheckProgressCallback, CheckSummary
 from .download_config import DiskSpaceError
 from .lock import run_lock
@@ -46,25 +47,29 @@ class Opened(Generic[S]):
 
 @contextlib.asynccontextmanager
 async def opened(config: CheckConfig, store_type: type[S]) -> AsyncIterator[Opened[S]]:
-    """The run lock, the store open, the run resumed or started with its frontier built."""
+    """The run lock, the store open, the run resumed or started with its frontier built.
+
+    A PostgreSQL run lock lost mid-run (its connection dropped) ends the run: the work inside
+    is cancelled and :class:`~aioudata.MirrorDatabaseError` raised (see :func:`watched`)."""
     now: Callable[[], datetime] = config.now or (lambda: datetime.now(UTC))
     began = time.monotonic()
     lock = run_lock(config.db)
     lock.acquire()
     try:
-        store = await _store(config, store_type, now).open()
-        try:
-            source: Literal["mirror", "api"] = "mirror" if store.has_mirror() else "api"
-            run_id, resumed, ready = await store.open_run(source)
-            if resumed:
-                logger.info("resuming run %d", run_id)
-            if not ready:
-                if source == "api":
-                    await walk_api(config, store)
-                await store.build_frontier(source)
-            yield Opened(store, source, run_id, resumed, store.frontier_hosts(), began)
-        finally:
-            await store.close()
+        async with watched(lock):
+            store = await _store(config, store_type, now).open()
+            try:
+                source: Literal["mirror", "api"] = "mirror" if store.has_mirror() else "api"
+                run_id, resumed, ready = await store.open_run(source)
+                if resumed:
+                    logger.info("resuming run %d", run_id)
+                if not ready:
+                    if source == "api":
+                        await walk_api(config, store)
+                    await store.build_frontier(source)
+                yield Opened(store, source, run_id, resumed, store.frontier_hosts(), began)
+            finally:
+                await store.close()
     finally:
         lock.release()
 

@@ -50,7 +50,9 @@ class MirrorDatabaseError(MirrorError):
 
     ``unreachable``, ``auth`` (password refused), ``missing`` (no such database),
     ``permission``, ``dropped`` (the connection was lost mid-run: every committed page is
-    kept, the same command resumes) or ``failed``. Never holds the password.
+    kept, the same command resumes), ``lock`` (the run lock's connection was lost mid-run: the
+    run stopped rather than go on unprotected; the same command resumes) or ``failed``. Never
+    holds the password.
     """
 
     def __init__(self, message: str, *, kind: str, code: int = EXIT_DATABASE) -> None:

@@ -16,7 +16,14 @@ import time
 from yarl import URL
 
 from .._client import Client, mask_credentials
-from .._errors import APIError, ConnectError, NotFoundError, TransportError, UdataError
+from .._errors import (
+    APIError,
+    ConnectError,
+    NameResolutionError,
+    NotFoundError,
+    TransportError,
+    UdataError,
+)
 from .._generated.operations.site import GET_SITE as _GET_SITE
 from .._retry import RetryPolicy
 from .config import EntitySummary, MirrorConfig, MirrorError, MirrorSummary
@@ -28,6 +35,7 @@ from .sink import acquire, sink_for
 from .store import AsyncStore, Counts
 from .sync import EntitySync
 from .walk import first_error
+from .watch import watched
 
 __all__ = ["make_client", "run_mirror", "v2_url"]
 
@@ -37,7 +45,8 @@ logger = logging.getLogger("aioudata.mirror")
 PREFLIGHT_PATIENCE = 60.0
 #: The first check's first attempt, alone: a wrong URL (DNS, refused, TLS, 404) fails at once.
 _PREFLIGHT_FIRST = RetryPolicy(max_attempts=1, refused_burst=1_000_000)
-#: Then, after a transient failure (5xx, 429, reset, timeout): patient, within the patience.
+#: Then, after a transient failure (5xx, 429, reset, timeout, EAI_AGAIN): patient, within the
+#: patience.
 _PREFLIGHT_RETRY = RetryPolicy(
     max_attempts=10,
     max_time=PREFLIGHT_PATIENCE,
@@ -62,9 +71,11 @@ async def _check_site(client: Client) -> None:
 
 
 def _transient(error: UdataError) -> bool:
-    """True for a failure worth waiting out: the portal was reached but failed for now."""
+    """True for a failure worth waiting out: the portal (or its DNS server) failed for now."""
     if isinstance(error, APIError):
         return error.status in _PREFLIGHT_RETRY.statuses
+    if isinstance(error, NameResolutionError):
+        return True  # the resolver could not answer yet; a name that does not exist is not this
     return isinstance(error, TransportError) and not isinstance(error, ConnectError)
 
 
@@ -72,9 +83,10 @@ async def _preflight(config: MirrorConfig, client: Client | None = None) -> None
     """Check the URL and the key before anything else: quick on a wrong URL, patient otherwise.
 
     With ``client`` (the caller's), one check through it, under its own retry policy.
-    Otherwise a first attempt alone: a wrong URL fails at once (no connection: DNS, refused,
-    TLS; or a 404: not a udata API), and so does a refused key. A failure that may be
-    transient (5xx, 429, a reset connection, a timeout) is then waited out, retried with
+    Otherwise a first attempt alone: a wrong URL fails at once (no connection: a name that does
+    not exist, refused, TLS; or a 404: not a udata API), and so does a refused key. A failure
+    that may be transient (5xx, 429, a reset connection, a timeout, a DNS server that did not
+    answer: ``EAI_AGAIN``) is then waited out, retried with
     backoff (or Retry-After) for up to :data:`PREFLIGHT_PATIENCE` seconds in all (no retry
     starts later; the last one may take its own timeout), at most 11 attempts. A Retry-After
     past that gives up at once.
@@ -126,8 +138,10 @@ async def run_mirror(
         raise MirrorError(f"unknown entity {error.args[0]!r}", code=2) from None
     job = _Job(config, specs, as_progress(progress), client)
     try:
-        await job.open()
-        await job.run()
+        # A PostgreSQL run lock lost mid-run (its connection dropped) ends the run.
+        async with watched(job.sink.guard):
+            await job.open()
+            await job.run()
     except (asyncio.CancelledError, KeyboardInterrupt):
         job.status = "interrupted"
         raise
