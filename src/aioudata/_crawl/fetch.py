@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO, ClassVar, Literal
 import aiohttp
 from yarl import URL
 
+from .disk import DiskWriters, Stream
 from .download_config import DiskSpaceError, DownloadConfig
 from .files import FreeSpace, Partial, Place, file_name, place_of
 from .hosts import Job
@@ -35,6 +37,8 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _AGAIN = object()
 #: Files larger (or of unknown length) may be resumed after a kill -9 (see _receive).
 _RESUMABLE = 1024 * 1024
+#: Transfers at least this large are written and hashed by a thread (see disk.py).
+_THREADED = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -83,6 +87,13 @@ class Fetcher(Prober):
         #: Folders of the layout known to exist.
         self.folders: set[str] = set()
         self._root = os.fspath(config.dir)
+        self.disk = DiskWriters()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await super().__aexit__(*exc_info)
+        finally:
+            await asyncio.to_thread(self.disk.close)
 
     def timeout(self) -> aiohttp.ClientTimeout:
         """No limit on a whole file, only on connecting and on each wait for bytes."""
@@ -246,22 +257,39 @@ class Fetcher(Prober):
         start: int,
     ) -> tuple[int, bool]:
         """Bytes copied from the body to ``out`` (and ``hasher``), and whether the body
-        passed ``max_size`` (the copy then stops)."""
+        passed ``max_size`` (the copy then stops). A large transfer is written and hashed by
+        a thread of :attr:`disk` while the loop goes on (all of it is written on return)."""
         limit = self.config.max_size
-        written = 0
+        length = response.content_length
+        stream: Stream | None = None
+        if length is not None and length >= _THREADED:
+            stream = self.disk.stream(functools.partial(_write, out, space=self.space), hasher)
+        written, over = 0, False
         try:
             async for chunk in response.content.iter_chunked(self.config.chunk_size):
                 if limit is not None and start + written + len(chunk) > limit:
-                    return written, True
-                _write(out, chunk, self.space)
-                hasher.update(chunk)
+                    over = True
+                    break
+                if stream is None:
+                    _write(out, chunk, space=self.space)
+                    hasher.update(chunk)
+                else:
+                    await stream.put(chunk)
                 written += len(chunk)
                 self.received += len(chunk)
                 self.space.check(len(chunk))
         except (aiohttp.ClientError, TimeoutError) as error:
+            if stream is not None:
+                await stream.finish()  # what was received is on disk, for a resumption
             job.received += written
             raise TransferCut(written, error) from error
-        return written, False
+        except BaseException:
+            if stream is not None:
+                stream.abandon()
+            raise
+        if stream is not None:
+            await stream.finish()
+        return written, over
 
 
 def _open_part(place: Place, info: Partial | None, start: int) -> BinaryIO:
@@ -277,7 +305,7 @@ def _open_part(place: Place, info: Partial | None, start: int) -> BinaryIO:
     return out
 
 
-def _write(out: BinaryIO, chunk: bytes, space: FreeSpace) -> None:
+def _write(out: BinaryIO, chunk: bytes, *, space: FreeSpace) -> None:
     try:
         out.write(chunk)
     except OSError as error:
