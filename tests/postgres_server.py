@@ -194,6 +194,13 @@ class PostgresServer:
         with psycopg.connect(self.socket_url(dbname), autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
+    def terminate(self, application_name: str) -> None:
+        """End the server's sessions whose ``application_name`` is LIKE the one given."""
+        self.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE application_name LIKE '{application_name}'"
+        )
+
     def create_database(self, name: str) -> str:
         """A new empty database; its URL."""
         self.psql(f"CREATE DATABASE {name}")

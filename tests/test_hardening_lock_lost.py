@@ -132,10 +132,7 @@ async def test_a_mirror_whose_lock_is_lost_stops_and_the_rerun_resumes(
 ) -> None:
     reference, task = await slow_mirror_under_way(catalog, tmp_path, pg_url)
     # Only the lock's session: the run's writers go on, and would write unprotected.
-    postgres.psql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        f" WHERE application_name = '{LOCK_APP}'"
-    )
+    postgres.terminate(LOCK_APP)
     with pytest.raises(MirrorDatabaseError) as info:
         await asyncio.wait_for(task, 30)
     _assert_lock_lost(info.value)

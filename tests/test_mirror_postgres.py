@@ -253,10 +253,7 @@ async def test_a_connection_lost_mid_run_is_one_line_and_the_rerun_resumes(
     catalog: FakeCatalog, tmp_path: Path, pg_url: str, postgres: PostgresServer
 ) -> None:
     reference, task = await slow_mirror_under_way(catalog, tmp_path, pg_url)
-    postgres.psql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        f" WHERE application_name = 'aioudata mirror (pid {os.getpid()})'"
-    )
+    postgres.terminate(f"aioudata mirror (pid {os.getpid()})")
     with pytest.raises(MirrorDatabaseError) as info:
         await task
     assert info.value.kind == "dropped" and info.value.code == 6
