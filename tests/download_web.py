@@ -20,7 +20,7 @@ from aiohttp import web
 
 from aioudata._crawl import DownloadConfig, HostLimits
 from tests.faults import serve_local
-from tests.test_crawl_web import LAST_MODIFIED, Resolver, Web, make_mirror
+from tests.test_crawl_web import LAST_MODIFIED, Resolver, Web, make_mirror, rows_by_url
 
 _RANGE = re.compile(r"bytes=(\d+)-$")
 
@@ -189,12 +189,7 @@ def download_config(db: Path | None, directory: Path, **options: Any) -> Downloa
 
 def downloads(db: Path) -> dict[str, dict[str, Any]]:
     """``download_results`` rows by URL."""
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return {row["url"]: dict(row) for row in conn.execute("SELECT * FROM download_results")}
-    finally:
-        conn.close()
+    return rows_by_url(db, "download_results")
 
 
 def files_under(directory: Path) -> dict[str, bytes]:

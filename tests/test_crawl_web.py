@@ -234,16 +234,21 @@ def config(db: Path | None, **options: Any) -> CheckConfig:
     return CheckConfig(**values)
 
 
-def results(db: Path) -> dict[str, dict[str, Any]]:
-    """``check_results`` rows by URL."""
+def rows_by_url(db: Path, table: str) -> dict[str, dict[str, Any]]:
+    """The rows of ``table`` (a results table) by URL."""
     import sqlite3
 
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:
-        return {row["url"]: dict(row) for row in conn.execute("SELECT * FROM check_results")}
+        return {row["url"]: dict(row) for row in conn.execute(f"SELECT * FROM {table}")}
     finally:
         conn.close()
+
+
+def results(db: Path) -> dict[str, dict[str, Any]]:
+    """``check_results`` rows by URL."""
+    return rows_by_url(db, "check_results")
 
 
 def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
